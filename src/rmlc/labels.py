@@ -1,0 +1,102 @@
+"""Label encodings: the one place where {0, 1} and {-1, +1} targets are recognised.
+
+Everything inside rmlc works on a boolean positive mask ``(N, m)``; the public entry
+points call :func:`positive_mask` (tensors) or :func:`positive_mask_numpy` (arrays) once.
+A target matrix is accepted when all of its values lie in {0, 1} or all lie in {-1, +1};
+anything else (2, 0.5, NaN, or a mix of 0 and -1) is a ``ValueError`` that names the values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = [
+    "describe_values",
+    "positive_indicator",
+    "positive_mask",
+    "positive_mask_numpy",
+    "to_signed",
+]
+
+_MAX_LISTED = 8
+
+
+def describe_values(values: np.ndarray | torch.Tensor) -> str:
+    """List the distinct values of an array for an error message (at most a few)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    flat = np.asarray(values).ravel()
+    if flat.dtype.kind == "f":
+        nan = bool(np.isnan(flat).any())
+        uniques = np.unique(flat[~np.isnan(flat)])
+    else:
+        nan = False
+        uniques = np.unique(flat)
+    shown = [f"{v:g}" if isinstance(v, float) else str(v) for v in uniques[:_MAX_LISTED].tolist()]
+    if nan:
+        shown.append("nan")
+    more = f" and {len(uniques) - _MAX_LISTED} more" if len(uniques) > _MAX_LISTED else ""
+    return "{" + ", ".join(shown) + "}" + more
+
+
+def _encoding_error(name: str, values: np.ndarray | torch.Tensor) -> ValueError:
+    return ValueError(
+        f"{name} must hold values in {{0, 1}} or in {{-1, +1}} (one encoding for the whole "
+        f"matrix); found values {describe_values(values)}"
+    )
+
+
+def positive_indicator(
+    targets: torch.Tensor, dtype: torch.dtype = torch.float32, name: str = "targets"
+) -> torch.Tensor:
+    """Float 0/1 indicator of positive labels, the encoding every kernel works in.
+
+    Args:
+        targets: ``(N, m)`` (or any shape) with values in {0, 1} or in {-1, +1}, or bool.
+        dtype: floating dtype of the result; {0, 1} targets already of this dtype are
+            returned as they are (no copy).
+        name: what to call the argument in error messages.
+
+    Returns:
+        tensor of the same shape and the given dtype: 1 for positive labels, 0 otherwise.
+    """
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(targets).__name__}")
+    if targets.dtype == torch.bool:
+        return targets.to(dtype)
+    if targets.is_complex():
+        raise TypeError(f"{name} must be real-valued, got dtype {targets.dtype}")
+    # All zero exactly when every value is 0 or 1 (NaN and inf give NaN or inf).
+    binary = torch.aminmax(targets * (targets - 1))
+    if binary.min.item() == 0 and binary.max.item() == 0:
+        return targets.to(dtype)
+    signed = torch.aminmax(targets * targets - 1)
+    if signed.min.item() == 0 and signed.max.item() == 0:
+        return (targets.to(dtype) + 1) * 0.5
+    raise _encoding_error(name, targets)
+
+
+def positive_mask(targets: torch.Tensor, name: str = "targets") -> torch.Tensor:
+    """Boolean mask of positive labels (see :func:`positive_indicator` for the encodings)."""
+    if isinstance(targets, torch.Tensor) and targets.dtype == torch.bool:
+        return targets
+    return positive_indicator(targets, torch.float32, name) > 0
+
+
+def positive_mask_numpy(targets: np.ndarray, name: str = "Y") -> np.ndarray:
+    """NumPy twin of :func:`positive_mask` for the scikit-learn side of the library."""
+    targets = np.asarray(targets)
+    if targets.dtype == bool:
+        return targets
+    if targets.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {targets.dtype}")
+    positive = targets == 1
+    if not ((positive | (targets == 0)).all() or (positive | (targets == -1)).all()):
+        raise _encoding_error(name, targets)
+    return positive
+
+
+def to_signed(positive: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Map a positive mask to the paper's encoding: +1 for positives, -1 for negatives."""
+    return positive.to(dtype) * 2 - 1

@@ -1,0 +1,129 @@
+"""The call contract shared by every loss: ``loss(logits, targets, sample_weight=None)``.
+
+Input validation, per-sample weighting and reduction live here once; each loss module only
+names its per-sample function from :mod:`rmlc.losses.functional` and its hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from rmlc.labels import positive_indicator
+
+__all__ = ["REDUCTIONS", "MultiLabelLoss", "check_choice", "check_loss_inputs", "reduce_per_sample"]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_loss_inputs(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    sample_weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Check shapes, dtypes, devices and values; return the positive mask and the weights.
+
+    Args:
+        logits: ``(N, m)`` floating-point scores, ``N >= 1``, ``m >= 1``.
+        targets: ``(N, m)`` in {0, 1} or {-1, +1} (or bool), on the logits' device.
+        sample_weight: optional ``(N,)`` finite, non-negative weights.
+
+    Returns:
+        ``(positive, weight)``: ``(N, m)`` 0/1 indicator of positive labels (float64 for
+        float64 logits, else float32) and the ``(N,)`` weights (or None).
+    """
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (N, m), got shape {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be floating point, got dtype {logits.dtype}")
+    if logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ValueError(f"logits must be non-empty, got shape {tuple(logits.shape)}")
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    if targets.shape != logits.shape:
+        raise ValueError(
+            f"targets shape {tuple(targets.shape)} does not match logits shape "
+            f"{tuple(logits.shape)}"
+        )
+    if targets.device != logits.device:
+        raise ValueError(f"targets are on {targets.device} but logits on {logits.device}")
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    positive = positive_indicator(targets, dtype)
+    if sample_weight is None:
+        return positive, None
+    if not isinstance(sample_weight, torch.Tensor):
+        raise TypeError(f"sample_weight must be a torch.Tensor, got {type(sample_weight).__name__}")
+    if sample_weight.shape != (logits.shape[0],):
+        raise ValueError(
+            f"sample_weight must have shape (N,) = ({logits.shape[0]},), "
+            f"got {tuple(sample_weight.shape)}"
+        )
+    if sample_weight.device != logits.device:
+        raise ValueError(
+            f"sample_weight is on {sample_weight.device} but logits on {logits.device}"
+        )
+    lowest, highest = (float(v) for v in torch.aminmax(sample_weight.detach()))
+    if not (math.isfinite(lowest) and math.isfinite(highest)):
+        raise ValueError("sample_weight contains NaN or inf")
+    if lowest < 0:
+        raise ValueError(f"sample_weight must be non-negative, found {lowest:g}")
+    return positive, sample_weight
+
+
+def reduce_per_sample(
+    per_sample: torch.Tensor, weight: torch.Tensor | None, reduction: str
+) -> torch.Tensor:
+    """Weight a ``(N,)`` per-sample loss and reduce it: ``mean`` divides by ``N``."""
+    if weight is not None:
+        per_sample = per_sample * weight.to(per_sample.dtype)
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample
+
+
+def check_choice(name: str, value: object, choices: tuple) -> None:
+    """Raise a ``ValueError`` naming the parameter when ``value`` is not among ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+class MultiLabelLoss(nn.Module):
+    """Base of every rmlc loss: validates inputs, weights samples and reduces.
+
+    Subclasses implement :meth:`per_sample`, mapping ``(N, m)`` logits and the ``(N, m)``
+    0/1 indicator of positive labels to ``(N,)`` unweighted losses.
+
+    Args:
+        reduction: ``"mean"`` (``sum_i w_i loss_i / N``), ``"sum"``, or ``"none"`` for the
+            ``(N,)`` weighted per-sample losses.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        check_choice("reduction", reduction, REDUCTIONS)
+        self.reduction = reduction
+
+    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss of a batch.
+
+        Args:
+            logits: ``(N, m)`` scores.
+            targets: ``(N, m)`` in {0, 1} or {-1, +1}.
+            sample_weight: optional ``(N,)`` non-negative weights ``s_i``.
+        """
+        positive, weight = check_loss_inputs(logits, targets, sample_weight)
+        return reduce_per_sample(self.per_sample(logits, positive), weight, self.reduction)

@@ -1,0 +1,412 @@
+"""Pure tensor kernels of the losses (METHOD.md; paper Eq. 1, 6, 7, 8).
+
+Notation, per sample with scores ``f`` (a row of the logits): positives ``C+``, negatives
+``C-``, ``m`` labels. For a positive ``j`` the negative ``k`` *violates* the margin by
+``u = 1 - f_j + f_k`` when ``u > 0``. The ranking term of RMLC and WARP is
+``sum_{j in C+} L(r_j) sum_{k in C-} P(u_jk)`` with the penalty ``P`` a ramp (RMLC), a soft
+ramp (the authors' code) or a hinge (WARP), all written as functions of ``u``:
+``P(u) = clamp(u, 0, 1 - s) + (1 - beta) relu(u - (1 - s))``.
+
+The forward pass computes, without autograd, each sample's loss and its gradient with
+respect to every score (the subgradients of Eq. 7 and 8: a pair contributes while
+``0 < u < 1 - s``, i.e. ``s < f_j - f_k < 1``, ties excluded); the backward pass multiplies
+that gradient by the incoming one. The ranks are drawn once, in the forward pass.
+
+Two exact kernels compute the ranking term, chosen by size (same results, tested alike);
+the margin term is elementwise and shared:
+
+* ``"pairs"``: one row of ``m`` scores per positive label (``P`` rows), so ``O(P m)``
+  work with few operations: the fastest for the usual handful of positives per image.
+* ``"sorted"``: each sample's positive thresholds ``f_j - 1`` are sorted, every score is
+  located among them by ``searchsorted``, and the pairwise sums become prefix sums read at
+  those positions: ``O(N m log K)`` work and ``O(N m)`` memory whatever the number of
+  positives, for many labels and many positives per image.
+
+Neither ever materialises ``(N, m, m)``; extra memory is ``O(P m)`` or ``O(N m)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table, sample_draws
+
+__all__ = [
+    "Kernel",
+    "asymmetric_per_sample",
+    "bce_per_sample",
+    "choose_kernel",
+    "hinge",
+    "margin_term",
+    "ramp",
+    "ranking_loss",
+    "softmax_per_sample",
+    "violation_penalty",
+]
+
+Kernel = Literal["auto", "pairs", "sorted"]
+
+# A shift that puts a score beyond every other score of its row (finite, with room to spare).
+_EXCLUDED = {dtype: torch.finfo(dtype).max / 4 for dtype in (torch.float32, torch.float64)}
+
+
+def hinge(t: torch.Tensor, a: float = 1.0) -> torch.Tensor:
+    """Hinge ``H_a(t) = max(0, a - t)``, elementwise (autograd)."""
+    return torch.relu(a - t)
+
+
+def ramp(t: torch.Tensor, s: float = -0.8, beta: float = 1.0) -> torch.Tensor:
+    """Ramp ``R_s(t) = H_1(t) - beta * H_s(t)``, elementwise (autograd).
+
+    ``beta = 1`` is the paper's ramp, capped at ``1 - s``; ``beta = 0.9`` is the authors'
+    "soft ramp" (slope 0.1 below ``s``); ``beta = 0`` is the hinge ``H_1``. The slope is
+    -1 for ``s < t < 1`` and ``beta - 1`` for ``t <= s`` (Eq. 7, 8 at the ties).
+    """
+    below = (1.0 - s) + (1.0 - beta) * (s - t)
+    return torch.where(t >= 1.0, 0.0, torch.where(t <= s, below, 1.0 - t))
+
+
+def margin_term(
+    logits: torch.Tensor, positive: torch.Tensor, s: float = -0.8, beta: float = 1.0
+) -> torch.Tensor:
+    """Per-sample margin term ``sum_j R_s(y_j f_j)``, ``y = +1`` on positives, -1 else.
+
+    Args:
+        logits: ``(N, m)`` scores.
+        positive: ``(N, m)`` bool mask.
+
+    Returns:
+        ``(N,)``, differentiable by autograd.
+    """
+    return ramp(torch.where(positive, logits, -logits), s, beta).sum(dim=1)
+
+
+def violation_penalty(
+    u: torch.Tensor, s: float, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Penalty ``P(u) = H_1(1 - u) - beta H_s(1 - u)`` of violations ``u``, and its slope.
+
+    Args:
+        u: violation amounts (``1 - f_j + f_k`` for a pair, ``1 - y f`` for a margin).
+
+    Returns:
+        ``(P(u), dP/du, [u > 0])``: the slope is 1 on ``0 < u < 1 - s``, ``1 - beta`` for
+        ``u >= 1 - s`` and 0 for ``u <= 0``; the last is the 0/1 indicator of violation.
+    """
+    cap = 1.0 - s
+    capped = torch.clamp(u, 0.0, cap)
+    violated = torch.sign(capped)
+    linear = violated * torch.sign(cap - capped)  # 1 where 0 < u < cap
+    if beta == 1.0:
+        return capped, linear, violated
+    value = capped + (1.0 - beta) * torch.relu(u - cap)
+    return value, linear + (1.0 - beta) * (violated - linear), violated
+
+
+def _add_margin_term(
+    f: torch.Tensor,
+    positive: torch.Tensor,
+    per_sample: torch.Tensor,
+    grad: torch.Tensor,
+    s: float,
+    beta: float,
+    kappa: float,
+) -> None:
+    """Add ``kappa sum_j P(1 - y_j f_j)`` and its gradient in place (``y = 2 positive - 1``)."""
+    violation = torch.addcmul(1.0 + f, positive, f, value=-2.0)  # 1 - y f
+    value, slope, _ = violation_penalty(violation, s, beta)
+    per_sample.add_(value.sum(dim=1), alpha=kappa)
+    # d P(1 - y f) / d f = -y slope = slope - 2 positive slope
+    grad.add_(torch.addcmul(slope, positive, slope, value=-2.0), alpha=kappa)
+
+
+def _slot_weights(
+    rank: RankMode | torch.Tensor,
+    violators: torch.Tensor,
+    num_negative: torch.Tensor,
+    num_labels: int,
+    rounding: RankRounding,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Rank weights ``L(r)`` of positive labels from their violator counts; 0 where ``v = 0``.
+
+    ``rank`` may be a tensor of given ranks, of the shape of ``violators``.
+    """
+    device, dtype = violators.device, violators.dtype
+    if isinstance(rank, torch.Tensor):
+        given = rank.clamp(0, num_labels).to(torch.int64) * violators.sign().to(torch.int64)
+        return rank_weight_table(num_labels, "exact", rounding, device, dtype).take(given)
+    if rank == "exact":
+        table = rank_weight_table(num_labels, "exact", rounding, device, dtype)
+        return table.take(violators.to(torch.int64))
+    draws = sample_draws(violators, num_negative, generator)
+    return rank_weight_table(num_labels, "sampled", rounding, device, dtype).take(draws)
+
+
+def _pairs_kernel(
+    f: torch.Tensor,
+    positive: torch.Tensor,
+    num_positive: torch.Tensor,
+    s: float,
+    beta: float,
+    rank: RankMode | torch.Tensor,
+    rounding: RankRounding,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ranking term and gradient with one row of violations per positive label.
+
+    Positive ``(i, j)`` gets the row ``u = f_i - (f_ij - 1)`` of its sample's scores, with
+    the sample's positives pushed far below 0 so that only negatives count.
+
+    Args:
+        f: ``(N, m)`` scores (float32 or float64).
+        positive: ``(N, m)`` float 0/1 indicator.
+        num_positive: ``(N,)`` positives per sample.
+
+    Returns:
+        ``(per_sample (N,), grad (N, m))`` with ``grad[i] = d per_sample[i] / d f[i]``.
+    """
+    n_rows, m = f.shape
+    rows, cols = positive.nonzero(as_tuple=True)
+    flat = rows * m + cols
+    thresholds = f.reshape(-1).take(flat) - 1.0
+    # Positives pushed far below every threshold never violate: only negatives count.
+    negatives_only = torch.add(f, positive, alpha=-_EXCLUDED[f.dtype])
+    u = negatives_only.index_select(0, rows).sub_(thresholds[:, None])
+    penalty, slope, violated = violation_penalty(u, s, beta)
+    violators = violated.sum(dim=1)
+    num_negative = (m - num_positive).index_select(0, rows)
+    weights = _slot_weights(
+        rank.reshape(-1).take(flat) if isinstance(rank, torch.Tensor) else rank,
+        violators,
+        num_negative,
+        m,
+        rounding,
+        generator,
+    )
+    per_sample = f.new_zeros(n_rows).index_add_(0, rows, penalty.sum(dim=1) * weights)
+    grad = f.new_zeros(n_rows, m).index_add_(0, rows, slope * weights[:, None])
+    grad.view(-1).index_add_(0, flat, slope.sum(dim=1) * -weights)
+    return per_sample, grad
+
+
+def _sorted_kernel(
+    f: torch.Tensor,
+    positive: torch.Tensor,
+    num_positive: torch.Tensor,
+    s: float,
+    beta: float,
+    rank: RankMode | torch.Tensor,
+    rounding: RankRounding,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and gradient from sorted positive thresholds and prefix sums.
+
+    Per sample, the ``K`` positive thresholds ``t_j = f_j - 1`` are sorted (padded with a
+    huge value). For each score ``f_k``, ``below = #{j: t_j < f_k}`` (pairs with ``u > 0``)
+    and ``above = #{j: t_j <= f_k - (1 - s)}`` (pairs past the cap). With prefix sums
+    ``W`` of the weights ``w_j = L(r_j)`` and ``WT`` of ``w_j t_j``, the pairs of ``k``
+    sum to ``f_k (W[b] - beta W[a]) - (WT[b] - beta WT[a]) + beta (1 - s) W[a]``, and
+    ``v_j`` is the number of negatives with ``below > j`` (a histogram).
+
+    Args and returns: as :func:`_pairs_kernel`.
+    """
+    n_rows, m = f.shape
+    negative = 1.0 - positive
+    num_negative = (m - num_positive).unsqueeze(1)
+    k = max(int(num_positive.max()), 1)
+    padding = _EXCLUDED[f.dtype]  # larger than any score: never violated
+    scores, slot_index = torch.topk(torch.add(f, negative, alpha=padding), k, dim=1, largest=False)
+    thresholds = scores - 1.0
+    below = torch.searchsorted(thresholds, f, right=False)
+    if beta != 0.0:
+        above = torch.searchsorted(thresholds, f - (1.0 - s), right=True)
+        positions = torch.cat([below, above + (k + 1)], dim=1)
+        counted = torch.cat([negative, negative], dim=1)
+    else:
+        positions, counted = below, negative
+    blocks = positions.shape[1] // m
+    histogram = f.new_zeros(n_rows, blocks * (k + 1)).scatter_add_(1, positions, counted)
+    past = num_negative.unsqueeze(2) - histogram.view(n_rows, blocks, k + 1)[:, :, :k].cumsum(
+        dim=2
+    )  # (N, blocks, K): negatives past each slot
+    violators = past[:, 0]
+    weights = _slot_weights(
+        rank.gather(1, slot_index) if isinstance(rank, torch.Tensor) else rank,
+        violators,
+        num_negative,
+        m,
+        rounding,
+        generator,
+    )
+
+    prefix = torch.stack([weights, weights * thresholds], dim=1).cumsum(dim=2)
+    prefix = torch.nn.functional.pad(prefix, (1, 0)).repeat(1, 1, blocks)
+    gathered = prefix.gather(2, positions.unsqueeze(1).expand(-1, 2, -1))
+    w_below, wt_below = gathered[:, 0, :m], gathered[:, 1, :m]
+    if beta != 0.0:
+        w_above, wt_above = gathered[:, 0, m:], gathered[:, 1, m:]
+        slope = w_below - beta * w_above
+        offset = (beta * (1.0 - s)) * w_above - wt_below + beta * wt_above
+        slot_grad = weights * (violators - beta * past[:, 1])
+    else:
+        slope, offset = w_below, -wt_below
+        slot_grad = weights * violators
+    per_sample = (torch.addcmul(offset, f, slope) * negative).sum(dim=1)
+    grad = (slope * negative).scatter_add_(1, slot_index, -slot_grad)
+    return per_sample, grad
+
+
+_KERNELS = {"pairs": _pairs_kernel, "sorted": _sorted_kernel}
+
+
+def choose_kernel(num_samples: int, num_labels: int, num_positive: int) -> str:
+    """The faster kernel for a batch: ``"pairs"`` unless positives are many per sample.
+
+    The pairs kernel does ``O((P + N) m)`` work in few operations, the sorted kernel
+    ``O(N m log K)`` in more; measured on CPU (``benchmarks/bench_losses.py``), the pairs
+    kernel wins below about 4 positives per sample or for small batches.
+    """
+    if num_positive <= 4 * num_samples or num_samples * num_labels <= 4096:
+        return "pairs"
+    return "sorted"
+
+
+def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
+    """Float64 logits are computed in float64, all others in float32."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+class _RankingLossFunction(torch.autograd.Function):
+    """Per-sample ``ranking + kappa * margin``; backward scales the stored gradient."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        logits: torch.Tensor,
+        positive: torch.Tensor,
+        s: float,
+        beta: float,
+        kappa: float,
+        rank: RankMode | torch.Tensor,
+        rounding: RankRounding,
+        generator: torch.Generator | None,
+        kernel: Kernel,
+    ) -> torch.Tensor:
+        dtype = _compute_dtype(logits)
+        f = logits.detach()
+        f = f if f.dtype == dtype else f.to(dtype)
+        indicator = positive if positive.dtype == dtype else positive.to(dtype)
+        num_positive = indicator.sum(dim=1)
+        if kernel == "auto":
+            kernel = choose_kernel(f.shape[0], f.shape[1], int(num_positive.sum()))
+        per_sample, grad = _KERNELS[kernel](
+            f, indicator, num_positive, s, beta, rank, rounding, generator
+        )
+        if kappa != 0.0:
+            _add_margin_term(f, indicator, per_sample, grad, s, beta, kappa)
+        ctx.save_for_backward(grad)
+        ctx.logits_dtype = logits.dtype
+        return per_sample
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        scaled = grad_output.unsqueeze(1) * grad
+        if scaled.dtype != ctx.logits_dtype:
+            scaled = scaled.to(ctx.logits_dtype)
+        return scaled, None, None, None, None, None, None, None, None
+
+
+def ranking_loss(
+    logits: torch.Tensor,
+    positive: torch.Tensor,
+    *,
+    s: float = -0.8,
+    beta: float = 1.0,
+    kappa: float = 5.0,
+    rank: RankMode | torch.Tensor = "sampled",
+    rounding: RankRounding = "floor",
+    generator: torch.Generator | None = None,
+    kernel: Kernel = "auto",
+) -> torch.Tensor:
+    """Per-sample ``sum_{j in C+} L(r_j) sum_{k in C-} P(u_jk) + kappa sum_j P(1 - y_j f_j)``.
+
+    With ``P = H_1 - beta H_s`` of ``t = 1 - u``: ``beta = 1`` is RMLC's ramp, ``beta = 0``
+    with ``kappa = 0`` is WARP's hinge.
+
+    Args:
+        logits: ``(N, m)`` scores, any floating dtype (float64 is computed in float64,
+            others in float32).
+        positive: ``(N, m)`` positive labels as a bool mask or a 0/1 tensor.
+        s: ramp parameter in ``(-1, 0]``.
+        beta: weight of ``H_s`` in the penalty.
+        kappa: weight of the margin term.
+        rank: ``"sampled"`` (paper), ``"exact"`` (``r_j = v_j``), or a ``(N, m)`` integer
+            tensor of given ranks (read at positive entries; 0 where nothing violates).
+        rounding: how the sampled rank ``(m - 1) / q`` becomes an integer.
+        generator: random source of the sampled ranks.
+        kernel: ``"auto"``, ``"pairs"`` or ``"sorted"`` (see the module docstring).
+
+    Returns:
+        ``(N,)`` losses, differentiable in ``logits``.
+    """
+    return _RankingLossFunction.apply(
+        logits, positive, s, beta, kappa, rank, rounding, generator, kernel
+    )
+
+
+def bce_per_sample(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Binary relevance: ``sum_j`` binary cross-entropy with logits; ``(N,)``.
+
+    ``positive`` is a bool mask or a 0/1 tensor, as for every per-sample loss here.
+    """
+    work = logits.to(_compute_dtype(logits))
+    return torch.nn.functional.binary_cross_entropy_with_logits(
+        work, positive.to(work.dtype), reduction="none"
+    ).sum(dim=1)
+
+
+def softmax_per_sample(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against the target vector normalised to sum 1; ``(N,)``.
+
+    A sample with no positive label contributes 0.
+    """
+    work = logits.to(_compute_dtype(logits))
+    target = positive.to(work.dtype)
+    target = target / target.sum(dim=1, keepdim=True).clamp(min=1.0)
+    return -(target * torch.log_softmax(work, dim=1)).sum(dim=1)
+
+
+def asymmetric_per_sample(
+    logits: torch.Tensor,
+    positive: torch.Tensor,
+    *,
+    gamma_neg: float = 4.0,
+    gamma_pos: float = 1.0,
+    clip: float = 0.05,
+    eps: float = 1e-8,
+) -> torch.Tensor:
+    """Asymmetric loss (Ridnik et al., ICCV 2021), summed over labels; ``(N,)``.
+
+    As the authors' reference ``AsymmetricLoss``: negatives' probabilities are shifted by
+    ``clip``, focusing weights ``(1 - p_t)^gamma`` are treated as constants.
+    """
+    work = logits.to(_compute_dtype(logits))
+    target = positive.to(work.dtype)
+    prob_pos = torch.sigmoid(work)
+    prob_neg = 1.0 - prob_pos
+    if clip > 0:
+        prob_neg = (prob_neg + clip).clamp(max=1.0)
+    log_likelihood = target * torch.log(prob_pos.clamp(min=eps)) + (1.0 - target) * torch.log(
+        prob_neg.clamp(min=eps)
+    )
+    if gamma_neg > 0 or gamma_pos > 0:
+        with torch.no_grad():
+            prob_true = target * prob_pos + (1.0 - target) * prob_neg
+            gamma = target * gamma_pos + (1.0 - target) * gamma_neg
+            focus = torch.pow(1.0 - prob_true, gamma)
+        log_likelihood = log_likelihood * focus
+    return -log_likelihood.sum(dim=1)

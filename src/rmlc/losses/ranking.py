@@ -1,0 +1,120 @@
+"""Ranking losses: RMLC (ramp, the paper's) and WARP (hinge, the baseline)."""
+
+from __future__ import annotations
+
+import torch
+
+from rmlc.losses import functional as F
+from rmlc.losses.base import MultiLabelLoss, check_choice
+
+__all__ = ["KERNELS", "RANK_MODES", "ROUNDINGS", "RMLCLoss", "WARPLoss"]
+
+RANK_MODES = ("sampled", "exact")
+ROUNDINGS = ("floor", "round")
+KERNELS = ("auto", "pairs", "sorted")
+
+
+class RMLCLoss(MultiLabelLoss):
+    """Robust multi-label loss of RML-CNN (paper Eq. 1 and 6, without the weight penalty).
+
+    ``loss_i = sum_{j in C+} L(r_j) sum_{k in C-} R_s(f_j - f_k) + kappa sum_j R_s(y_j f_j)``,
+    weighted by ``sample_weight`` (the heat-kernel confidences ``s_i``) and reduced.
+
+    Args:
+        s: ramp parameter in ``(-1, 0]``; each pair's penalty is capped at ``1 - s``.
+        kappa: weight of the margin term, ``>= 0``.
+        rank: ``"sampled"`` (the paper's estimate, drawn afresh each forward) or
+            ``"exact"`` (``r_j`` = number of margin violators, deterministic).
+        rounding: ``"floor"`` (paper) or ``"round"`` (authors' code) for ``(m - 1) / q``.
+        ramp_beta: ``R = H_1 - beta H_s``; 1 is the paper's ramp, 0.9 the authors' code.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        generator: optional ``torch.Generator`` for the sampled ranks (on the logits'
+            device).
+        kernel: ``"auto"`` (by batch shape), ``"pairs"`` or ``"sorted"``: two exact
+            algorithms for the pairwise term, see :mod:`rmlc.losses.functional`.
+    """
+
+    def __init__(
+        self,
+        s: float = -0.8,
+        kappa: float = 5.0,
+        rank: str = "sampled",
+        rounding: str = "floor",
+        ramp_beta: float = 1.0,
+        reduction: str = "mean",
+        generator: torch.Generator | None = None,
+        kernel: str = "auto",
+    ) -> None:
+        super().__init__(reduction)
+        if not -1.0 < s <= 0.0:
+            raise ValueError(f"s must lie in (-1, 0], got s={s}")
+        if not kappa >= 0.0:
+            raise ValueError(f"kappa must be >= 0, got kappa={kappa}")
+        if not 0.0 <= ramp_beta <= 1.0:
+            raise ValueError(f"ramp_beta must lie in [0, 1], got ramp_beta={ramp_beta}")
+        check_choice("rank", rank, RANK_MODES)
+        check_choice("rounding", rounding, ROUNDINGS)
+        check_choice("kernel", kernel, KERNELS)
+        self.s, self.kappa, self.rank = float(s), float(kappa), rank
+        self.rounding, self.ramp_beta, self.generator = rounding, float(ramp_beta), generator
+        self.kernel = kernel
+
+    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        return F.ranking_loss(
+            logits,
+            positive,
+            s=self.s,
+            beta=self.ramp_beta,
+            kappa=self.kappa,
+            rank=self.rank,
+            rounding=self.rounding,
+            generator=self.generator,
+            kernel=self.kernel,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"s={self.s}, kappa={self.kappa}, rank={self.rank!r}, rounding={self.rounding!r}, "
+            f"ramp_beta={self.ramp_beta}, reduction={self.reduction!r}, kernel={self.kernel!r}"
+        )
+
+
+class WARPLoss(MultiLabelLoss):
+    """WARP (Weston et al. 2011; Gong et al. 2014): the ranking term with the hinge ``H_1``.
+
+    Args:
+        rank, rounding, reduction, generator, kernel: as for :class:`RMLCLoss`.
+    """
+
+    def __init__(
+        self,
+        rank: str = "sampled",
+        rounding: str = "floor",
+        reduction: str = "mean",
+        generator: torch.Generator | None = None,
+        kernel: str = "auto",
+    ) -> None:
+        super().__init__(reduction)
+        check_choice("rank", rank, RANK_MODES)
+        check_choice("rounding", rounding, ROUNDINGS)
+        check_choice("kernel", kernel, KERNELS)
+        self.rank, self.rounding, self.generator, self.kernel = rank, rounding, generator, kernel
+
+    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        return F.ranking_loss(
+            logits,
+            positive,
+            s=0.0,
+            beta=0.0,
+            kappa=0.0,
+            rank=self.rank,
+            rounding=self.rounding,
+            generator=self.generator,
+            kernel=self.kernel,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"rank={self.rank!r}, rounding={self.rounding!r}, reduction={self.reduction!r}, "
+            f"kernel={self.kernel!r}"
+        )

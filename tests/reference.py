@@ -1,0 +1,150 @@
+"""Slow, literal reference implementations written straight from METHOD.md.
+
+Plain Python loops over samples, positive labels and negative labels, on Python floats:
+no vectorization, no sorting tricks. The vectorized kernels are checked against these.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+Matrix = Sequence[Sequence[float]]
+
+
+def hinge(t: float, a: float = 1.0) -> float:
+    """H_a(t) = max(0, a - t)."""
+    return max(0.0, a - t)
+
+
+def ramp(t: float, s: float, beta: float = 1.0) -> float:
+    """R_s(t) = min(1 - s, max(0, 1 - t)) = H_1(t) - H_s(t); H_1 - beta H_s in general."""
+    if beta == 1.0:
+        return min(1.0 - s, max(0.0, 1.0 - t))
+    return hinge(t, 1.0) - beta * hinge(t, s)
+
+
+def harmonic(r: int) -> float:
+    """L(r) = sum_{a=1..r} 1/a, L(0) = 0."""
+    return sum(1.0 / a for a in range(1, r + 1))
+
+
+def rank_from_draws(q: int, m: int, rounding: str) -> int:
+    """r = floor((m - 1) / q), or rounded to nearest (halves up) as the authors' code."""
+    if rounding == "round":
+        return math.floor((m - 1) / q + 0.5)
+    return (m - 1) // q
+
+
+def sampled_draws(f: Sequence[float], j: int, order: Sequence[int]) -> int:
+    """Scan negatives in the given order until the first with 1 - f_j + f_k > 0.
+
+    Returns the number of draws q, or 0 when no negative violates.
+    """
+    for q, k in enumerate(order, start=1):
+        if 1.0 - f[j] + f[k] > 0:
+            return q
+    return 0
+
+
+def literal_loss(
+    logits: Matrix,
+    targets: Matrix,
+    sample_weight: Sequence[float] | None = None,
+    *,
+    s: float = -0.8,
+    kappa: float = 5.0,
+    beta: float = 1.0,
+    hinge_only: bool = False,
+    rank: str = "exact",
+    rounding: str = "floor",
+    orders: dict[tuple[int, int], list[int]] | None = None,
+    rng: random.Random | None = None,
+    reduction: str = "mean",
+) -> tuple[list[float], float, dict[tuple[int, int], int]]:
+    """RMLC loss (or WARP with ``hinge_only=True``) by the book.
+
+    Args:
+        logits, targets: N rows of m numbers; targets in {0, 1} or {-1, +1}.
+        orders: for ``rank="sampled"``, ``orders[(i, j)]`` is the order in which positive j
+            of sample i draws its negatives; otherwise ``rng`` shuffles them.
+
+    Returns:
+        (per-sample weighted losses, reduced loss, ranks used {(i, j): r}).
+    """
+    n_samples = len(logits)
+    per_sample, ranks = [], {}
+    for i in range(n_samples):
+        f = [float(x) for x in logits[i]]
+        y = [1 if float(t) == 1.0 else -1 for t in targets[i]]
+        m = len(f)
+        positives = [j for j in range(m) if y[j] == 1]
+        negatives = [k for k in range(m) if y[k] == -1]
+        ranking = 0.0
+        for j in positives:
+            if rank == "exact":
+                r = sum(1 for k in negatives if 1.0 - f[j] + f[k] > 0)
+            else:
+                if orders is not None:
+                    order = orders[(i, j)]
+                else:
+                    order = list(negatives)
+                    (rng or random).shuffle(order)
+                q = sampled_draws(f, j, order)
+                r = rank_from_draws(q, m, rounding) if q > 0 else 0
+            ranks[(i, j)] = r
+            weight = harmonic(r)
+            for k in negatives:
+                t = f[j] - f[k]
+                ranking += weight * (hinge(t) if hinge_only else ramp(t, s, beta))
+        margin = 0.0 if hinge_only else sum(ramp(y[j] * f[j], s, beta) for j in range(m))
+        w = 1.0 if sample_weight is None else float(sample_weight[i])
+        per_sample.append(w * (ranking + kappa * margin))
+    total = sum(per_sample)
+    reduced = total / n_samples if reduction == "mean" else total
+    return per_sample, reduced, ranks
+
+
+def literal_subgradient(
+    logits: Matrix,
+    targets: Matrix,
+    ranks: dict[tuple[int, int], int],
+    sample_weight: Sequence[float] | None = None,
+    *,
+    s: float = -0.8,
+    kappa: float = 5.0,
+    hinge_only: bool = False,
+    reduction: str = "mean",
+) -> list[list[float]]:
+    """Subgradient of the loss with respect to the scores, paper Eq. 7 and 8.
+
+    A ranking pair (j, k) contributes -L(r_j) to f_j and +L(r_j) to f_k when
+    ``s < f_j - f_k < 1`` (for WARP's hinge: when ``f_j - f_k < 1``); a margin term
+    contributes ``-kappa * y_j`` to f_j when ``s < y_j f_j < 1``.
+    """
+    n_samples = len(logits)
+    scale = 1.0 / n_samples if reduction == "mean" else 1.0
+    grad = []
+    for i in range(n_samples):
+        f = [float(x) for x in logits[i]]
+        y = [1 if float(t) == 1.0 else -1 for t in targets[i]]
+        m = len(f)
+        w = (1.0 if sample_weight is None else float(sample_weight[i])) * scale
+        g = [0.0] * m
+        positives = [j for j in range(m) if y[j] == 1]
+        negatives = [k for k in range(m) if y[k] == -1]
+        for j in positives:
+            weight = harmonic(ranks[(i, j)])
+            for k in negatives:
+                t = f[j] - f[k]
+                active = t < 1.0 if hinge_only else s < t < 1.0
+                if active:
+                    g[j] -= w * weight
+                    g[k] += w * weight
+        if not hinge_only:
+            for j in range(m):
+                if s < y[j] * f[j] < 1.0:
+                    g[j] -= w * kappa * y[j]
+        grad.append(g)
+    return grad

@@ -50,6 +50,8 @@ Kernel = Literal["auto", "pairs", "sorted"]
 
 # A shift that puts a score beyond every other score of its row (finite, with room to spare).
 _EXCLUDED = {dtype: torch.finfo(dtype).max / 4 for dtype in (torch.float32, torch.float64)}
+# The pairs kernel handles at most this many rows of m violations at once, per sample.
+_ROWS_PER_SAMPLE, _MIN_CHUNK_ROWS = 4, 256
 
 
 def hinge(t: torch.Tensor, a: float = 1.0) -> torch.Tensor:
@@ -154,41 +156,53 @@ def _pairs_kernel(
     rank: RankMode | torch.Tensor,
     rounding: RankRounding,
     generator: torch.Generator | None,
+    flat_positives: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking term and gradient with one row of violations per positive label.
 
     Positive ``(i, j)`` gets the row ``u = f_i - (f_ij - 1)`` of its sample's scores, with
-    the sample's positives pushed far below 0 so that only negatives count.
+    the sample's positives pushed far below 0 so that only negatives count. Rows are
+    processed in chunks of ``max(4 N, 256)``, so extra memory stays ``O(N m)``.
 
     Args:
         f: ``(N, m)`` scores (float32 or float64).
         positive: ``(N, m)`` float 0/1 indicator.
         num_positive: ``(N,)`` positives per sample.
+        flat_positives: ``(P,)`` flat indices ``i * m + j`` of the positives, if known.
 
     Returns:
         ``(per_sample (N,), grad (N, m))`` with ``grad[i] = d per_sample[i] / d f[i]``.
     """
     n_rows, m = f.shape
-    rows, cols = positive.nonzero(as_tuple=True)
-    flat = rows * m + cols
-    thresholds = f.reshape(-1).take(flat) - 1.0
+    if flat_positives is None:
+        flat_positives = positive.reshape(-1).nonzero().squeeze(1)
     # Positives pushed far below every threshold never violate: only negatives count.
     negatives_only = torch.add(f, positive, alpha=-_EXCLUDED[f.dtype])
-    u = negatives_only.index_select(0, rows).sub_(thresholds[:, None])
-    penalty, slope, violated = violation_penalty(u, s, beta)
-    violators = violated.sum(dim=1)
-    num_negative = (m - num_positive).index_select(0, rows)
-    weights = _slot_weights(
-        rank.reshape(-1).take(flat) if isinstance(rank, torch.Tensor) else rank,
-        violators,
-        num_negative,
-        m,
-        rounding,
-        generator,
-    )
-    per_sample = f.new_zeros(n_rows).index_add_(0, rows, penalty.sum(dim=1) * weights)
-    grad = f.new_zeros(n_rows, m).index_add_(0, rows, slope * weights[:, None])
-    grad.view(-1).index_add_(0, flat, slope.sum(dim=1) * -weights)
+    negatives = m - num_positive
+    per_sample, grad = f.new_zeros(n_rows), f.new_zeros(n_rows, m)
+    chunk = max(_ROWS_PER_SAMPLE * n_rows, _MIN_CHUNK_ROWS)  # memory O(N m), not O(P m)
+    for start in range(0, max(flat_positives.shape[0], 1), chunk):
+        flat = (
+            flat_positives
+            if start == 0 and chunk >= len(flat_positives)
+            else (flat_positives[start : start + chunk])
+        )
+        rows = torch.div(flat, m, rounding_mode="floor")
+        thresholds = f.reshape(-1).take(flat) - 1.0
+        u = negatives_only.index_select(0, rows).sub_(thresholds[:, None])
+        penalty, slope, violated = violation_penalty(u, s, beta)
+        weights = _slot_weights(
+            rank.reshape(-1).take(flat) if isinstance(rank, torch.Tensor) else rank,
+            violated.sum(dim=1),
+            negatives.index_select(0, rows),
+            m,
+            rounding,
+            generator,
+        )
+        per_sample.index_add_(0, rows, penalty.sum(dim=1) * weights)
+        weighted_slope = slope * weights[:, None]
+        grad.index_add_(0, rows, weighted_slope)
+        grad.view(-1).index_add_(0, flat, weighted_slope.sum(dim=1), alpha=-1.0)
     return per_sample, grad
 
 
@@ -259,9 +273,6 @@ def _sorted_kernel(
     return per_sample, grad
 
 
-_KERNELS = {"pairs": _pairs_kernel, "sorted": _sorted_kernel}
-
-
 def choose_kernel(num_samples: int, num_labels: int, num_positive: int) -> str:
     """The faster kernel for a batch: ``"pairs"`` unless positives are many per sample.
 
@@ -300,11 +311,18 @@ class _RankingLossFunction(torch.autograd.Function):
         f = f if f.dtype == dtype else f.to(dtype)
         indicator = positive if positive.dtype == dtype else positive.to(dtype)
         num_positive = indicator.sum(dim=1)
+        flat_positives = None
         if kernel == "auto":
-            kernel = choose_kernel(f.shape[0], f.shape[1], int(num_positive.sum()))
-        per_sample, grad = _KERNELS[kernel](
-            f, indicator, num_positive, s, beta, rank, rounding, generator
-        )
+            flat_positives = indicator.reshape(-1).nonzero().squeeze(1)
+            kernel = choose_kernel(f.shape[0], f.shape[1], flat_positives.shape[0])
+        if kernel == "pairs":
+            per_sample, grad = _pairs_kernel(
+                f, indicator, num_positive, s, beta, rank, rounding, generator, flat_positives
+            )
+        else:
+            per_sample, grad = _sorted_kernel(
+                f, indicator, num_positive, s, beta, rank, rounding, generator
+            )
         if kappa != 0.0:
             _add_margin_term(f, indicator, per_sample, grad, s, beta, kappa)
         ctx.save_for_backward(grad)

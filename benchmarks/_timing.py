@@ -1,0 +1,71 @@
+"""Timing helpers shared by the benchmarks: interleaved repetitions, minimum and median.
+
+Shared machines are noisy, so every benchmark measures the things it compares in the same
+rounds, interleaved, and reports the minimum (the least disturbed run) beside the median.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    functions: dict[str, Callable[[], object]],
+    rounds: int,
+    repeats: dict[str, int] | None = None,
+    device: torch.device = torch.device("cpu"),
+    warmup: int = 2,
+) -> dict[str, tuple[float, float]]:
+    """Seconds per call of each function, as ``(minimum, median)`` over interleaved rounds.
+
+    Args:
+        functions: name -> callable to time.
+        rounds: rounds; each round calls every function ``repeats[name]`` times in a row.
+        repeats: calls per round (default 1); the time of a round is divided by it.
+    """
+    repeats = repeats or {}
+    samples: dict[str, list[float]] = {name: [] for name in functions}
+    for name, function in functions.items():
+        for _ in range(warmup):
+            function()
+    synchronize(device)
+    for _ in range(rounds):
+        for name, function in functions.items():
+            count = repeats.get(name, 1)
+            start = time.perf_counter()
+            for _ in range(count):
+                function()
+            synchronize(device)
+            samples[name].append((time.perf_counter() - start) / count)
+    return {name: (min(values), statistics.median(values)) for name, values in samples.items()}
+
+
+def peak_cpu_memory(function: Callable[[], object]) -> int:
+    """Peak bytes held by tensors allocated during one call (CPU), from the profiler."""
+    with torch.profiler.profile(profile_memory=True) as profile:
+        function()
+    events = sorted(profile.events(), key=lambda event: event.time_range.start)
+    held = peak = 0
+    for event in events:  # allocations are charged to the op that made them; frees stray
+        held += event.self_cpu_memory_usage
+        peak = max(peak, held)
+    return peak
+
+
+def peak_cuda_memory(function: Callable[[], object], device: torch.device) -> int:
+    """Peak bytes allocated on the GPU during one call, above what was held before it."""
+    synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    function()
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before

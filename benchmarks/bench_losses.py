@@ -1,0 +1,175 @@
+"""Forward + backward time and peak memory of the losses, and their share of a training step.
+
+Run from the repository root:
+
+    python benchmarks/bench_losses.py [--device cuda] [--rounds 30] [--out benchmarks/results]
+
+Writes ``losses-<device>.md``. Label density is COCO-like: 2.9 positives per image for
+m = 80 and 81, 1% for m = 1000. The literal loop is ``tests/reference.py`` (Python floats,
+one sample, positive and negative at a time), timed on its forward pass only, on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+import torch
+import torchvision
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import reference  # noqa: E402
+from _timing import peak_cpu_memory, peak_cuda_memory, time_interleaved  # noqa: E402
+
+from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, WARPLoss  # noqa: E402
+
+SHAPES = [(96, 80, 2.9 / 80), (96, 81, 2.9 / 81), (256, 1000, 0.01)]
+
+
+def make_batch(n: int, m: int, density: float, device: torch.device, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(n, m, generator=generator) * 2).to(device)
+    targets = (torch.rand(n, m, generator=generator) < density).float().to(device)
+    return logits, targets
+
+
+def loss_steps(logits: torch.Tensor, targets: torch.Tensor) -> dict:
+    losses = {
+        "RMLC (sampled)": RMLCLoss(),
+        "RMLC (exact)": RMLCLoss(rank="exact"),
+        "WARP (sampled)": WARPLoss(),
+        "BCE": BCELoss(),
+        "ASL": AsymmetricLoss(),
+    }
+    leaf = logits.clone().requires_grad_(True)
+
+    def step(loss):
+        def run():
+            leaf.grad = None
+            loss(leaf, targets).backward()
+
+        return run
+
+    return {name: step(loss) for name, loss in losses.items()}
+
+
+def bench_shapes(device: torch.device, rounds: int) -> list[dict]:
+    rows = []
+    for n, m, density in SHAPES:
+        logits, targets = make_batch(n, m, density, device)
+        steps = loss_steps(logits, targets)
+        repeats = {name: 20 if m < 1000 else 3 for name in steps}
+        if device.type == "cpu":
+            logit_rows, target_rows = logits.tolist(), targets.tolist()
+            steps["literal loop (forward)"] = lambda lr=logit_rows, tr=target_rows: (
+                reference.literal_loss(lr, tr, rank="sampled")
+            )
+            repeats["literal loop (forward)"] = 1
+        timings = time_interleaved(steps, rounds, repeats, device)
+        for name, step in steps.items():
+            if name.startswith("literal"):
+                memory = None
+            elif device.type == "cuda":
+                memory = peak_cuda_memory(step, device)
+            else:
+                memory = peak_cpu_memory(step)
+            rows.append(
+                {
+                    "shape": (n, m),
+                    "positives": float(targets.sum() / n),
+                    "name": name,
+                    "min": timings[name][0],
+                    "median": timings[name][1],
+                    "memory": memory,
+                }
+            )
+    return rows
+
+
+def bench_training_step(device: torch.device, rounds: int) -> dict:
+    """A ResNet-18 SGD step at batch 96, 32x32 input, 80 labels, against the RMLC loss."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=80).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = torch.randn(96, 3, 32, 32, device=device)
+    _, targets = make_batch(96, 80, 2.9 / 80, device)
+    loss = RMLCLoss()
+
+    def training_step():
+        optimizer.zero_grad(set_to_none=True)
+        loss(model(images), targets).backward()
+        optimizer.step()
+
+    logits = torch.randn(96, 80, device=device, requires_grad=True)
+
+    def loss_only():
+        logits.grad = None
+        loss(logits, targets).backward()
+
+    timings = time_interleaved(
+        {"step": training_step, "loss": loss_only},
+        max(rounds // 3, 5),
+        {"step": 1, "loss": 20},
+        device,
+    )
+    return {"step": timings["step"][0], "loss": timings["loss"][0]}
+
+
+def render(rows: list[dict], step: dict, device: torch.device) -> str:
+    lines = [
+        f"# Loss benchmark on {device.type.upper()}",
+        "",
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads"
+        + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
+        "",
+        "Forward + backward per call: minimum (median) over interleaved rounds. "
+        "'vs literal' is the literal loop's forward time divided by the loss's forward + "
+        "backward time (minimum over rounds for both).",
+        "",
+        "| (N, m) | positives / image | loss | time (ms) | peak extra memory (MiB) "
+        "| vs literal |",
+        "|---|---|---|---|---|---|",
+    ]
+    literal = {r["shape"]: r["min"] for r in rows if r["name"].startswith("literal")}
+    for r in rows:
+        ratio = ""
+        if r["shape"] in literal and not r["name"].startswith("literal"):
+            ratio = f"{literal[r['shape']] / r['min']:.0f}x"
+        memory = "" if r["memory"] is None else f"{r['memory'] / 2**20:.2f}"
+        lines.append(
+            f"| {r['shape']} | {r['positives']:.1f} | {r['name']} | "
+            f"{r['min'] * 1e3:.3f} ({r['median'] * 1e3:.3f}) | {memory} | {ratio} |"
+        )
+    share = 100 * step["loss"] / step["step"]
+    lines += [
+        "",
+        f"ResNet-18 training step (batch 96, 32x32, 80 labels, SGD): "
+        f"{step['step'] * 1e3:.1f} ms; RMLC loss forward + backward: "
+        f"{step['loss'] * 1e3:.3f} ms = **{share:.2f}%** of the step.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    rows = bench_shapes(device, args.rounds)
+    step = bench_training_step(device, args.rounds)
+    text = render(rows, step, device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"losses-{device.type}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,545 @@
+"""Multi-label evaluation metrics, in percent: top-k P/R/F1, mAP, accuracy and a meter.
+
+The functions are pure: they take a score matrix ``(N, m)`` (``N`` samples, ``m``
+classes; a torch tensor or a NumPy array) and a target matrix of the same shape with
+values in {0, 1} or in {-1, +1}, and return Python floats in percent (0..100). They run
+on the CPU in float64, whatever the device and floating dtype of the input.
+
+* :func:`topk_metrics` -- the ML-GCN protocol: per-class (``P-C``, ``R-C``, ``F1-C``) and
+  overall (``P-O``, ``R-O``, ``F1-O``) precision, recall and F1 of the top-k predictions.
+* :func:`mean_average_precision` -- mAP, uninterpolated (identical to scikit-learn's
+  ``average_precision_score``, ties included), VOC 2010+ all-point or VOC2007 11-point.
+* :func:`accuracy` -- single-label top-1 accuracy.
+* :class:`MultiLabelMeter` -- accumulates batches (and gathers them across
+  ``torch.distributed`` ranks) and then calls the functions above.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from rmlc.labels import positive_mask, positive_mask_numpy
+
+__all__ = [
+    "F1Mode",
+    "Interpolation",
+    "MultiLabelMeter",
+    "accuracy",
+    "mean_average_precision",
+    "topk_metrics",
+]
+
+F1Mode = Literal["harmonic", "mean"]
+Interpolation = Literal["none", "voc", "voc11"]
+
+TOPK_KEYS = ("P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O")
+_F1_MODES = ("harmonic", "mean")
+_INTERPOLATIONS = ("none", "voc", "voc11")
+
+ArrayLike = torch.Tensor | np.ndarray
+
+
+# ---------------------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------------------
+
+
+def _as_tensor(values: ArrayLike, name: str) -> torch.Tensor:
+    """Torch view (NumPy input is copied) of a tensor or array, detached and on the CPU."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu()
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got NumPy dtype {values.dtype}")
+        return torch.from_numpy(np.array(values))  # a writable, contiguous copy
+    raise TypeError(
+        f"{name} must be a torch.Tensor or a numpy.ndarray, got {type(values).__name__}"
+    )
+
+
+def _check_scores(
+    scores: ArrayLike, name: str = "scores", allow_empty: bool = False
+) -> torch.Tensor:
+    """Validate a score matrix and return it as a CPU float64 tensor ``(N, m)``.
+
+    Raises:
+        TypeError: not a tensor/array, or not of a floating dtype.
+        ValueError: not 2-D, empty (``N = 0`` unless ``allow_empty``, or ``m = 0``), or
+            holding NaN or infinite values.
+    """
+    tensor = _as_tensor(scores, name)
+    if tensor.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, m), got shape {tuple(tensor.shape)}")
+    if not tensor.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype, got {tensor.dtype}")
+    if tensor.shape[1] == 0:
+        raise ValueError(f"{name} has no classes (shape {tuple(tensor.shape)})")
+    if tensor.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty: no samples (N = 0)")
+    tensor = tensor.to(torch.float64)
+    if not bool(torch.isfinite(tensor).all()):
+        nan = int(torch.isnan(tensor).sum())
+        inf = int(torch.isinf(tensor).sum())
+        raise ValueError(f"{name} must be finite; found {nan} NaN and {inf} infinite values")
+    return tensor
+
+
+def _check_targets(targets: ArrayLike, shape: torch.Size, name: str = "targets") -> torch.Tensor:
+    """Validate a target matrix of the given shape; return its boolean positive mask."""
+    if isinstance(targets, np.ndarray):
+        if targets.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got NumPy dtype {targets.dtype}")
+        if targets.shape != tuple(shape):
+            raise ValueError(
+                f"{name} must have the shape of scores {tuple(shape)}, got {targets.shape}"
+            )
+        return torch.from_numpy(np.array(positive_mask_numpy(targets, name)))
+    tensor = _as_tensor(targets, name)
+    if tensor.shape != shape:
+        raise ValueError(
+            f"{name} must have the shape of scores {tuple(shape)}, got {tuple(tensor.shape)}"
+        )
+    return positive_mask(tensor, name)
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an integer, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return int(k)
+
+
+def _check_threshold(threshold: float | None) -> float | None:
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"threshold must be a float or None, got {type(threshold).__name__}")
+    if np.isnan(float(threshold)):
+        raise ValueError("threshold must not be NaN")
+    return float(threshold)
+
+
+def _check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def _present_classes(positive: torch.Tensor, what: str) -> torch.Tensor:
+    """Boolean ``(m,)`` mask of the classes with at least one positive; error if none."""
+    present = positive.any(dim=0)
+    if not bool(present.any()):
+        raise ValueError(f"{what} needs at least one class with a positive target; found none")
+    return present
+
+
+def _safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """Elementwise ``numerator / denominator`` with ``0 / 0 -> 0`` (denominators >= 0)."""
+    numerator = numerator.to(torch.float64)
+    denominator = denominator.to(torch.float64)
+    defined = denominator > 0
+    return torch.where(defined, numerator / torch.where(defined, denominator, 1.0), 0.0)
+
+
+def _harmonic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Elementwise harmonic mean ``2ab / (a + b)``, 0 where ``a + b = 0``."""
+    return _safe_ratio(2 * a * b, a + b)
+
+
+# ---------------------------------------------------------------------------------------
+# Top-k precision / recall / F1
+# ---------------------------------------------------------------------------------------
+
+
+def topk_predictions(scores: torch.Tensor, k: int, threshold: float | None) -> torch.Tensor:
+    """Boolean ``(N, m)`` prediction matrix of the ML-GCN protocol (inputs already valid).
+
+    A label is predicted for a sample when it is among the sample's ``k`` highest scores
+    and its score is ``>= threshold`` (``threshold=None``: exactly the top ``k``). Ties are
+    broken by the lower class index (stable descending sort); ``k > m`` is clipped to ``m``.
+    """
+    num_classes = scores.shape[1]
+    k = min(k, num_classes)
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    predicted = torch.zeros_like(scores, dtype=torch.bool)
+    predicted.scatter_(1, order[:, :k], True)
+    if threshold is not None:
+        predicted &= scores >= threshold
+    return predicted
+
+
+def topk_metrics(
+    scores: ArrayLike,
+    targets: ArrayLike,
+    k: int = 3,
+    threshold: float | None = 0.0,
+    f1c: F1Mode = "harmonic",
+) -> dict[str, float]:
+    """Per-class and overall precision, recall and F1 of the top-k predictions, in percent.
+
+    A label counts as predicted for a sample when it is among the sample's ``k`` highest
+    scores and its score is ``>= threshold`` (``threshold=None``: exactly the top ``k``).
+    Ties in the top k are broken by the lower class index; ``k > m`` is clipped to ``m``.
+
+    With, per class ``c``, ``Nc`` correct predictions, ``Np`` predictions and ``Ng``
+    ground-truth positives:
+
+    * ``P-C`` = mean over classes of ``Nc / Np`` (a class never predicted has precision 0),
+      ``R-C`` = mean of ``Nc / Ng``. ``F1-C`` is ``2 P-C R-C / (P-C + R-C)`` for
+      ``f1c="harmonic"`` (ML-GCN) or the mean of the per-class F1 for ``f1c="mean"`` (SRN).
+      Classes with no positive in ``targets`` are left out of these per-class means.
+    * ``P-O`` = ``sum Nc / sum Np``, ``R-O`` = ``sum Nc / sum Ng``, ``F1-O`` their harmonic
+      mean, summed over all classes (a prediction of a class without positives is a false
+      positive and lowers ``P-O``). ``0 / 0`` counts as 0.
+
+    Args:
+        scores: ``(N, m)`` floating scores (tensor or array), finite.
+        targets: ``(N, m)`` with values in {0, 1} or in {-1, +1} (or bool).
+        k: number of top-scored labels considered per sample, ``>= 1``.
+        threshold: minimum score of a predicted label, or ``None`` for no minimum.
+        f1c: ``"harmonic"`` or ``"mean"``, how ``F1-C`` is formed.
+
+    Returns:
+        dict with keys ``"P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"``, values in percent.
+
+    Raises:
+        TypeError, ValueError: invalid inputs (see the module), or no class with a positive.
+    """
+    score_matrix = _check_scores(scores)
+    positive = _check_targets(targets, score_matrix.shape)
+    k = _check_k(k)
+    threshold = _check_threshold(threshold)
+    _check_choice(f1c, _F1_MODES, "f1c")
+    present = _present_classes(positive, "topk_metrics")
+
+    predicted = topk_predictions(score_matrix, k, threshold)
+    num_correct = (predicted & positive).sum(dim=0)
+    num_predicted = predicted.sum(dim=0)
+    num_positive = positive.sum(dim=0)
+
+    class_precision = _safe_ratio(num_correct, num_predicted)[present]
+    class_recall = _safe_ratio(num_correct, num_positive)[present]
+    mean_precision = class_precision.mean()
+    mean_recall = class_recall.mean()
+    if f1c == "harmonic":
+        class_f1 = _harmonic(mean_precision, mean_recall)
+    else:
+        class_f1 = _harmonic(class_precision, class_recall).mean()
+
+    overall_precision = _safe_ratio(num_correct.sum(), num_predicted.sum())
+    overall_recall = _safe_ratio(num_correct.sum(), num_positive.sum())
+    overall_f1 = _harmonic(overall_precision, overall_recall)
+
+    values = (mean_precision, mean_recall, class_f1, overall_precision, overall_recall, overall_f1)
+    return {key: float(value) * 100.0 for key, value in zip(TOPK_KEYS, values, strict=True)}
+
+
+# ---------------------------------------------------------------------------------------
+# Mean average precision
+# ---------------------------------------------------------------------------------------
+
+
+def _reverse_cumulative(values: torch.Tensor, op: str) -> torch.Tensor:
+    """``cummin`` / ``cummax`` along dim 0 taken from the last row backwards."""
+    flipped = torch.flip(values, dims=[0])
+    result = torch.cummin(flipped, dim=0) if op == "min" else torch.cummax(flipped, dim=0)
+    return torch.flip(result.values, dims=[0])
+
+
+def average_precision_per_class(
+    scores: torch.Tensor, positive: torch.Tensor, interpolation: Interpolation = "none"
+) -> torch.Tensor:
+    """Average precision of every column, as a fraction (inputs already valid).
+
+    The precision-recall curve has one point per distinct score (tied scores enter
+    together, as in scikit-learn). With ``P_n``, ``R_n`` at the ``n``-th distinct score
+    in decreasing order:
+
+    * ``"none"``: ``sum_n (R_n - R_{n-1}) P_n``, scikit-learn's ``average_precision_score``.
+    * ``"voc"``: the same sum with ``P_n`` replaced by ``max_{j >= n} P_j`` (VOC 2010+).
+    * ``"voc11"``: mean over ``t = 0, 0.1, ..., 1`` of ``max {P_n : R_n >= t}`` (0 when no
+      point reaches ``t``; VOC2007), ``R_n >= t`` decided exactly in integers.
+
+    Args:
+        scores: ``(N, m)`` float64 scores.
+        positive: ``(N, m)`` bool; every column needs at least one positive.
+        interpolation: ``"none"``, ``"voc"`` or ``"voc11"``.
+
+    Returns:
+        ``(m,)`` float64 average precisions in [0, 1].
+    """
+    num_samples = scores.shape[0]
+    sorted_scores, order = torch.sort(scores, dim=0, descending=True, stable=True)
+    sorted_positive = positive.gather(0, order)
+    true_positives = torch.cumsum(sorted_positive, dim=0, dtype=torch.int64)  # (N, m)
+    num_positive = true_positives[-1]  # (m,)
+    ranks = torch.arange(1, num_samples + 1, dtype=torch.float64).unsqueeze(1)
+    precision = true_positives.to(torch.float64) / ranks
+
+    # Curve points are the last rows of tie groups; map every row to its group's end.
+    is_group_end = torch.ones_like(sorted_positive)
+    is_group_end[:-1] = sorted_scores[1:] != sorted_scores[:-1]
+    row_index = torch.arange(num_samples).unsqueeze(1).expand_as(scores)
+    group_end = _reverse_cumulative(torch.where(is_group_end, row_index, num_samples), "min")
+
+    if interpolation == "none":
+        point_precision = precision
+    else:
+        # Envelope: best precision at any curve point at or after this row.
+        masked = torch.where(is_group_end, precision, 0.0)
+        envelope = _reverse_cumulative(masked, "max")
+        if interpolation == "voc":
+            point_precision = envelope.gather(0, group_end)
+        else:
+            tenfold_recall = (true_positives.gather(0, group_end) * 10).T.contiguous()  # (m, N)
+            levels = torch.arange(11, dtype=torch.int64)
+            required = levels.unsqueeze(0) * num_positive.unsqueeze(1)  # (m, 11)
+            first_row = torch.searchsorted(tenfold_recall, required)  # (m, 11), N if none
+            padded = torch.cat([envelope, envelope.new_zeros(1, envelope.shape[1])], dim=0)
+            return padded.T.gather(1, first_row).mean(dim=1)
+    # Each positive raises recall by 1 / Ng at its group's curve point.
+    return (sorted_positive * point_precision).sum(dim=0) / num_positive
+
+
+def mean_average_precision(
+    scores: ArrayLike, targets: ArrayLike, interpolation: Interpolation = "none"
+) -> float:
+    """Mean over classes of the average precision, in percent.
+
+    Classes with no positive in ``targets`` are left out of the mean. With
+    ``interpolation="none"`` the result equals
+    ``sklearn.metrics.average_precision_score(targets[:, keep], scores[:, keep]) * 100``
+    (tied scores are one point of the precision-recall curve); ``"voc"`` is the VOC 2010+
+    all-point interpolated AP and ``"voc11"`` the VOC2007 11-point AP
+    (see :func:`average_precision_per_class`).
+
+    Args:
+        scores: ``(N, m)`` floating scores (tensor or array), finite.
+        targets: ``(N, m)`` with values in {0, 1} or in {-1, +1} (or bool).
+        interpolation: ``"none"``, ``"voc"`` or ``"voc11"``.
+
+    Returns:
+        mAP in percent.
+
+    Raises:
+        TypeError, ValueError: invalid inputs, or no class with a positive.
+    """
+    score_matrix = _check_scores(scores)
+    positive = _check_targets(targets, score_matrix.shape)
+    _check_choice(interpolation, _INTERPOLATIONS, "interpolation")
+    present = _present_classes(positive, "mean_average_precision")
+    per_class = average_precision_per_class(
+        score_matrix[:, present], positive[:, present], interpolation
+    )
+    return float(per_class.mean()) * 100.0
+
+
+# ---------------------------------------------------------------------------------------
+# Single-label accuracy
+# ---------------------------------------------------------------------------------------
+
+
+def accuracy(scores: ArrayLike, labels: ArrayLike) -> float:
+    """Top-1 accuracy of single-label data, in percent.
+
+    The predicted class is the argmax of each score row (ties: the lower class index).
+
+    Args:
+        scores: ``(N, m)`` floating scores (tensor or array), finite.
+        labels: ``(N,)`` integer class indices in ``[0, m)``, or ``(N, m)`` rows in
+            {0, 1} or {-1, +1} with exactly one positive (the true class).
+
+    Returns:
+        accuracy in percent.
+
+    Raises:
+        TypeError, ValueError: invalid inputs, an index out of range, or a label row
+            without exactly one positive.
+    """
+    score_matrix = _check_scores(scores)
+    num_samples, num_classes = score_matrix.shape
+    label_tensor = _as_tensor(labels, "labels")
+    if label_tensor.ndim == 1:
+        if label_tensor.dtype == torch.bool or label_tensor.is_floating_point():
+            raise TypeError(f"labels of shape (N,) must be integers, got {label_tensor.dtype}")
+        if label_tensor.shape[0] != num_samples:
+            raise ValueError(
+                f"labels must have N = {num_samples} entries, got {label_tensor.shape[0]}"
+            )
+        if bool(((label_tensor < 0) | (label_tensor >= num_classes)).any()):
+            raise ValueError(
+                f"labels must be class indices in [0, {num_classes}); found values in "
+                f"[{int(label_tensor.min())}, {int(label_tensor.max())}]"
+            )
+        true_class = label_tensor.to(torch.int64)
+    elif label_tensor.ndim == 2:
+        positive = _check_targets(labels, score_matrix.shape, "labels")
+        positives_per_row = positive.sum(dim=1)
+        bad_rows = torch.nonzero(positives_per_row != 1).flatten()
+        if bad_rows.numel() > 0:
+            row = int(bad_rows[0])
+            raise ValueError(
+                f"labels rows must have exactly one positive (single-label data); "
+                f"{bad_rows.numel()} rows do not, e.g. row {row} has "
+                f"{int(positives_per_row[row])}"
+            )
+        true_class = positive.to(torch.int64).argmax(dim=1)
+    else:
+        raise ValueError(
+            f"labels must be (N,) indices or (N, m) rows, got shape {tuple(label_tensor.shape)}"
+        )
+    predicted_class = score_matrix.argmax(dim=1)
+    return float((predicted_class == true_class).to(torch.float64).mean()) * 100.0
+
+
+# ---------------------------------------------------------------------------------------
+# Streaming meter
+# ---------------------------------------------------------------------------------------
+
+
+def _distributed_world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+class MultiLabelMeter:
+    """Accumulates scores and targets over batches, then computes every metric at once.
+
+    ``update`` keeps CPU copies (scores as float32, targets as bool). Under an initialised
+    ``torch.distributed`` process group with more than one rank, :meth:`gather` (called
+    by :meth:`compute`) is a collective: every rank must call it. It collects all ranks'
+    rows (``all_gather_object`` of CPU tensors, so gloo and nccl both work). When dataset
+    ``indices`` were given, rows are de-duplicated (one per index, the first seen in rank
+    order; ``DistributedSampler`` pads by repeating samples) and sorted by index, so the
+    result is that of a single-process evaluation.
+    """
+
+    def __init__(self) -> None:
+        self._scores: list[torch.Tensor] = []
+        self._targets: list[torch.Tensor] = []
+        self._indices: list[torch.Tensor] | None = None
+        self._num_classes: int | None = None
+
+    @property
+    def num_samples(self) -> int:
+        """Number of rows accumulated on this process (before any gathering)."""
+        return sum(batch.shape[0] for batch in self._scores)
+
+    def reset(self) -> None:
+        """Forget every accumulated batch."""
+        self._scores = []
+        self._targets = []
+        self._indices = None
+        self._num_classes = None
+
+    def update(
+        self, scores: ArrayLike, targets: ArrayLike, indices: ArrayLike | None = None
+    ) -> None:
+        """Append a batch.
+
+        Args:
+            scores: ``(B, m)`` floating scores (tensor or array), finite.
+            targets: ``(B, m)`` with values in {0, 1} or in {-1, +1} (or bool).
+            indices: optional ``(B,)`` integer dataset indices of the rows; give them for
+                every batch or for none.
+        """
+        score_batch = _as_tensor(scores, "scores")
+        if score_batch.is_floating_point():
+            score_batch = score_batch.to(torch.float32)
+        score_batch = _check_scores(score_batch, allow_empty=True).to(torch.float32)
+        positive = _check_targets(targets, score_batch.shape).clone()
+        if self._num_classes is not None and score_batch.shape[1] != self._num_classes:
+            raise ValueError(
+                f"scores have {score_batch.shape[1]} classes but earlier batches had "
+                f"{self._num_classes}"
+            )
+        index_batch = None if indices is None else self._check_indices(indices, score_batch)
+        if self._scores and (index_batch is None) != (self._indices is None):
+            raise ValueError("indices must be given for every batch or for none")
+        self._num_classes = score_batch.shape[1]
+        self._scores.append(score_batch)
+        self._targets.append(positive)
+        if index_batch is not None:
+            if self._indices is None:
+                self._indices = []
+            self._indices.append(index_batch)
+
+    @staticmethod
+    def _check_indices(indices: ArrayLike, scores: torch.Tensor) -> torch.Tensor:
+        index_batch = _as_tensor(indices, "indices")
+        if index_batch.dtype == torch.bool or index_batch.is_floating_point():
+            raise TypeError(f"indices must be integers, got {index_batch.dtype}")
+        if index_batch.shape != scores.shape[:1]:
+            raise ValueError(
+                f"indices must have shape ({scores.shape[0]},), got {tuple(index_batch.shape)}"
+            )
+        return index_batch.to(torch.int64, copy=True)
+
+    def _local(self) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        if not self._scores:
+            return None, None, None
+        indices = None if self._indices is None else torch.cat(self._indices)
+        return torch.cat(self._scores), torch.cat(self._targets), indices
+
+    def gather(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """All accumulated rows: ``(scores (N, m) float32, targets (N, m) bool, indices)``.
+
+        Collective under ``torch.distributed`` (world size > 1). ``indices`` is ``None``
+        when none were given; otherwise rows are unique per index and sorted by it.
+
+        Raises:
+            ValueError: nothing accumulated on any rank, ranks disagree on the number of
+                classes or on giving indices, or one index carries different targets.
+        """
+        parts = [self._local()]
+        if _distributed_world_size() > 1:
+            gathered: list[object] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, parts[0])
+            parts = gathered  # type: ignore[assignment]
+        parts = [part for part in parts if part[0] is not None]
+        if not parts:
+            raise ValueError("MultiLabelMeter is empty: call update() before compute()")
+        if len({part[0].shape[1] for part in parts}) > 1:
+            raise ValueError("ranks accumulated scores with different numbers of classes")
+        if len({part[2] is None for part in parts}) > 1:
+            raise ValueError("indices must be given on every rank or on none")
+        scores = torch.cat([part[0] for part in parts])
+        targets = torch.cat([part[1] for part in parts])
+        if parts[0][2] is None:
+            return scores, targets, None
+        indices = torch.cat([part[2] for part in parts])
+        order = torch.sort(indices, stable=True).indices
+        sorted_indices = indices[order]
+        first = torch.ones_like(sorted_indices, dtype=torch.bool)
+        first[1:] = sorted_indices[1:] != sorted_indices[:-1]
+        group = torch.cumsum(first, dim=0) - 1
+        kept = order[first]
+        if not bool((targets[order] == targets[kept][group]).all()):
+            raise ValueError("rows with the same index have different targets")
+        return scores[kept], targets[kept], indices[kept]
+
+    def compute(
+        self, k: int = 3, threshold: float | None = 0.0, f1c: F1Mode = "harmonic"
+    ) -> dict[str, float]:
+        """Every metric over the accumulated (and gathered) rows, in percent.
+
+        Returns:
+            :func:`topk_metrics`' keys plus ``"mAP"`` (uninterpolated), and
+            ``"accuracy"`` when every target row has exactly one positive.
+        """
+        _check_k(k)
+        _check_threshold(threshold)
+        _check_choice(f1c, _F1_MODES, "f1c")
+        scores, targets, _ = self.gather()
+        result = topk_metrics(scores, targets, k=k, threshold=threshold, f1c=f1c)
+        result["mAP"] = mean_average_precision(scores, targets)
+        if bool((targets.sum(dim=1) == 1).all()):
+            result["accuracy"] = accuracy(scores, targets)
+        return result

@@ -30,8 +30,10 @@ __all__ = [
     "Interpolation",
     "MultiLabelMeter",
     "accuracy",
+    "average_precision_per_class",
     "mean_average_precision",
     "topk_metrics",
+    "topk_predictions",
 ]
 
 F1Mode = Literal["harmonic", "mean"]
@@ -289,7 +291,7 @@ def average_precision_per_class(
     group_end = _reverse_cumulative(torch.where(is_group_end, row_index, num_samples), "min")
 
     if interpolation == "none":
-        point_precision = precision
+        point_precision = precision.gather(0, group_end)
     else:
         # Envelope: best precision at any curve point at or after this row.
         masked = torch.where(is_group_end, precision, 0.0)

@@ -1,0 +1,412 @@
+"""The ``rmlc`` command line: argument parsing only; the library does the work.
+
+Subcommands: ``train``, ``evaluate``, ``predict``, ``extract-features``, ``fit-features``,
+``corrupt``, ``data-stats`` and ``reproduce``. Every training option is a flag named
+after its :class:`~rmlc.train.config.TrainConfig` key (``--batch-size`` for
+``batch_size``); ``--config FILE.yaml`` sets many at once and flags override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+__all__ = ["main"]
+
+
+# ---- output ---------------------------------------------------------------------------
+
+
+def format_metrics(metrics: dict[str, Any], title: str = "metrics") -> str:
+    """A small text table of the scalar metrics, in percent."""
+    keys = [
+        key
+        for key in ("accuracy", "mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O")
+        if key in metrics
+    ]
+    width = max(len(key) for key in keys) if keys else 0
+    lines = [title, "-" * max(len(title), width + 10)]
+    lines += [f"{key:<{width}}  {metrics[key]:7.2f}" for key in keys]
+    return "\n".join(lines)
+
+
+# ---- train ----------------------------------------------------------------------------
+
+
+def _field_parser(annotation: Any):
+    """A string -> value parser for a TrainConfig field's annotation."""
+    hints = (
+        {arg for arg in typing.get_args(annotation)}
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+        else {annotation}
+    )
+
+    def parse(text: str) -> Any:
+        if text.lower() in ("none", "null") and type(None) in hints:
+            return None
+        value = yaml.safe_load(text)
+        if float in hints and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if (
+            str in hints
+            and not isinstance(value, str)
+            and not ({int, float} & hints and isinstance(value, int | float))
+        ):
+            return text
+        return value
+
+    return parse
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig key; only flags given on the command line override."""
+    from rmlc.train.config import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    group = parser.add_argument_group("training options (TrainConfig keys)")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        annotation = hints[field.name]
+        if annotation is bool:
+            group.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=f"(default: {field.default})",
+            )
+        else:
+            default = (
+                field.default
+                if field.default is not dataclasses.MISSING
+                else field.default_factory()  # type: ignore[misc]
+            )
+            group.add_argument(
+                flag,
+                dest=field.name,
+                type=_field_parser(annotation),
+                default=argparse.SUPPRESS,
+                metavar=field.name.upper(),
+                help=f"(default: {default})",
+            )
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from rmlc.train import TrainConfig, TrainingInterrupted, load_config, run
+
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("command", "config", "handler")
+    }
+    if (overrides.get("train") or overrides.get("test")) and "dataset" not in overrides:
+        overrides["dataset"] = "tags"
+    config = (
+        load_config(args.config, overrides)
+        if args.config
+        else TrainConfig.from_dict(overrides, source="command line")
+    )
+    try:
+        metrics = run(config)
+    except TrainingInterrupted as error:
+        print(f"rmlc: {error}", file=sys.stderr)
+        return 130
+    print(
+        format_metrics(
+            metrics,
+            f"test metrics (best epoch {metrics['best_epoch']})"
+            if "mAP" in metrics
+            else "validation metrics",
+        )
+    )
+    print(f"run directory: {config.out}")
+    return 0
+
+
+# ---- evaluate / predict / extract-features ---------------------------------------------
+
+
+def _labeled_images(args: argparse.Namespace, trained) -> tuple[Any, np.ndarray | None, list]:
+    """A view, targets and names of the images a command was pointed at."""
+    from rmlc.data import read_tags_table
+    from rmlc.inference import file_store, find_images
+
+    if getattr(args, "table", None):
+        table = read_tags_table(args.table, classes=trained.class_names)
+        root = Path(args.image_root or Path(args.table).parent)
+        paths = [root / path for path in table.images]
+        targets = table.targets.astype(np.float32)
+        return trained.view(file_store(trained, paths)), targets, list(table.images)
+    if getattr(args, "images", None):
+        paths = find_images(args.images)
+        names = [str(path.relative_to(args.images)) for path in paths]
+        return trained.view(file_store(trained, paths)), None, names
+    if getattr(args, "dataset", None):
+        from rmlc.train.datasets import load_split
+
+        store, targets = load_split(args.dataset, args.split, args.data_root, trained)
+        return trained.view(store), targets, [str(i) for i in range(len(targets))]
+    raise SystemExit("rmlc: give --table (with --image-root), --images or --dataset")
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from rmlc.inference import load_trained_model, score_images
+    from rmlc.metrics import MultiLabelMeter
+
+    trained = load_trained_model(args.checkpoint, args.device)
+    args.table = args.test
+    view, targets, _ = _labeled_images(args, trained)
+    if targets is None:
+        raise SystemExit("rmlc evaluate: the images have no labels to evaluate against")
+    scores = score_images(trained, view, args.device)
+    meter = MultiLabelMeter()
+    meter.update(torch.from_numpy(scores), torch.from_numpy(targets))
+    metrics = meter.compute(k=args.topk)
+    print(format_metrics(metrics, f"metrics of {args.checkpoint}"))
+    if args.out:
+        Path(args.out).write_text(json.dumps(metrics, indent=2))
+    return 0
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from rmlc.inference import load_trained_model, score_images, write_predictions
+
+    if args.model:  # a fixed-feature classifier on a features file
+        from rmlc.data import load_features
+        from rmlc.linear import RMLClassifier
+
+        model = RMLClassifier.load(args.model)
+        features, _ = load_features(args.features)
+        scores = model._scores(features)
+        names = [str(i) for i in range(len(scores))]
+        classes = [str(c) for c in model.classes_]
+        write_predictions(args.out, names, scores, classes, args.topk, args.threshold)
+        print(f"wrote predictions of {len(names)} samples to {args.out}")
+        return 0
+    if not args.checkpoint:
+        raise SystemExit("rmlc predict: give --checkpoint (images) or --model (features)")
+    trained = load_trained_model(args.checkpoint, args.device)
+    view, _, names = _labeled_images(args, trained)
+    scores = score_images(trained, view, args.device)
+    write_predictions(args.out, names, scores, trained.class_names, args.topk, args.threshold)
+    print(f"wrote predictions of {len(names)} images to {args.out}")
+    return 0
+
+
+def command_extract_features(args: argparse.Namespace) -> int:
+    from rmlc.data import save_features
+    from rmlc.inference import load_trained_model, score_images
+
+    trained = load_trained_model(args.checkpoint, args.device)
+    view, targets, _ = _labeled_images(args, trained)
+    features = score_images(trained, view, args.device, features=True)
+    save_features(args.out, features, targets)
+    print(f"wrote features {features.shape} to {args.out}")
+    return 0
+
+
+# ---- fixed features ---------------------------------------------------------------------
+
+
+def command_fit_features(args: argparse.Namespace) -> int:
+    import torch
+
+    from rmlc.data import load_features
+    from rmlc.linear import RMLClassifier
+    from rmlc.metrics import MultiLabelMeter
+
+    X, Y = load_features(args.train)
+    if Y is None:
+        raise SystemExit(f"rmlc fit-features: {args.train} has no labels (array 'Y')")
+    X_unlabeled = load_features(args.unlabeled)[0] if args.unlabeled else None
+    params = yaml.safe_load(args.params) if args.params else {}
+    model = RMLClassifier(
+        loss=args.loss, random_state=args.seed, verbose=True, device=args.device, **params
+    )
+    model.fit(X, Y, X_unlabeled=X_unlabeled)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.joblib")
+    (out / "config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "train": args.train,
+                "unlabeled": args.unlabeled,
+                "test": args.test,
+                **model.get_params(),
+            },
+            sort_keys=False,
+        )
+    )
+    metrics: dict[str, Any] = {}
+    if args.test:
+        X_test, Y_test = load_features(args.test)
+        if Y_test is None:
+            raise SystemExit(f"rmlc fit-features: {args.test} has no labels (array 'Y')")
+        scores = model._scores(X_test)
+        targets = np.asarray(Y_test)
+        if targets.ndim == 1:
+            targets = (targets[:, None] == model.classes_[None, :]).astype(np.float32)
+        meter = MultiLabelMeter()
+        meter.update(torch.from_numpy(scores), torch.from_numpy(targets.astype(np.float32)))
+        metrics = meter.compute(k=args.topk)
+        print(format_metrics(metrics, "test metrics"))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"model and metrics written to {out}")
+    return 0
+
+
+# ---- data -------------------------------------------------------------------------------
+
+
+def command_corrupt(args: argparse.Namespace) -> int:
+    from rmlc.data import corrupt_file
+
+    report = corrupt_file(args.input, args.output, rate=args.rate, drop=args.drop, seed=args.seed)
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def command_data_stats(args: argparse.Namespace) -> int:
+    from rmlc.data import (
+        FASHION_MNIST_CLASSES,
+        fashion_mosaic,
+        format_statistics,
+        mosaic_statistics,
+    )
+
+    _, targets = fashion_mosaic(args.split, source=args.source, n=args.n, seed=args.seed)
+    print(format_statistics(mosaic_statistics(targets, FASHION_MNIST_CLASSES)))
+    return 0
+
+
+def command_reproduce(args: argparse.Namespace) -> int:
+    from rmlc.experiments import reproduce
+
+    reproduce(args.target, quick=args.quick, seeds=args.seeds, out=Path(args.out))
+    return 0
+
+
+# ---- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rmlc",
+        description="Robust, semi-supervised multi-label image classification (RML-CNN).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train", help="train a network (no data arguments: the embedded fashion-mosaic set)"
+    )
+    train.add_argument("--config", help="YAML file of TrainConfig keys")
+    add_config_flags(train)
+    train.set_defaults(handler=command_train)
+
+    def add_image_source(command: argparse.ArgumentParser, table_flag: str = "--table") -> None:
+        command.add_argument(table_flag, dest="table", help="tags table (CSV or JSONL)")
+        command.add_argument("--image-root", help="folder the table's image paths start from")
+        command.add_argument("--images", help="a folder of images (every image file in it)")
+        command.add_argument("--dataset", help="a built-in dataset name")
+        command.add_argument("--split", default="test", help="split of --dataset")
+        command.add_argument("--data-root", help="where --dataset lives")
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on labeled images")
+    evaluate.add_argument("--checkpoint", required=True)
+    add_image_source(evaluate, "--test")
+    evaluate.add_argument("--topk", type=int, default=3)
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--out", help="write the metrics to this JSON file")
+    evaluate.set_defaults(handler=command_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="top-k and thresholded labels of images (or of a features file)"
+    )
+    predict.add_argument("--checkpoint", help="a training checkpoint (for images)")
+    predict.add_argument("--model", help="a fit-features model.joblib (for --features)")
+    predict.add_argument("--features", help="a features file (.npz or .npy)")
+    add_image_source(predict)
+    predict.add_argument("--out", required=True, help="tags.csv or tags.json")
+    predict.add_argument("--topk", type=int, default=3)
+    predict.add_argument("--threshold", type=float, default=0.0)
+    predict.add_argument("--device", default="cpu")
+    predict.set_defaults(handler=command_predict)
+
+    extract = commands.add_parser(
+        "extract-features", help="penultimate-layer features of a checkpoint, to .npz"
+    )
+    extract.add_argument("--checkpoint", required=True)
+    add_image_source(extract)
+    extract.add_argument("--out", required=True)
+    extract.add_argument("--device", default="cpu")
+    extract.set_defaults(handler=command_extract_features)
+
+    fit = commands.add_parser(
+        "fit-features", help="train the linear RMLClassifier on fixed features (CNN+RMLC)"
+    )
+    fit.add_argument("--train", required=True, help=".npz with X and Y")
+    fit.add_argument("--unlabeled", help=".npz or .npy with X (semi-supervised)")
+    fit.add_argument("--test", help=".npz with X and Y")
+    fit.add_argument("--out", required=True)
+    fit.add_argument("--loss", default="rmlc")
+    fit.add_argument("--params", help="YAML mapping of RMLClassifier parameters")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--topk", type=int, default=3)
+    fit.add_argument("--device", default="cpu")
+    fit.set_defaults(handler=command_fit_features)
+
+    corrupt = commands.add_parser(
+        "corrupt", help="write a copy of a tags table or features file with noisy labels"
+    )
+    corrupt.add_argument("input")
+    corrupt.add_argument("output")
+    corrupt.add_argument("--rate", type=float, default=0.0, help="fraction of samples relabeled")
+    corrupt.add_argument("--drop", type=float, default=0.0, help="fraction of positives dropped")
+    corrupt.add_argument("--seed", type=int, default=0)
+    corrupt.set_defaults(handler=command_corrupt)
+
+    stats = commands.add_parser("data-stats", help="statistics of the fashion-mosaic benchmark")
+    stats.add_argument("--split", default="train")
+    stats.add_argument("--source", default="embedded", choices=["embedded", "full"])
+    stats.add_argument("-n", type=int, default=None)
+    stats.add_argument("--seed", type=int, default=0)
+    stats.set_defaults(handler=command_data_stats)
+
+    reproduce = commands.add_parser("reproduce", help="re-test a table or figure of the paper")
+    reproduce.add_argument(
+        "target", choices=["table1", "table2", "table3", "table4", "fig3", "missing", "all"]
+    )
+    reproduce.add_argument("--quick", action="store_true")
+    reproduce.add_argument("--seeds", type=int, default=None)
+    reproduce.add_argument("--out", default="results")
+    reproduce.set_defaults(handler=command_reproduce)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rmlc`` command."""
+    import os
+
+    from rmlc.train.checkpoint import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, OSError, CheckpointError) as error:
+        if os.environ.get("RMLC_DEBUG"):
+            raise
+        print(f"rmlc {args.command}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,201 @@
+"""Networks: torchvision ResNets and a small CNN, each an m-way linear classifier on features.
+
+Every model is a :class:`MultiLabelNet`: a ``backbone`` mapping images ``(N, C, H, W)`` to
+features ``(N, d)`` (the penultimate layer) and a linear ``classifier`` to ``(N, m)``
+scores; ``features(x)`` is what label propagation and CNN+RMLC use. ResNets come from
+torchvision, with ImageNet weights through torchvision's weights API when they can be
+downloaded, or from a local weights file (a torchvision ResNet state dict, or an rmlc
+checkpoint, e.g. a network pretrained by us).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+__all__ = ["BACKBONES", "MultiLabelNet", "SmallCNN", "build_model", "load_backbone_weights"]
+
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
+BACKBONES = (*RESNETS, "small-cnn")
+
+
+def _norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be 'batch', 'group' or 'none', got {kind!r}")
+
+
+class SmallCNN(nn.Module):
+    """A small VGG-style CNN for 28 to 64 px images, for CPU work.
+
+    Three stages of two 3x3 convolutions (``width``, ``2 width``, ``4 width`` channels)
+    with normalisation and ReLU, 2x2 max pooling between stages, global average pooling.
+
+    Args:
+        in_channels: image channels.
+        width: channels of the first stage.
+        norm: ``"batch"``, ``"group"`` or ``"none"``.
+
+    Shapes:
+        ``(N, in_channels, H, W) -> (N, 4 width)``.
+    """
+
+    def __init__(self, in_channels: int = 1, width: int = 16, norm: str = "batch") -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for stage, out_channels in enumerate((width, 2 * width, 4 * width)):
+            if stage:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(2):
+                layers += [
+                    nn.Conv2d(channels, out_channels, 3, padding=1, bias=norm == "none"),
+                    _norm_layer(norm, out_channels),
+                    nn.ReLU(inplace=True),
+                ]
+                channels = out_channels
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.layers = nn.Sequential(*layers)
+        self.out_features = channels
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
+class MultiLabelNet(nn.Module):
+    """A backbone and an m-way linear classifier.
+
+    Args:
+        backbone: module mapping ``(N, C, H, W)`` images to ``(N, d)`` features.
+        feature_dim: ``d``.
+        num_classes: ``m``.
+        name: the backbone's name (saved in checkpoints, checked on load).
+    """
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, name: str) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Linear(feature_dim, num_classes)
+        self.name = name
+        self.num_classes = num_classes
+        self.feature_dim = feature_dim
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features, ``(N, d)``."""
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Scores ``(N, m)``."""
+        return self.classifier(self.backbone(images))
+
+
+def _resnet_backbone(
+    name: str, in_channels: int, small_input: bool, pretrained: bool
+) -> tuple[nn.Module, int]:
+    weights = "DEFAULT" if pretrained else None
+    try:
+        network = torchvision.models.get_model(name, weights=weights)
+    except Exception as error:  # network unreachable, cache missing ...
+        if not pretrained:
+            raise
+        raise RuntimeError(
+            f"could not get the ImageNet weights of {name} through torchvision "
+            f"({type(error).__name__}: {error}). Download them where there is internet, "
+            "or pass a local weights file with --weights PATH."
+        ) from error
+    if small_input:  # CIFAR-style stem: 3x3 stride-1 convolution, no max pooling
+        network.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        network.maxpool = nn.Identity()
+    elif in_channels != 3:
+        old = network.conv1
+        network.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        if pretrained:  # grayscale: sum the RGB filters
+            with torch.no_grad():
+                network.conv1.weight.copy_(
+                    old.weight.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels
+                )
+    feature_dim = network.fc.in_features
+    network.fc = nn.Identity()
+    return network, feature_dim
+
+
+def build_model(
+    backbone: str,
+    num_classes: int,
+    in_channels: int = 3,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    small_input: bool = False,
+    width: int = 16,
+    norm: str = "batch",
+) -> MultiLabelNet:
+    """Make a network by backbone name.
+
+    Args:
+        backbone: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"`` or
+            ``"small-cnn"``.
+        num_classes: number of labels ``m``.
+        in_channels: image channels (1 for grayscale).
+        pretrained: ImageNet weights through torchvision (needs internet or a cache).
+        weights: a local weights file for the backbone (see :func:`load_backbone_weights`).
+        small_input: for ResNets on 32-64 px images, a 3x3 stem without max pooling.
+        width, norm: of the small CNN.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if backbone in RESNETS:
+        network, feature_dim = _resnet_backbone(backbone, in_channels, small_input, pretrained)
+    elif backbone == "small-cnn":
+        if pretrained:
+            raise ValueError("small-cnn has no ImageNet weights; use --weights for our own")
+        network = SmallCNN(in_channels, width, norm)
+        feature_dim = network.out_features
+    else:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    model = MultiLabelNet(network, feature_dim, num_classes, backbone)
+    if weights is not None:
+        load_backbone_weights(model, weights)
+    return model
+
+
+def load_backbone_weights(model: MultiLabelNet, path: str | Path) -> None:
+    """Load backbone weights from a file into ``model`` (the classifier is kept).
+
+    Accepts an rmlc checkpoint (``{"model": state_dict, "backbone": name, ...}``), a plain
+    state dict of a :class:`MultiLabelNet`, or a torchvision ResNet state dict (``fc.*``
+    ignored). Raises a ``ValueError`` naming the file when the weights belong to another
+    backbone or do not fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        if state.get("backbone") not in (None, model.name):
+            raise ValueError(
+                f"{path} holds weights of backbone {state.get('backbone')!r}, not {model.name!r}"
+            )
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} does not hold a state dict")
+    backbone_state = {
+        key.removeprefix("backbone."): value
+        for key, value in state.items()
+        if not key.startswith(("classifier.", "fc."))
+    }
+    try:
+        result = model.backbone.load_state_dict(backbone_state, strict=False)
+    except RuntimeError as error:  # shape mismatches
+        raise ValueError(f"weights in {path} do not fit backbone {model.name!r}: {error}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"weights in {path} do not fit backbone {model.name!r}: "
+            f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )

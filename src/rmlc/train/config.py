@@ -1,0 +1,170 @@
+"""Training configuration: one plain dataclass, loadable from YAML, saved beside results.
+
+The library takes a :class:`TrainConfig`, never an ``argparse.Namespace``; the command line
+and YAML files only build one. Unknown keys are errors that suggest the closest known key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rmlc.losses import LOSSES
+from rmlc.models import BACKBONES
+from rmlc.train.schedule import SCHEDULES
+
+__all__ = ["TrainConfig", "load_config"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Data: ``dataset`` names a built-in set (``fashion-mosaic``, ``fashion-mnist``,
+    ``cifar10``, ``stl10``, ``coco``, ``nus-wide``) or ``tags`` for tags tables
+    (``train``, ``test``, ``unlabeled``, ``image_root``).
+    """
+
+    # data
+    dataset: str = "fashion-mosaic"
+    source: str = "embedded"
+    data_root: str | None = None
+    train: str | None = None
+    test: str | None = None
+    unlabeled: str | None = None
+    image_root: str | None = None
+    image_size: int | None = None
+    num_labeled: int | None = None
+    label_noise: float = 0.0
+    missing_labels: float = 0.0
+    validation_fraction: float = 0.1
+    # model
+    backbone: str = "small-cnn"
+    pretrained: bool = False
+    weights: str | None = None
+    small_input: bool = False
+    width: int = 16
+    norm: str = "batch"
+    # loss
+    loss: str = "rmlc"
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    # optimisation
+    epochs: int = 8
+    batch_size: int = 96
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    augment: bool = True
+    # semi-supervised (SS-RML-CNN)
+    semi_supervised: bool = False
+    warmup_epochs: int = 2
+    refresh_every: int = 20
+    t: str | float = "mean"
+    unlabeled_ratio: float | None = None
+    # evaluation
+    topk: int = 3
+    threshold: float | None = 0.0
+    # runtime
+    seed: int = 0
+    device: str = "auto"
+    amp: str | None = None
+    channels_last: bool = False
+    compile: bool = False
+    num_workers: int = 0
+    out: str = "runs/rmlc"
+    resume: bool = False
+    init_checkpoint: str | None = None
+    checkpoint_every_steps: int = 0
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise a ``ValueError`` naming the first out-of-range parameter."""
+
+        def require(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(f"config: {message}")
+
+        require(
+            self.backbone in BACKBONES,
+            f"backbone must be one of {BACKBONES}, got {self.backbone!r}",
+        )
+        require(self.loss in LOSSES, f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
+        require(
+            self.schedule in SCHEDULES,
+            f"schedule must be one of {SCHEDULES}, got {self.schedule!r}",
+        )
+        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        require(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}")
+        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(
+            0 <= self.validation_fraction < 1,
+            f"validation_fraction must lie in [0, 1), got {self.validation_fraction}",
+        )
+        require(
+            0 <= self.label_noise <= 1, f"label_noise must lie in [0, 1], got {self.label_noise}"
+        )
+        require(
+            0 <= self.missing_labels <= 1,
+            f"missing_labels must lie in [0, 1], got {self.missing_labels}",
+        )
+        require(self.refresh_every >= 1, f"refresh_every must be >= 1, got {self.refresh_every}")
+        require(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        require(
+            self.amp in (None, "bf16", "fp16"),
+            f"amp must be null, 'bf16' or 'fp16', got {self.amp!r}",
+        )
+        require(self.topk >= 1, f"topk must be >= 1, got {self.topk}")
+        require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        require(
+            (isinstance(self.t, int | float) and self.t > 0) or self.t in ("mean", "authors"),
+            f"t must be 'mean', 'authors' or a positive number, got {self.t!r}",
+        )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping; unknown keys raise a ``ValueError`` with a suggestion."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"{source}: unknown key {key!r}{hint}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML config and apply overrides (e.g. from the command line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of keys to values")
+    values.update(overrides or {})
+    return TrainConfig.from_dict(values, source=str(path))

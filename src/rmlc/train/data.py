@@ -1,0 +1,242 @@
+"""Images and targets as the trainer sees them: stores, views, transforms, and builders.
+
+A *store* holds images (an in-memory uint8 array, or files read on demand); a *view* picks
+rows of a store, applies a transform and returns ``(image, position)``. The trainer keeps
+the targets itself, indexed by position, so propagated labels can change without touching
+the datasets. :func:`build_training_data` turns a :class:`~rmlc.train.config.TrainConfig`
+into a :class:`TrainingData` for each built-in dataset and for users' tags tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from rmlc.train.config import TrainConfig
+
+__all__ = [
+    "ArrayStore",
+    "FileStore",
+    "ImageView",
+    "TrainingData",
+    "build_training_data",
+    "eval_transform",
+    "train_transform",
+]
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class ArrayStore:
+    """Images held in memory: ``(N, C, H, W)`` uint8."""
+
+    def __init__(self, images: np.ndarray | torch.Tensor) -> None:
+        images = torch.as_tensor(images)
+        if images.ndim == 3:
+            images = images[:, None]
+        if images.ndim != 4 or images.dtype != torch.uint8:
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W) or (N, H, W), got {images.dtype} "
+                f"{tuple(images.shape)}"
+            )
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, row: int) -> torch.Tensor:
+        return self.images[row]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+
+class FileStore:
+    """Images read from files on demand, converted to ``channels`` and resized.
+
+    Args:
+        paths: image paths, relative to ``root`` unless absolute.
+        root: directory the paths are relative to.
+        size: side of the square the images are resized to.
+        channels: 3 (RGB) or 1 (grayscale).
+    """
+
+    def __init__(
+        self, paths: Sequence[str | Path], root: str | Path | None, size: int, channels: int = 3
+    ) -> None:
+        self.paths = [Path(root or ".") / path for path in paths]
+        self.size, self.channels = size, channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, row: int) -> torch.Tensor:
+        path = self.paths[row]
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB" if self.channels == 3 else "L")
+                image = image.resize((self.size, self.size), Image.BILINEAR)
+                array = np.asarray(image, dtype=np.uint8)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"image file not found: {path}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise ValueError(f"cannot read image {path}: {error}") from None
+        tensor = torch.from_numpy(array.copy())
+        return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
+
+
+class ImageView(Dataset):
+    """Rows of a store with a transform: item ``p`` is ``(transform(store[rows[p]]), p)``."""
+
+    def __init__(
+        self,
+        store: ArrayStore | FileStore,
+        rows: Sequence[int] | torch.Tensor | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.store = store
+        self.rows = torch.arange(len(store)) if rows is None else torch.as_tensor(rows)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, int]:
+        image = self.store[int(self.rows[position])]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, position
+
+
+def eval_transform(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """uint8 ``(C, H, W)`` -> normalised float32."""
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+def train_transform(
+    mean: Sequence[float], std: Sequence[float], size: int, augment: bool
+) -> v2.Compose:
+    """Augmentation (random crop with padding, horizontal flip) and normalisation."""
+    if not augment:
+        return eval_transform(mean, std)
+    return v2.Compose(
+        [
+            v2.RandomCrop(size, padding=max(size // 8, 1), padding_mode="reflect"),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
+
+
+@dataclass
+class TrainingData:
+    """What the trainer trains and evaluates on.
+
+    Attributes:
+        train: view of the training pool (labeled and unlabeled), with augmentation.
+        train_eval: the same pool without augmentation (for feature extraction).
+        targets: ``(n_pool, m)`` 0/1 targets of the pool (zeros for unlabeled samples).
+        labeled: positions of labeled samples in the pool.
+        unlabeled: positions of unlabeled samples in the pool.
+        validation: ``(view, targets)`` carved from the labeled data, or None.
+        test: ``(view, targets)``, or None.
+        class_names: the ``m`` label names.
+        in_channels: image channels.
+        single_label: every labeled sample has exactly one positive (accuracy applies).
+        normalization: ``{"mean": ..., "std": ..., "size": ...}`` for inference.
+    """
+
+    train: ImageView
+    train_eval: ImageView
+    targets: torch.Tensor
+    labeled: torch.Tensor
+    unlabeled: torch.Tensor
+    validation: tuple[ImageView, torch.Tensor] | None
+    test: tuple[ImageView, torch.Tensor] | None
+    class_names: list[str]
+    in_channels: int
+    single_label: bool
+    normalization: dict = field(default_factory=dict)
+
+
+def _channel_statistics(store: ArrayStore, limit: int = 5000) -> tuple[list[float], list[float]]:
+    sample = store.images[:limit].float() / 255.0
+    mean = sample.mean(dim=(0, 2, 3))
+    std = sample.std(dim=(0, 2, 3)).clamp(min=1e-3)
+    return mean.tolist(), std.tolist()
+
+
+def assemble(
+    store: ArrayStore | FileStore,
+    targets: np.ndarray | torch.Tensor,
+    labeled_rows: np.ndarray | torch.Tensor,
+    unlabeled_rows: np.ndarray | torch.Tensor,
+    test: tuple[ArrayStore | FileStore, np.ndarray | torch.Tensor] | None,
+    class_names: Sequence[str],
+    config: TrainConfig,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> TrainingData:
+    """Split the labeled rows into training and validation, and build the views.
+
+    Args:
+        store: training images.
+        targets: ``(N, m)`` 0/1 targets of the store's rows (any values for unlabeled rows).
+        labeled_rows, unlabeled_rows: rows of the store.
+        test: ``(store, targets)`` of the test split.
+    """
+    targets = torch.as_tensor(np.asarray(targets), dtype=torch.float32)
+    labeled_rows = torch.as_tensor(np.asarray(labeled_rows), dtype=torch.int64)
+    unlabeled_rows = torch.as_tensor(np.asarray(unlabeled_rows), dtype=torch.int64)
+    generator = torch.Generator().manual_seed(config.seed)
+    shuffled = labeled_rows[torch.randperm(len(labeled_rows), generator=generator)]
+    n_validation = round(config.validation_fraction * len(shuffled))
+    validation_rows, train_rows = shuffled[:n_validation], shuffled[n_validation:]
+    if len(train_rows) == 0:
+        raise ValueError("no labeled training samples are left after the validation split")
+    if mean is None or std is None:
+        if isinstance(store, ArrayStore):
+            mean, std = _channel_statistics(store)
+        else:
+            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if store.channels == 3 else ((0.5,), (0.25,))
+    size = store.images.shape[-1] if isinstance(store, ArrayStore) else store.size
+    evaluation = eval_transform(mean, std)
+    pool = torch.cat([train_rows, unlabeled_rows])
+    pool_targets = targets[pool].clone()
+    pool_targets[len(train_rows) :] = 0.0
+    labeled_targets = targets[train_rows]
+    single = bool(((labeled_targets.sum(dim=1) == 1).all()).item())
+    channels = store.channels
+    return TrainingData(
+        train=ImageView(store, pool, train_transform(mean, std, size, config.augment)),
+        train_eval=ImageView(store, pool, evaluation),
+        targets=pool_targets,
+        labeled=torch.arange(len(train_rows)),
+        unlabeled=torch.arange(len(train_rows), len(pool)),
+        validation=(ImageView(store, validation_rows, evaluation), targets[validation_rows])
+        if n_validation
+        else None,
+        test=None
+        if test is None
+        else (ImageView(test[0], None, evaluation), torch.as_tensor(np.asarray(test[1])).float()),
+        class_names=list(class_names),
+        in_channels=channels,
+        single_label=single,
+        normalization={"mean": list(mean), "std": list(std), "size": int(size)},
+    )
+
+
+def build_training_data(config: TrainConfig) -> TrainingData:
+    """Load the configured dataset, corrupt its labels if asked, and split it."""
+    from rmlc.train import datasets  # the loaders, kept apart from the views
+
+    return datasets.build(config)

@@ -1,0 +1,97 @@
+"""Multi-process training through torch.distributed (``torchrun``): set-up and gathering.
+
+``torchrun --nproc_per_node=N -m rmlc train ...`` sets ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK``; :func:`init_distributed` then joins the process group (NCCL on GPUs, gloo
+on CPUs). With one process nothing is initialised and every helper degrades to a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistributedContext", "all_gather_rows", "init_distributed", "shutdown_distributed"]
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands: rank, world size and its device."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str = "auto", timeout_s: float = 600.0) -> DistributedContext:
+    """Join the process group when launched by torchrun, and pick this process's device.
+
+    Args:
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        timeout_s: collective timeout; a crashed peer makes the others fail within it.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and chosen.index is None:
+        chosen = torch.device("cuda", local_rank if world_size > 1 else 0)
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if chosen.type == "cuda" else "gloo"
+        dist.init_process_group(
+            backend,
+            timeout=datetime.timedelta(seconds=timeout_s),
+            device_id=(chosen if chosen.type == "cuda" else None),
+        )
+    return DistributedContext(rank, world_size, local_rank, chosen)
+
+
+def shutdown_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_gather_rows(
+    rows: torch.Tensor, indices: torch.Tensor, total: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather row tensors and their dataset indices from every process.
+
+    Rows are returned ordered by index with duplicates (padding of the samplers) dropped,
+    so the result equals what one process would have computed alone.
+
+    Args:
+        rows: ``(n, ...)`` this process's rows.
+        indices: ``(n,)`` their dataset indices.
+        total: unused; kept for symmetry with callers that know the dataset size.
+
+    Returns:
+        ``(rows, indices)`` gathered, CPU tensors.
+    """
+    del total
+    rows, indices = rows.detach().cpu(), indices.detach().cpu()
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        gathered: list = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, (rows, indices))
+        rows = torch.cat([part[0] for part in gathered])
+        indices = torch.cat([part[1] for part in gathered])
+    order = torch.argsort(indices, stable=True)
+    rows, indices = rows[order], indices[order]
+    keep = torch.ones(len(indices), dtype=torch.bool)
+    keep[1:] = indices[1:] != indices[:-1]
+    return rows[keep], indices[keep]

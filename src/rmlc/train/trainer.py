@@ -1,0 +1,475 @@
+"""The training loop of RML-CNN (supervised) and SS-RML-CNN (semi-supervised).
+
+Supervised: minibatch SGD on any loss of :mod:`rmlc.losses`. Semi-supervised: first
+``warmup_epochs`` on the labeled data alone (or a network loaded with ``init_checkpoint``),
+then every ``refresh_every`` epochs the current network's features of all labeled and
+unlabeled images are extracted, each unlabeled image takes the labels of its nearest
+labeled neighbour with heat-kernel weight ``s_i`` (:func:`rmlc.propagation.propagate_labels`)
+and training continues on labeled plus propagated samples with those weights.
+
+Model selection uses a validation split carved from the training data, never the test
+split. Checkpoints are written atomically every epoch (and every ``checkpoint_every_steps``)
+with everything needed to resume exactly: model, optimizer, AMP scaler, position, random
+states and the propagated labels. Ctrl-C saves a resumable checkpoint and exits.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from rmlc.losses import build_loss
+from rmlc.metrics import MultiLabelMeter
+from rmlc.models import MultiLabelNet
+from rmlc.propagation import propagate_labels
+from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
+from rmlc.train.config import TrainConfig
+from rmlc.train.data import TrainingData
+from rmlc.train.distributed import DistributedContext, all_gather_rows
+from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
+from rmlc.train.schedule import learning_rate
+
+__all__ = ["Trainer", "TrainingInterrupted"]
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped by Ctrl-C after saving a resumable checkpoint."""
+
+
+@dataclass
+class Position:
+    """Where training stands: the epoch in progress and the steps done within it."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+
+
+class Trainer:
+    """Trains a :class:`~rmlc.models.MultiLabelNet` on :class:`TrainingData`.
+
+    Args:
+        model: the network (not yet wrapped for DDP).
+        data: training, validation, test and unlabeled images with their targets.
+        config: the run's configuration.
+        context: distributed context (rank, world size, device).
+    """
+
+    def __init__(
+        self,
+        model: MultiLabelNet,
+        data: TrainingData,
+        config: TrainConfig,
+        context: DistributedContext,
+    ) -> None:
+        self.config, self.data, self.context = config, data, context
+        self.device = context.device
+        self.out = Path(config.out)
+        self.model = model.to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.network: nn.Module = self.model
+        if context.enabled:
+            self.network = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        if config.compile:
+            self.network = torch.compile(self.network)
+        self.loss_generator = torch.Generator(device=self.device)
+        loss_params = dict(config.loss_params)
+        if config.loss in ("rmlc", "warp"):
+            loss_params.setdefault("generator", self.loss_generator)
+        self.loss_fn = build_loss(config.loss, **loss_params)
+        decay, no_decay = [], []
+        for name, parameter in self.model.named_parameters():
+            (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
+        self.optimizer = torch.optim.SGD(
+            [
+                {"params": decay, "weight_decay": config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+        )
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp or "")
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16
+        )
+        # Targets and weights of every training sample; propagation rewrites the unlabeled.
+        self.targets = data.targets.clone().float()
+        self.sample_weights = torch.ones(len(self.targets))
+        self.propagation_epoch: int | None = None
+        self.position = Position()
+        self.best_metric, self.best_epoch = -math.inf, -1
+        self.history: list[dict[str, Any]] = []
+        self.writer = None
+
+    # ---- phases -------------------------------------------------------------------------
+
+    def uses_unlabeled(self, epoch: int) -> bool:
+        """Whether propagated unlabeled samples are trained on in this epoch."""
+        return (
+            self.config.semi_supervised
+            and len(self.data.unlabeled) > 0
+            and epoch >= self._first_refresh_epoch()
+        )
+
+    def _first_refresh_epoch(self) -> int:
+        return 0 if self.config.init_checkpoint else self.config.warmup_epochs
+
+    def refresh_due(self, epoch: int) -> bool:
+        """Whether labels are (re)propagated at the start of this epoch."""
+        if not self.uses_unlabeled(epoch):
+            return False
+        return (epoch - self._first_refresh_epoch()) % self.config.refresh_every == 0
+
+    def _sampler(self, epoch: int) -> ShardedSampler:
+        unlabeled = self.data.unlabeled if self.uses_unlabeled(epoch) else None
+        order = EpochOrder(
+            self.data.labeled, unlabeled, self.config.unlabeled_ratio, seed=self.config.seed
+        )
+        local_batch = max(self.config.batch_size // self.context.world_size, 1)
+        return ShardedSampler(order, self.context.rank, self.context.world_size, local_batch)
+
+    def _loader(self, dataset, sampler=None, batch_size=None, shuffle=False) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size or max(self.config.batch_size // self.context.world_size, 1),
+            sampler=sampler,
+            shuffle=shuffle,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=False,
+        )
+
+    def _evaluation_loader(self, view) -> DataLoader:
+        batch = 2 * max(self.config.batch_size // self.context.world_size, 1)
+        sampler = ShardedSampler(
+            FixedOrder(len(view)), self.context.rank, self.context.world_size, batch
+        )
+        return self._loader(view, sampler=sampler, batch_size=batch)
+
+    # ---- the loop -----------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        """Train for ``config.epochs`` epochs (resuming if asked) and evaluate the best model.
+
+        Returns:
+            the final metrics (also written to ``out/metrics.json``).
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.context.is_main:
+            self.config.save(self.out / "config.yaml")
+            self._open_logs()
+        if self.config.resume and (self.out / "last.pt").is_file():
+            self.resume(self.out / "last.pt")
+        elif self.config.init_checkpoint:
+            self._load_initial(self.config.init_checkpoint)
+        try:
+            while self.position.epoch < self.config.epochs:
+                self._train_epoch(self.position.epoch)
+        except KeyboardInterrupt:
+            self.save_checkpoint(self.out / "last.pt")
+            raise TrainingInterrupted(
+                f"interrupted at epoch {self.position.epoch}, step "
+                f"{self.position.step_in_epoch}; resume with --resume --out {self.out}"
+            ) from None
+        return self._finish()
+
+    def _train_epoch(self, epoch: int) -> None:
+        config = self.config
+        if self.refresh_due(epoch) and (
+            self.propagation_epoch != epoch or self.position.step_in_epoch == 0
+        ):
+            self.refresh_labels(epoch)
+        sampler = self._sampler(epoch)
+        sampler.set_epoch(epoch, self.position.step_in_epoch)
+        steps = sampler.steps_per_epoch()
+        self._seed_epoch(epoch)
+        loader = self._loader(self.data.train, sampler=sampler)
+        self.network.train()
+        bar = tqdm(
+            loader,
+            total=steps - self.position.step_in_epoch,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not (config.progress and self.context.is_main),
+            leave=False,
+        )
+        started, images_seen, loss_sum, loss_count = time.perf_counter(), 0, 0.0, 0
+        for images, indices in bar:
+            rate = learning_rate(
+                config.lr,
+                config.schedule,
+                (epoch + self.position.step_in_epoch / steps) / config.epochs,
+                self.position.global_step,
+                config.milestones,
+                config.gamma,
+                config.warmup_steps,
+            )
+            for group in self.optimizer.param_groups:
+                group["lr"] = rate
+            loss = self._step(images, indices)
+            self.position.step_in_epoch += 1
+            self.position.global_step += 1
+            images_seen += len(indices)
+            loss_sum, loss_count = loss_sum + loss, loss_count + 1
+            elapsed = time.perf_counter() - started
+            bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{images_seen / max(elapsed, 1e-9):.0f}")
+            every = config.checkpoint_every_steps
+            if every and self.position.global_step % every == 0 and self.context.is_main:
+                self.save_checkpoint(self.out / "last.pt")
+        bar.close()
+        seconds = time.perf_counter() - started
+        self.position = Position(epoch + 1, 0, self.position.global_step)
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(loss_count, 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "images_per_second": images_seen * self.context.world_size / max(seconds, 1e-9),
+            "seconds": seconds,
+            "unlabeled_in_use": int(self.uses_unlabeled(epoch)),
+        }
+        if self.data.validation is not None:
+            metrics = self.evaluate(self.data.validation)
+            record.update({f"val_{key}": value for key, value in metrics.items()})
+            score = metrics[self.selection_metric]
+            if score > self.best_metric:
+                self.best_metric, self.best_epoch = score, epoch + 1
+                if self.context.is_main:
+                    self.save_checkpoint(self.out / "best.pt")
+        self.history.append(record)
+        if self.context.is_main:
+            self.save_checkpoint(self.out / "last.pt")
+            self._log(record)
+
+    def _step(self, images: torch.Tensor, indices: torch.Tensor) -> float:
+        images = images.to(self.device, non_blocking=True)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        targets = self.targets[indices].to(self.device, non_blocking=True)
+        weights = self.sample_weights[indices].to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        ):
+            logits = self.network(images)
+        loss = self.loss_fn(logits.float(), targets, weights)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss is {loss.item()} at epoch {self.position.epoch + 1}, step "
+                f"{self.position.step_in_epoch}; lower the learning rate (now "
+                f"{self.optimizer.param_groups[0]['lr']:g})"
+            )
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    def _autocast(self) -> torch.autocast:
+        """Mixed precision (bf16 or fp16) when configured, else a no-op context."""
+        return torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        )
+
+    def _seed_epoch(self, epoch: int) -> None:
+        """Random state of an epoch is a function of (seed, epoch, step): exact resumes."""
+        offset = self.config.seed * 1_000_003 + epoch * 7919 + self.context.rank
+        torch.manual_seed(offset + self.position.step_in_epoch * 104_729)
+        self.loss_generator.manual_seed(offset + 17 + self.position.step_in_epoch * 104_729)
+
+    # ---- semi-supervised refresh --------------------------------------------------------
+
+    @torch.no_grad()
+    def extract_features(self, view) -> tuple[torch.Tensor, torch.Tensor]:
+        """Penultimate features of a dataset view, gathered from every process.
+
+        Returns:
+            ``(features (n, d), indices (n,))`` ordered by index.
+        """
+        self.model.eval()
+        rows, indices = [], []
+        for images, index in self._evaluation_loader(view):
+            images = images.to(self.device)
+            with self._autocast():
+                rows.append(self.model.features(images).float().cpu())
+            indices.append(index)
+        return all_gather_rows(torch.cat(rows), torch.cat(indices))
+
+    def refresh_labels(self, epoch: int) -> None:
+        """Propagate labels to the unlabeled samples from the current network's features."""
+        started = time.perf_counter()
+        features, _ = self.extract_features(self.data.train_eval)
+        labeled, unlabeled = self.data.labeled, self.data.unlabeled
+        result = propagate_labels(
+            features[labeled],
+            self.targets[labeled],
+            features[unlabeled],
+            t=self.config.t,
+            progress=False,
+        )
+        self.targets[unlabeled] = torch.as_tensor(result.labels).float()
+        self.sample_weights[unlabeled] = torch.as_tensor(result.weights).float()
+        self.propagation_epoch = epoch
+        if self.context.is_main:
+            weights = self.sample_weights[unlabeled]
+            self._log_text(
+                f"epoch {epoch + 1}: propagated labels to {len(unlabeled)} unlabeled images "
+                f"(t={result.t:.4g}, mean weight {weights.mean():.3f}) in "
+                f"{time.perf_counter() - started:.1f}s"
+            )
+
+    # ---- evaluation ---------------------------------------------------------------------
+
+    @property
+    def selection_metric(self) -> str:
+        return "accuracy" if self.data.single_label else "mAP"
+
+    @torch.no_grad()
+    def predict_scores(self, view) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores ``(n, m)`` and indices ``(n,)`` of a view, gathered from every process."""
+        self.model.eval()
+        rows, indices = [], []
+        for images, index in self._evaluation_loader(view):
+            images = images.to(self.device)
+            with self._autocast():
+                rows.append(self.model(images).float().cpu())
+            indices.append(index)
+        return all_gather_rows(torch.cat(rows), torch.cat(indices))
+
+    def evaluate(self, split) -> dict[str, float]:
+        """All of :mod:`rmlc.metrics` on a (view, targets) split."""
+        view, targets = split
+        scores, indices = self.predict_scores(view)
+        meter = MultiLabelMeter()
+        meter.update(scores, targets[indices])
+        return meter.compute(k=self.config.topk, threshold=self.config.threshold)
+
+    # ---- checkpoints --------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "position": vars(self.position).copy(),
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "targets": self.targets,
+            "sample_weights": self.sample_weights,
+            "propagation_epoch": self.propagation_epoch,
+            "rng": {"torch": torch.get_rng_state(), "loss": self.loss_generator.get_state()},
+            "config": self.config.to_dict(),
+            "backbone": self.model.name,
+            "num_classes": self.model.num_classes,
+            "class_names": list(self.data.class_names),
+            "in_channels": self.data.in_channels,
+            "normalization": self.data.normalization,
+            "single_label": self.data.single_label,
+        }
+
+    def save_checkpoint(self, path: Path) -> None:
+        atomic_save(self.state(), path)
+
+    def resume(self, path: Path) -> None:
+        """Restore everything from a checkpoint written by this trainer."""
+        checkpoint = load_checkpoint(path)
+        check_compatible(checkpoint, self.model.name, self.model.num_classes, path)
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.position = Position(**checkpoint["position"])
+        self.best_metric, self.best_epoch = checkpoint["best_metric"], checkpoint["best_epoch"]
+        self.history = checkpoint["history"]
+        self.targets = checkpoint["targets"]
+        self.sample_weights = checkpoint["sample_weights"]
+        self.propagation_epoch = checkpoint["propagation_epoch"]
+        if self.context.is_main:
+            self._log_text(
+                f"resumed from {path} at epoch {self.position.epoch + 1}, "
+                f"step {self.position.step_in_epoch}"
+            )
+
+    def _load_initial(self, path: str) -> None:
+        checkpoint = load_checkpoint(path)
+        check_compatible(checkpoint, self.model.name, self.model.num_classes, path)
+        self.model.load_state_dict(checkpoint["model"])
+
+    # ---- end of training ----------------------------------------------------------------
+
+    def _finish(self) -> dict[str, Any]:
+        final: dict[str, Any] = {
+            "epochs": self.config.epochs,
+            "best_epoch": self.best_epoch,
+            "selection_metric": self.selection_metric,
+        }
+        best_path = self.out / "best.pt"
+        if best_path.is_file():
+            self.model.load_state_dict(load_checkpoint(best_path)["model"])
+        if self.data.validation is not None:
+            final["validation"] = self.evaluate(self.data.validation)
+        if self.data.test is not None:
+            test = self.evaluate(self.data.test)
+            final.update(test)
+            final["test"] = test
+        if self.history:
+            final["images_per_second"] = float(
+                np.mean([r["images_per_second"] for r in self.history])
+            )
+        if self.context.is_main:
+            (self.out / "metrics.json").write_text(json.dumps(final, indent=2))
+            if self.writer is not None:
+                self.writer.close()
+        return final
+
+    # ---- logs ---------------------------------------------------------------------------
+
+    def _open_logs(self) -> None:
+        if self.config.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self.writer = None
+            else:
+                self.writer = SummaryWriter(str(self.out / "tensorboard"))
+
+    def _log(self, record: dict[str, Any]) -> None:
+        path = self.out / "log.csv"
+        new = not path.is_file()
+        with path.open("a", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=list(record), extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(record)
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "epoch":
+                    self.writer.add_scalar(key, value, record["epoch"])
+        summary = ", ".join(
+            f"{key} {value:.4g}"
+            for key, value in record.items()
+            if key != "epoch" and isinstance(value, float)
+        )
+        self._log_text(f"epoch {record['epoch']}: {summary}")
+
+    def _log_text(self, message: str) -> None:
+        if self.config.progress:
+            tqdm.write(message)
+        with (self.out / "train.log").open("a") as stream:
+            stream.write(message + "\n")

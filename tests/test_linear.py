@@ -1,0 +1,182 @@
+"""RMLClassifier: scikit-learn contract, learning, semi-supervision, persistence, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from rmlc.linear import RMLClassifier
+from rmlc.metrics import mean_average_precision
+
+# Checks that cannot hold for this estimator, and why.
+EXPECTED_FAILED_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "minibatch SGD: a sample of weight 2 is not the same as two copies of it, "
+        "which change the number of steps and the batches"
+    ),
+    "check_sample_weight_equivalence_on_sparse_data": "sparse input is not supported",
+}
+
+
+@parametrize_with_checks(
+    [RMLClassifier(max_epochs=15, random_state=0, learning_rate=0.05)],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+)
+def test_scikit_learn_estimator_checks(estimator, check) -> None:
+    check(estimator)
+
+
+def structured_problem(n: int = 600, d: int = 20, m: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=(d, m))
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    scores = X @ weights
+    Y = (scores > np.quantile(scores, 0.8, axis=0)).astype(np.int64)
+    return X, Y
+
+
+@pytest.mark.parametrize("loss", ["rmlc", "warp", "bce", "softmax", "asl"])
+def test_every_loss_learns(loss: str) -> None:
+    X, Y = structured_problem()
+    model = RMLClassifier(loss=loss, random_state=0, max_epochs=20).fit(X[:400], Y[:400])
+    assert model.score(X[400:], Y[400:]) > 0.75
+    assert model.coef_.shape == (6, 20) and model.intercept_.shape == (6,)
+    assert model.predict(X[400:]).shape == (200, 6)
+    assert set(np.unique(model.predict(X))) <= {0, 1}
+
+
+def test_score_is_map_and_decision_function_consistent() -> None:
+    X, Y = structured_problem()
+    model = RMLClassifier(random_state=0, max_epochs=10).fit(X, Y)
+    scores = model.decision_function(X)
+    np.testing.assert_allclose(scores, X @ model.coef_.T + model.intercept_, rtol=1e-5)
+    expected = mean_average_precision(torch.from_numpy(scores), torch.from_numpy(Y)) / 100
+    assert model.score(X, Y) == pytest.approx(expected)
+    top = model.predict_topk(X, k=2)
+    assert top.shape == (600, 2)
+    assert (np.take_along_axis(scores, top[:, :1], 1)[:, 0] == scores.max(axis=1)).all()
+
+
+def test_signed_targets_equal_binary_targets() -> None:
+    X, Y = structured_problem()
+    a = RMLClassifier(random_state=3, max_epochs=5).fit(X, Y)
+    b = RMLClassifier(random_state=3, max_epochs=5).fit(X, 2 * Y - 1)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+
+
+def test_single_label_targets_give_class_predictions() -> None:
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(3, 5)) * 4
+    labels = rng.integers(0, 3, 300)
+    X = centers[labels] + rng.normal(size=(300, 5))
+    names = np.array(["cat", "dog", "eel"])[labels]
+    model = RMLClassifier(random_state=0, max_epochs=20).fit(X, names)
+    assert not model.multilabel_
+    assert set(model.predict(X)) <= {"cat", "dog", "eel"}
+    assert model.score(X, names) > 0.9  # accuracy
+    assert model.predict_topk(X, 2).shape == (300, 2)
+
+
+def test_reproducible_for_a_random_state() -> None:
+    X, Y = structured_problem()
+    a = RMLClassifier(random_state=7, max_epochs=4).fit(X, Y)
+    b = RMLClassifier(random_state=7, max_epochs=4).fit(X, Y)
+    c = RMLClassifier(random_state=8, max_epochs=4).fit(X, Y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert not np.array_equal(a.coef_, c.coef_)
+
+
+def test_semi_supervised_fit_uses_propagated_labels_and_weights() -> None:
+    X, Y = structured_problem(800)
+    labeled, unlabeled = slice(0, 60), slice(60, 700)
+    model = RMLClassifier(random_state=0, max_epochs=10).fit(
+        X[labeled], Y[labeled], X_unlabeled=X[unlabeled]
+    )
+    result = model.propagation_
+    assert result.labels.shape == (640, 6)
+    assert ((result.weights > 0) & (result.weights <= 1)).all()
+    # The propagated weights matter: training with them equals an explicit weighted fit.
+    standardized = (np.concatenate([X[labeled], X[unlabeled]]) - model.mean_) / model.scale_
+    del standardized
+    explicit = RMLClassifier(random_state=0, max_epochs=10, standardize=False)
+    union_X = np.concatenate([X[labeled], X[unlabeled]])
+    union_Y = np.concatenate([Y[labeled], result.labels])
+    weights = np.concatenate([np.ones(60), result.weights])
+    same_scale = RMLClassifier(random_state=0, max_epochs=10, standardize=False)
+    unweighted = same_scale.fit(
+        (union_X - model.mean_) / model.scale_, union_Y, sample_weight=np.ones(700)
+    )
+    weighted = explicit.fit((union_X - model.mean_) / model.scale_, union_Y, sample_weight=weights)
+    ours = model.coef_ * model.scale_[None, :]  # back to the standardized space
+    np.testing.assert_allclose(ours, weighted.coef_, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(ours, unweighted.coef_, rtol=1e-3, atol=1e-4)
+
+
+def test_transductive_ablation_runs_and_differs() -> None:
+    X, Y = structured_problem()
+    plain = RMLClassifier(random_state=0, max_epochs=5).fit(X[:100], Y[:100])
+    transductive = RMLClassifier(
+        random_state=0, max_epochs=5, semi_supervised="transductive", eta=1.0
+    ).fit(X[:100], Y[:100], X_unlabeled=X[100:500])
+    assert transductive.propagation_ is None
+    assert not np.allclose(plain.coef_, transductive.coef_)
+    assert transductive.score(X[500:], Y[500:]) > 0.6
+
+
+def test_save_and_load(tmp_path) -> None:
+    X, Y = structured_problem()
+    model = RMLClassifier(random_state=0, max_epochs=3).fit(X, Y)
+    model.save(tmp_path / "model.joblib")
+    loaded = RMLClassifier.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
+    np.save(tmp_path / "other.npy", np.zeros(3))
+    import joblib
+
+    joblib.dump({"not": "a model"}, tmp_path / "other.joblib")
+    with pytest.raises(TypeError, match="does not hold an RMLClassifier"):
+        RMLClassifier.load(tmp_path / "other.joblib")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"loss": "hinge"}, "loss must be one of"),
+        ({"learning_rate": 0}, "learning_rate must be a positive number"),
+        ({"batch_size": -1}, "batch_size must be a positive number"),
+        ({"alpha": -1.0}, "alpha must be a non-negative number"),
+        ({"momentum": 1.0}, r"momentum must lie in \[0, 1\)"),
+        ({"semi_supervised": "cotraining"}, "semi_supervised must be one of"),
+        ({"s": 0.5}, r"s must lie in \(-1, 0\]"),
+        ({"kappa": -2.0}, "kappa must be >= 0"),
+    ],
+)
+def test_bad_parameters(params: dict, message: str) -> None:
+    X, Y = structured_problem(50)
+    with pytest.raises(ValueError, match=message):
+        RMLClassifier(**params).fit(X, Y)
+
+
+def test_bad_data() -> None:
+    X, Y = structured_problem(50)
+    model = RMLClassifier(max_epochs=1)
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(np.where(np.eye(50, 20) > 0, np.nan, X), Y)
+    bad = Y.copy()
+    bad[0, 0] = 2
+    with pytest.raises(ValueError, match=r"found values \{0, 1, 2\}"):
+        model.fit(X, bad)
+    with pytest.raises(ValueError, match="continuous"):
+        model.fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        model.fit(X, Y[:40])
+    model.fit(X, Y)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :10])
+    with pytest.raises(ValueError, match="features"):
+        RMLClassifier(max_epochs=1).fit(X, Y, X_unlabeled=X[:, :5])
+    with pytest.raises(ValueError, match="sample_weight"):
+        RMLClassifier(max_epochs=1).fit(X, Y, sample_weight=-np.ones(50))
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        model.predict_topk(X, 0)

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from rmlc.models import MultiLabelNet, build_model
 from rmlc.train.checkpoint import load_checkpoint
-from rmlc.train.data import FileStore, ImageView, eval_transform
+from rmlc.train.data import BatchPreparation, FileStore, ImageView
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -39,10 +39,13 @@ class TrainedModel:
     single_label: bool
 
     def view(self, store) -> ImageView:
-        """A view of a store with this model's evaluation transform."""
-        return ImageView(
-            store, None, eval_transform(self.normalization["mean"], self.normalization["std"])
-        )
+        """A view of all the images of a store."""
+        return ImageView(store)
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 batch -> the normalised float batch the network expects."""
+        preparation = BatchPreparation(self.normalization["mean"], self.normalization["std"])
+        return preparation(images)
 
 
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
@@ -93,7 +96,7 @@ def score_images(
     trained.model.to(device).eval()
     outputs = []
     for images, _ in DataLoader(view, batch_size=batch_size):
-        images = images.to(device)
+        images = trained.prepare(images.to(device))
         output = trained.model.features(images) if features else trained.model(images)
         outputs.append(output.float().cpu())
     return torch.cat(outputs).numpy()

@@ -35,7 +35,7 @@ from rmlc.models import MultiLabelNet
 from rmlc.propagation import propagate_labels
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
 from rmlc.train.config import TrainConfig
-from rmlc.train.data import TrainingData
+from rmlc.train.data import BatchPreparation, TrainingData
 from rmlc.train.distributed import DistributedContext, all_gather_rows
 from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
 from rmlc.train.schedule import learning_rate
@@ -111,6 +111,7 @@ class Trainer:
         self.targets = data.targets.clone().float()
         self.sample_weights = torch.ones(len(self.targets))
         self.propagation_epoch: int | None = None
+        self.prepare = BatchPreparation(data.normalization["mean"], data.normalization["std"])
         self.position = Position()
         self.best_metric, self.best_epoch = -math.inf, -1
         self.history: list[dict[str, Any]] = []
@@ -255,7 +256,7 @@ class Trainer:
             self._log(record)
 
     def _step(self, images: torch.Tensor, indices: torch.Tensor) -> float:
-        images = images.to(self.device, non_blocking=True)
+        images = self.prepare(images.to(self.device, non_blocking=True), self.config.augment)
         if self.config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = self.targets[indices].to(self.device, non_blocking=True)
@@ -305,7 +306,7 @@ class Trainer:
         self.model.eval()
         rows, indices = [], []
         for images, index in self._evaluation_loader(view):
-            images = images.to(self.device)
+            images = self.prepare(images.to(self.device))
             with self._autocast():
                 rows.append(self.model.features(images).float().cpu())
             indices.append(index)
@@ -314,7 +315,7 @@ class Trainer:
     def refresh_labels(self, epoch: int) -> None:
         """Propagate labels to the unlabeled samples from the current network's features."""
         started = time.perf_counter()
-        features, _ = self.extract_features(self.data.train_eval)
+        features, _ = self.extract_features(self.data.train)
         labeled, unlabeled = self.data.labeled, self.data.unlabeled
         result = propagate_labels(
             features[labeled],
@@ -346,7 +347,7 @@ class Trainer:
         self.model.eval()
         rows, indices = [], []
         for images, index in self._evaluation_loader(view):
-            images = images.to(self.device)
+            images = self.prepare(images.to(self.device))
             with self._autocast():
                 rows.append(self.model(images).float().cpu())
             indices.append(index)

@@ -1,0 +1,95 @@
+"""Data for rmlc: real images, multi-label mosaics, users' data sets, label noise, splits.
+
+* Fashion-MNIST: :func:`load_fashion_mnist` (IDX files of the Debian package, torchvision
+  download, or the subset embedded in the package), :mod:`rmlc.data.idx` for the format.
+* Multi-label mosaics with correlated labels: :func:`make_mosaics`, :func:`fashion_mosaic`,
+  :class:`CooccurrencePrior`, :data:`OUTFIT_PRIOR`; label statistics:
+  :func:`mosaic_statistics`, :func:`format_statistics`.
+* Users' data: :func:`load_cifar10`, :func:`load_stl10`, :func:`load_coco`,
+  :func:`load_nus_wide`, tags tables (:func:`read_tags_table`, :func:`write_tags_table`),
+  :class:`ImageListDataset`, precomputed features (:func:`load_features`).
+* Label noise and splits: :func:`corrupt_labels`, :func:`drop_positives`,
+  :func:`corrupt_file`, :func:`split_labeled`, :func:`subsample_multilabel`,
+  :func:`train_validation_split`.
+"""
+
+from rmlc.data.coco import CocoLabels, load_coco
+from rmlc.data.corruption import (
+    CorruptionReport,
+    DropReport,
+    corrupt_labels,
+    corrupted_subset,
+    drop_positives,
+)
+from rmlc.data.fashion_mnist import (
+    DEBIAN_FASHION_MNIST_ROOT,
+    FASHION_MNIST_CLASSES,
+    load_embedded_fashion_mnist,
+    load_fashion_mnist,
+)
+from rmlc.data.features import load_features, save_features
+from rmlc.data.file_corruption import corrupt_file
+from rmlc.data.idx import read_idx, read_idx_images, read_idx_labels, write_idx
+from rmlc.data.image_dataset import BadImageError, ImageListDataset, check_image_file
+from rmlc.data.label_statistics import format_statistics, mosaic_statistics
+from rmlc.data.mosaics import (
+    OUTFIT_PRIOR,
+    CooccurrencePrior,
+    Theme,
+    fashion_mosaic,
+    make_mosaics,
+)
+from rmlc.data.nus_wide import NusWideLabels, load_nus_wide
+from rmlc.data.splits import split_labeled, subsample_multilabel, train_validation_split
+from rmlc.data.tags_table import TagsTable, read_tags_table, write_tags_table
+from rmlc.data.torchvision_sets import (
+    CIFAR10_CLASSES,
+    STL10_CLASSES,
+    LabeledImages,
+    load_cifar10,
+    load_stl10,
+)
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "DEBIAN_FASHION_MNIST_ROOT",
+    "FASHION_MNIST_CLASSES",
+    "OUTFIT_PRIOR",
+    "STL10_CLASSES",
+    "BadImageError",
+    "CocoLabels",
+    "CooccurrencePrior",
+    "CorruptionReport",
+    "DropReport",
+    "ImageListDataset",
+    "LabeledImages",
+    "NusWideLabels",
+    "TagsTable",
+    "Theme",
+    "check_image_file",
+    "corrupt_file",
+    "corrupt_labels",
+    "corrupted_subset",
+    "drop_positives",
+    "fashion_mosaic",
+    "format_statistics",
+    "load_cifar10",
+    "load_coco",
+    "load_embedded_fashion_mnist",
+    "load_fashion_mnist",
+    "load_features",
+    "load_nus_wide",
+    "load_stl10",
+    "make_mosaics",
+    "mosaic_statistics",
+    "read_idx",
+    "read_idx_images",
+    "read_idx_labels",
+    "read_tags_table",
+    "save_features",
+    "split_labeled",
+    "subsample_multilabel",
+    "train_validation_split",
+    "write_idx",
+    "write_tags_table",
+]

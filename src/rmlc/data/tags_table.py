@@ -1,0 +1,283 @@
+"""Tags tables: the plain-text format for users' multi-label image data (CSV or JSONL).
+
+CSV: a header ``image,labels`` then one row per image; ``image`` is a path (relative to an
+image root, or absolute) and ``labels`` the image's labels separated by ``|``
+(``dog|person``). JSONL: one object per line with the same two fields,
+``{"image": "a.jpg", "labels": ["dog", "person"]}`` (a ``"dog|person"`` string works too).
+
+An empty ``labels`` field (``""``, ``[]`` or ``null``) marks an *unlabeled* row (for
+semi-supervised training): its target row is all zero and ``labeled`` is False. Hence a
+labeled image needs at least one label. Classes are given, or inferred (sorted) from the
+labels found. Every problem (missing or wrong header, unknown label, duplicate image,
+missing labels where they are required, bad JSON) is a ``ValueError`` naming the file and
+the line(s).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from rmlc.data._common import PathLike, as_path, shorten
+from rmlc.labels import positive_mask_numpy
+
+__all__ = ["TAGS_COLUMNS", "TagsTable", "read_tags_table", "tags_table_format", "write_tags_table"]
+
+TAGS_COLUMNS = ("image", "labels")
+LABEL_SEPARATOR = "|"
+TableFormat = Literal["csv", "jsonl"]
+
+
+@dataclass
+class TagsTable:
+    """Images with multi-label targets; rows may be unlabeled.
+
+    Attributes:
+        images: ``N`` image paths as written in the table.
+        targets: uint8 ``(N, m)`` multi-hot targets (all zero for unlabeled rows).
+        labeled: bool ``(N,)``, False for unlabeled rows.
+        classes: the ``m`` class names, in column order.
+    """
+
+    images: list[str]
+    targets: np.ndarray
+    labeled: np.ndarray
+    classes: list[str]
+
+    def __post_init__(self) -> None:
+        self.images = [str(image) for image in self.images]
+        self.classes = [str(name) for name in self.classes]
+        _check_classes(self.classes, "classes")
+        n, m = len(self.images), len(self.classes)
+        targets = np.asarray(self.targets)
+        if targets.shape != (n, m):
+            raise ValueError(f"targets must have shape ({n}, {m}), got {targets.shape}")
+        self.targets = positive_mask_numpy(targets, "targets").astype(np.uint8)
+        labeled = np.asarray(self.labeled)
+        if labeled.shape != (n,) or labeled.dtype != bool:
+            raise ValueError(f"labeled must be a bool array of shape ({n},), got {labeled.shape}")
+        self.labeled = labeled
+        if self.targets[~labeled].any():
+            rows = np.flatnonzero(~labeled & self.targets.any(axis=1))
+            raise ValueError(f"unlabeled rows {shorten(rows)} have positive targets")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def labels_of(self, index: int) -> list[str]:
+        """Class names of the positive labels of row ``index``."""
+        return [self.classes[j] for j in np.flatnonzero(self.targets[index])]
+
+
+def _check_classes(classes: Sequence[str], where: str) -> None:
+    seen: set[str] = set()
+    for name in classes:
+        if not name or name != name.strip() or LABEL_SEPARATOR in name:
+            raise ValueError(
+                f"{where}: bad class name {name!r} (non-empty, no surrounding spaces, no "
+                f"'{LABEL_SEPARATOR}')"
+            )
+        if name in seen:
+            raise ValueError(f"{where}: duplicate class name {name!r}")
+        seen.add(name)
+
+
+def tags_table_format(path: PathLike, format: TableFormat | None = None) -> TableFormat:
+    """``"csv"`` or ``"jsonl"``: ``format`` if given, else from the file's suffix."""
+    if format is not None:
+        if format not in ("csv", "jsonl"):
+            raise ValueError(f"format must be 'csv' or 'jsonl', got {format!r}")
+        return format
+    suffix = as_path(path).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    raise ValueError(f"{path}: unknown tags table format {suffix!r} (use .csv or .jsonl)")
+
+
+def _split_labels(text: str) -> list[str]:
+    return [token.strip() for token in text.split(LABEL_SEPARATOR) if token.strip()]
+
+
+def _csv_rows(path: Path) -> Iterable[tuple[int, str, list[str]]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path}: empty file; expected the header 'image,labels'")
+        if [field.strip() for field in header] != list(TAGS_COLUMNS):
+            raise ValueError(
+                f"{path}: line 1: expected the header 'image,labels', found {','.join(header)!r}"
+            )
+        for fields in reader:
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            if len(fields) != 2:
+                raise ValueError(
+                    f"{path}: line {reader.line_num}: expected 2 columns (image,labels), "
+                    f"found {len(fields)}: {fields!r}"
+                )
+            yield reader.line_num, fields[0].strip(), _split_labels(fields[1])
+
+
+def _json_labels(value: Any, path: Path, line: int) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return _split_labels(value)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        labels = [item.strip() for item in value if item.strip()]
+        bad = [label for label in labels if LABEL_SEPARATOR in label]
+        if bad:
+            raise ValueError(f"{path}: line {line}: label {bad[0]!r} contains '|'")
+        return labels
+    raise ValueError(
+        f"{path}: line {line}: 'labels' must be a list of strings, a '|'-separated string "
+        f"or null, got {value!r}"
+    )
+
+
+def _jsonl_rows(path: Path) -> Iterable[tuple[int, str, list[str]]]:
+    with path.open(encoding="utf-8-sig") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}: line {line}: invalid JSON ({error})") from error
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}: line {line}: expected a JSON object, got {text!r}")
+            keys = set(record)
+            if keys != set(TAGS_COLUMNS):
+                missing = sorted(set(TAGS_COLUMNS) - keys)
+                extra = sorted(keys - set(TAGS_COLUMNS))
+                raise ValueError(
+                    f"{path}: line {line}: expected the fields 'image' and 'labels'"
+                    + (f"; missing {missing}" if missing else "")
+                    + (f"; unexpected {extra}" if extra else "")
+                )
+            image = record["image"]
+            if not isinstance(image, str):
+                raise ValueError(f"{path}: line {line}: 'image' must be a string, got {image!r}")
+            yield line, image.strip(), _json_labels(record["labels"], path, line)
+
+
+def read_tags_table(
+    path: PathLike,
+    classes: Sequence[str] | None = None,
+    require_labels: bool = False,
+    format: TableFormat | None = None,
+) -> TagsTable:
+    """Read a CSV or JSONL tags table (format described in the module docstring).
+
+    Args:
+        path: the ``.csv`` or ``.jsonl`` file.
+        classes: the class list (column order); default: the sorted set of labels found.
+        require_labels: if True, rows without labels are an error.
+        format: ``"csv"`` or ``"jsonl"`` (default: from the suffix).
+
+    Returns:
+        a :class:`TagsTable`; ``targets`` uint8 ``(N, m)``, ``labeled`` bool ``(N,)``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: naming the file and line(s), for a missing/wrong header or fields, an
+            unknown label (with ``classes`` given), duplicate images, empty image paths or
+            unlabeled rows (with ``require_labels``).
+    """
+    path = as_path(path)
+    kind = tags_table_format(path, format)
+    if not path.is_file():
+        raise FileNotFoundError(f"tags table not found: {path}")
+    if classes is not None:
+        classes = [str(name) for name in classes]
+        _check_classes(classes, f"classes given for {path}")
+    rows = list(_csv_rows(path) if kind == "csv" else _jsonl_rows(path))
+
+    first_line: dict[str, int] = {}
+    duplicates: list[str] = []
+    unlabeled_lines: list[int] = []
+    for line, image, labels in rows:
+        if not image:
+            raise ValueError(f"{path}: line {line}: empty image path")
+        if image in first_line:
+            duplicates.append(f"{image!r} at lines {first_line[image]} and {line}")
+        else:
+            first_line[image] = line
+        if not labels:
+            unlabeled_lines.append(line)
+    if duplicates:
+        raise ValueError(f"{path}: {len(duplicates)} duplicate image rows: {shorten(duplicates)}")
+    if require_labels and unlabeled_lines:
+        raise ValueError(
+            f"{path}: {len(unlabeled_lines)} rows have no labels (labels are required): "
+            f"lines {shorten(unlabeled_lines)}"
+        )
+
+    if classes is None:
+        classes = sorted({label for _, _, labels in rows for label in labels})
+        _check_classes(classes, str(path))
+    column = {name: j for j, name in enumerate(classes)}
+    targets = np.zeros((len(rows), len(classes)), dtype=np.uint8)
+    for i, (line, _, labels) in enumerate(rows):
+        for label in labels:
+            j = column.get(label)
+            if j is None:
+                raise ValueError(
+                    f"{path}: line {line} (row {i + 1}): unknown label {label!r}, not among "
+                    f"the {len(classes)} given classes"
+                )
+            targets[i, j] = 1
+    labeled = np.array([bool(labels) for _, _, labels in rows], dtype=bool)
+    return TagsTable([image for _, image, _ in rows], targets, labeled, list(classes))
+
+
+def write_tags_table(
+    path: PathLike,
+    table: TagsTable,
+    format: TableFormat | None = None,
+    empty_as_unlabeled: bool = False,
+) -> Path:
+    """Write ``table`` as CSV or JSONL (format by suffix unless given).
+
+    Args:
+        path: destination ``.csv`` or ``.jsonl`` file.
+        table: the table; unlabeled rows are written with empty labels.
+        format: ``"csv"`` or ``"jsonl"``.
+        empty_as_unlabeled: a labeled row without any positive label cannot be written
+            (it would read back as unlabeled); if True such rows are written as unlabeled,
+            else they are an error.
+
+    Returns:
+        the path written.
+    """
+    path = as_path(path)
+    kind = tags_table_format(path, format)
+    if not isinstance(table, TagsTable):
+        raise TypeError(f"table must be a TagsTable, got {type(table).__name__}")
+    empty = np.flatnonzero(table.labeled & ~table.targets.any(axis=1))
+    if empty.size and not empty_as_unlabeled:
+        raise ValueError(
+            f"writing {path}: {empty.size} labeled rows have no positive label and would read "
+            f"back as unlabeled (rows {shorten(empty)}); pass empty_as_unlabeled=True"
+        )
+    labels = [table.labels_of(i) for i in range(len(table))]
+    if kind == "csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(TAGS_COLUMNS)
+            for image, names in zip(table.images, labels, strict=True):
+                writer.writerow([image, LABEL_SEPARATOR.join(names)])
+    else:
+        with path.open("w", encoding="utf-8") as handle:
+            for image, names in zip(table.images, labels, strict=True):
+                handle.write(json.dumps({"image": image, "labels": names}) + "\n")
+    return path

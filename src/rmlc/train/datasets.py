@@ -1,0 +1,244 @@
+"""Built-in datasets and users' tags tables, turned into :class:`TrainingData`.
+
+Labeled subsets (``num_labeled``), label noise (``label_noise``, the paper's protocol) and
+missing labels (``missing_labels``) are applied to the labeled training rows only, with the
+run's seed. The fashion-mosaic benchmark itself is fixed (built with seed 0) whatever the
+run's seed, so that seeds vary training, not the benchmark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rmlc import data as datasets
+from rmlc.train.config import TrainConfig
+from rmlc.train.data import ArrayStore, FileStore, TrainingData, assemble
+
+__all__ = ["DATASETS", "build", "load_split"]
+
+DATASETS = ("fashion-mosaic", "fashion-mnist", "cifar10", "stl10", "coco", "nus-wide", "tags")
+
+
+def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    targets = np.zeros((len(labels), num_classes), dtype=np.float32)
+    known = labels >= 0
+    targets[np.flatnonzero(known), labels[known]] = 1.0
+    return targets
+
+
+def _choose_labeled(targets: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Rows kept labeled (``num_labeled`` of them, class-stratified when single-label)."""
+    rows = np.arange(len(targets))
+    if config.num_labeled is None or config.num_labeled >= len(targets):
+        return rows, rows[:0]
+    if (targets.sum(axis=1) == 1).all():
+        classes = targets.shape[1]
+        per_class, remainder = divmod(config.num_labeled, classes)
+        if remainder:
+            raise ValueError(
+                f"num_labeled={config.num_labeled} is not a multiple of the {classes} classes"
+            )
+        return datasets.split_labeled(targets.argmax(axis=1), per_class, seed=config.seed)
+    order = np.random.default_rng(config.seed).permutation(len(targets))
+    return np.sort(order[: config.num_labeled]), np.sort(order[config.num_labeled :])
+
+
+def _corrupt(targets: np.ndarray, rows: np.ndarray, config: TrainConfig) -> np.ndarray:
+    targets = targets.copy()
+    if config.label_noise > 0:
+        targets[rows] = datasets.corrupt_labels(
+            targets[rows], config.label_noise, seed=config.seed, protocol="paper"
+        )
+    if config.missing_labels > 0:
+        targets[rows] = datasets.drop_positives(
+            targets[rows], config.missing_labels, seed=config.seed
+        )
+    return targets
+
+
+def _from_arrays(
+    images: np.ndarray,
+    targets: np.ndarray,
+    test: tuple[np.ndarray, np.ndarray] | None,
+    classes: list[str],
+    config: TrainConfig,
+    unlabeled_images: np.ndarray | None = None,
+) -> TrainingData:
+    targets = targets.astype(np.float32)
+    labeled, unlabeled = _choose_labeled(targets, config)
+    targets = _corrupt(targets, labeled, config)
+    if unlabeled_images is not None:  # a separate unlabeled pool (STL-10)
+        offset = len(images)
+        images = np.concatenate([images, unlabeled_images])
+        targets = np.concatenate(
+            [targets, np.zeros((len(unlabeled_images), targets.shape[1]), np.float32)]
+        )
+        unlabeled = np.concatenate([unlabeled, offset + np.arange(len(unlabeled_images))])
+    if not config.semi_supervised:
+        unlabeled = unlabeled[:0]
+    test_split = None if test is None else (ArrayStore(test[0]), test[1].astype(np.float32))
+    return assemble(ArrayStore(images), targets, labeled, unlabeled, test_split, classes, config)
+
+
+def _from_files(
+    paths: list,
+    targets: np.ndarray,
+    labeled: np.ndarray,
+    unlabeled: np.ndarray,
+    test: tuple[list, np.ndarray] | None,
+    classes: list[str],
+    config: TrainConfig,
+) -> TrainingData:
+    size = config.image_size or 224
+    targets = _corrupt(targets.astype(np.float32), labeled, config)
+    if not config.semi_supervised:
+        unlabeled = unlabeled[:0]
+    test_split = None if test is None else (FileStore(test[0], None, size), test[1])
+    return assemble(
+        FileStore(paths, None, size), targets, labeled, unlabeled, test_split, classes, config
+    )
+
+
+def _require(value: str | None, what: str, dataset: str) -> str:
+    if not value:
+        raise ValueError(f"dataset {dataset!r} needs {what}")
+    return value
+
+
+def build(config: TrainConfig) -> TrainingData:
+    """The :class:`TrainingData` of ``config.dataset``."""
+    name = config.dataset
+    if name == "fashion-mosaic":
+        images, targets = datasets.fashion_mosaic("train", source=config.source, seed=0)
+        test = datasets.fashion_mosaic("test", source=config.source, seed=0)
+        return _from_arrays(images, targets, test, list(datasets.FASHION_MNIST_CLASSES), config)
+    if name == "fashion-mnist":
+        images, labels = datasets.load_fashion_mnist(
+            "train", root=config.data_root, source=config.source
+        )
+        test_images, test_labels = datasets.load_fashion_mnist(
+            "test", root=config.data_root, source=config.source
+        )
+        return _from_arrays(
+            images,
+            _one_hot(labels, 10),
+            (test_images, _one_hot(test_labels, 10)),
+            list(datasets.FASHION_MNIST_CLASSES),
+            config,
+        )
+    if name == "cifar10":
+        root = _require(config.data_root, "--data-root (the CIFAR-10 folder)", name)
+        train = datasets.load_cifar10(root, train=True)
+        test = datasets.load_cifar10(root, train=False)
+        return _from_arrays(
+            train.images,
+            _one_hot(train.labels, 10),
+            (test.images, _one_hot(test.labels, 10)),
+            list(train.classes),
+            config,
+        )
+    if name == "stl10":
+        root = _require(config.data_root, "--data-root (the STL-10 folder)", name)
+        train = datasets.load_stl10(root, "train", folds=config.seed % 10)
+        test = datasets.load_stl10(root, "test")
+        unlabeled = (
+            datasets.load_stl10(root, "unlabeled").images if config.semi_supervised else None
+        )
+        return _from_arrays(
+            train.images,
+            _one_hot(train.labels, 10),
+            (test.images, _one_hot(test.labels, 10)),
+            list(train.classes),
+            config,
+            unlabeled_images=unlabeled,
+        )
+    if name in ("coco", "nus-wide"):
+        root = Path(_require(config.data_root, "--data-root", name))
+        if name == "coco":
+            train = datasets.load_coco(
+                root / "annotations" / "instances_train2014.json", root / "train2014"
+            )
+            test = datasets.load_coco(
+                root / "annotations" / "instances_val2014.json", root / "val2014"
+            )
+        else:
+            train = datasets.load_nus_wide(root, "train")
+            test = datasets.load_nus_wide(root, "test")
+        rows = np.arange(len(train.paths))
+        if config.num_labeled is not None:  # the paper's 10% / 20% subsets
+            fraction = min(config.num_labeled / len(rows), 1.0)
+            rows = np.sort(datasets.subsample_multilabel(train.targets, fraction, config.seed))
+        return _from_files(
+            list(train.paths),
+            train.targets,
+            rows,
+            rows[:0],
+            (list(test.paths), test.targets.astype(np.float32)),
+            list(train.classes),
+            config,
+        )
+    if name == "tags":
+        return _from_tags(config)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def _from_tags(config: TrainConfig) -> TrainingData:
+    """Users' tags tables: ``--train``, optional ``--unlabeled`` and ``--test``."""
+    train_path = _require(config.train, "--train (a tags table)", "tags")
+    root = Path(config.image_root or Path(train_path).parent)
+    train = datasets.read_tags_table(train_path)
+    classes = list(train.classes)
+    paths = [root / image for image in train.images]
+    targets = train.targets.astype(np.float32)
+    labeled = np.flatnonzero(train.labeled)
+    unlabeled = np.flatnonzero(~train.labeled)
+    if config.unlabeled:
+        extra = datasets.read_tags_table(config.unlabeled, classes=classes)
+        unlabeled = np.concatenate([unlabeled, len(paths) + np.arange(len(extra.images))])
+        paths += [root / image for image in extra.images]
+        targets = np.concatenate([targets, np.zeros((len(extra.images), len(classes)), np.float32)])
+    test = None
+    if config.test:
+        table = datasets.read_tags_table(config.test, classes=classes, require_labels=True)
+        test = ([root / image for image in table.images], table.targets.astype(np.float32))
+    if config.num_labeled is not None and config.num_labeled < len(labeled):
+        order = np.random.default_rng(config.seed).permutation(labeled)
+        labeled, unlabeled = (
+            np.sort(order[: config.num_labeled]),
+            np.concatenate([unlabeled, np.sort(order[config.num_labeled :])]),
+        )
+    return _from_files(paths, targets, labeled, unlabeled, test, classes, config)
+
+
+def load_split(name: str, split: str, data_root: str | None, trained) -> tuple[object, np.ndarray]:
+    """``(store, targets)`` of one split of a built-in dataset, for evaluation or features."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if name == "fashion-mosaic":
+        images, targets = datasets.fashion_mosaic(split, source="embedded", seed=0)
+        return ArrayStore(images), targets.astype(np.float32)
+    if name == "fashion-mnist":
+        images, labels = datasets.load_fashion_mnist(
+            split, root=data_root, source="embedded" if data_root is None else "full"
+        )
+        return ArrayStore(images), _one_hot(labels, 10)
+    if name == "cifar10":
+        loaded = datasets.load_cifar10(_require(data_root, "--data-root", name), split == "train")
+        return ArrayStore(loaded.images), _one_hot(loaded.labels, 10)
+    if name == "stl10":
+        loaded = datasets.load_stl10(_require(data_root, "--data-root", name), split)
+        return ArrayStore(loaded.images), _one_hot(loaded.labels, 10)
+    if name in ("coco", "nus-wide"):
+        root = Path(_require(data_root, "--data-root", name))
+        if name == "coco":
+            year = "train2014" if split == "train" else "val2014"
+            loaded = datasets.load_coco(
+                root / "annotations" / f"instances_{year}.json", root / year
+            )
+        else:
+            loaded = datasets.load_nus_wide(root, split)
+        size = trained.normalization["size"]
+        return FileStore(list(loaded.paths), None, size, trained.in_channels), loaded.targets
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS[:-1])}")

@@ -166,7 +166,6 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from rmlc.metrics import MultiLabelMeter
 
     trained = load_trained_model(args.checkpoint, args.device)
-    args.table = args.test
     view, targets, _ = _labeled_images(args, trained)
     if targets is None:
         raise SystemExit("rmlc evaluate: the images have no labels to evaluate against")

@@ -33,8 +33,10 @@ def test_ranks_from_draws(rounding: str) -> None:
 def test_rank_weight_table(mode: str, rounding: str) -> None:
     table = R.rank_weight_table(50, mode, rounding, torch.device("cpu"))
     for index in range(51):
-        r = index if mode == "exact" else (
-            reference.rank_from_draws(index, 50, rounding) if index else 0
+        r = (
+            index
+            if mode == "exact"
+            else (reference.rank_from_draws(index, 50, rounding) if index else 0)
         )
         assert table[index].item() == pytest.approx(reference.harmonic(r), rel=1e-12)
 
@@ -100,7 +102,11 @@ def test_violator_counts() -> None:
     for i in range(5):
         for j in range(30):
             expected = (
-                sum(1 for k in range(30) if not positive[i, k] and 1 - logits[i, j] + logits[i, k] > 0)
+                sum(
+                    1
+                    for k in range(30)
+                    if not positive[i, k] and 1 - logits[i, j] + logits[i, k] > 0
+                )
                 if positive[i, j]
                 else 0
             )

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "all_gather_rows", "init_distributed", "shutdown_distributed"]
+__all__ = [
+    "DistributedContext",
+    "all_gather_rows",
+    "barrier",
+    "init_distributed",
+    "shutdown_distributed",
+]
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,12 @@ def init_distributed(device: str = "auto", timeout_s: float = 600.0) -> Distribu
 def shutdown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every process (no-op with one process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def all_gather_rows(

@@ -36,7 +36,7 @@ from rmlc.propagation import propagate_labels
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
 from rmlc.train.config import TrainConfig
 from rmlc.train.data import BatchPreparation, TrainingData
-from rmlc.train.distributed import DistributedContext, all_gather_rows
+from rmlc.train.distributed import DistributedContext, all_gather_rows, barrier
 from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
 from rmlc.train.schedule import learning_rate
 
@@ -420,6 +420,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "selection_metric": self.selection_metric,
         }
+        barrier()  # rank 0 has written best.pt
         best_path = self.out / "best.pt"
         if best_path.is_file():
             self.model.load_state_dict(load_checkpoint(best_path)["model"])

@@ -1,0 +1,559 @@
+"""Label propagation for semi-supervised RML-CNN: nearest labeled neighbour and heat-kernel weight.
+
+The method (semi-supervised RML-CNN): every unlabeled sample ``x_i`` takes the label vector
+of its nearest labeled sample ``x~_i`` (exact Euclidean distance in feature space) and a
+confidence from the heat kernel ``s_i = exp(-d(x_i, x~_i) / t)``. Samples far from every
+labeled sample (out-of-distribution) thus get small weights. The paper does not give ``t``:
+
+* ``"mean"`` (default): the mean nearest-labeled distance over the unlabeled set;
+* ``"authors"``: that mean times ``u / (l + u)``, as in the authors' code;
+* a positive finite number, used as it is.
+
+The authors' implementation ran a Python double loop of ``O(u l)`` norm calls (hours on
+COCO). Here the search is an exact ``k = 1`` search in float32, over chunks of unlabeled rows:
+
+* ``backend="faiss"``: ``faiss.IndexFlatL2``; a GPU index (``GpuIndexFlatL2``) when the data
+  is on CUDA and faiss has GPU support, otherwise the data is copied to the CPU chunk by chunk;
+* ``backend="torch"``: ``||y||^2 - 2 x.y`` tiles from ``torch.addmm`` over (chunk x labeled
+  block) with a running minimum, on the data's device; exact ties go to the lowest labeled
+  index;
+* ``backend="auto"``: faiss when it is importable and can search where the data is (on the
+  CPU, or on CUDA with a GPU build of faiss), torch otherwise (CUDA data never makes a
+  round trip through the CPU for the search).
+
+The distance to the chosen neighbour is then recomputed in float64 from the vectors, so the
+reported distances, ``t`` and the weights are exact; only the choice between neighbours closer
+to each other than float32 rounding can differ between backends.
+
+Memory: besides its inputs and outputs, the torch backend holds one float32 tile of
+``chunk_size x labeled_block`` values (about 64 MiB by default, see :func:`chunk_layout`);
+the faiss backend holds a float32 copy of the labeled set (the index) and faiss's own tile
+(4096 x 1024 float32, 16 MiB), its chunks only bounding the float32 query rows (about 64 MiB
+by default). Both hold a float32 copy of the labeled set when ``X_labeled`` is not float32 on
+the computing device, per-chunk float32 copies of unlabeled rows that are not float32, and a
+4 MiB float64 buffer for the distance re-check. The inputs are never copied whole, so
+read-only memory maps work.
+
+Types: ``X_labeled`` and ``X_unlabeled`` may be NumPy arrays or torch tensors (CPU or CUDA).
+The result follows ``X_unlabeled``: NumPy arrays for an array, torch tensors on its device for
+a tensor. The work runs on CUDA when either ``X`` is a CUDA tensor.
+
+Edge cases: an empty unlabeled set is not an error: the result has zero rows and ``t`` is
+NaN for ``"mean"`` and ``"authors"`` (there is no distance to average) or the number given.
+When every distance is 0 (each unlabeled sample equals a labeled one), ``"mean"`` and
+``"authors"`` give ``t = 0``; the weights are then all 1 (``exp(-0 / t)`` for any ``t > 0``)
+rather than ``0 / 0``. Weights are floored at the smallest normal float32, so a very far
+sample keeps a tiny positive weight rather than exactly 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rmlc.labels import positive_mask_numpy
+
+__all__ = ["Backend", "Propagation", "Temperature", "chunk_layout", "propagate_labels"]
+
+Backend = Literal["auto", "faiss", "torch"]
+Temperature = Literal["mean", "authors"] | float
+ArrayOrTensor = np.ndarray | torch.Tensor
+
+# One (unlabeled chunk x labeled block) float32 tile of distances: 64 MiB.
+_TILE_ELEMENTS = 64 * 2**20 // 4
+# Rows of the float64 distance re-check: 2**19 values per batch (4 MiB of float64).
+_RECHECK_ELEMENTS = 2**19
+# Chunks never get smaller than this by default (the labeled set is cut into blocks instead).
+_MIN_DEFAULT_CHUNK = 512
+# faiss searches 4096 queries at a time: default faiss chunks hold at least that many.
+_MIN_DEFAULT_FAISS_CHUNK = 4096
+# progress=None shows a bar when the search compares more pairs than this.
+_AUTO_PROGRESS_PAIRS = 1e9
+_BACKENDS = ("auto", "faiss", "torch")
+_TEMPERATURES = ("mean", "authors")
+
+
+@dataclass(frozen=True, eq=False)
+class Propagation:
+    """Labels and confidences propagated to the unlabeled samples (``u`` of them).
+
+    Arrays are NumPy arrays, or torch tensors on ``X_unlabeled``'s device when it was a tensor.
+
+    Attributes:
+        labels: ``(u, m)`` rows of ``Y_labeled`` (same dtype and encoding), or ``(u,)`` class
+            labels when ``Y_labeled`` was 1-D.
+        weights: ``(u,)`` float32 heat-kernel confidences ``exp(-distance / t)`` in ``(0, 1]``
+            (floored at the smallest normal float32, so that no weight is exactly 0; all 1
+            when ``t`` is 0, i.e. every distance is 0).
+        neighbors: ``(u,)`` int64 index of each sample's nearest labeled sample.
+        distances: ``(u,)`` float64 Euclidean distance to that neighbour.
+        t: the heat-kernel temperature used (NaN for an empty unlabeled set with ``"mean"`` or
+            ``"authors"``).
+    """
+
+    labels: ArrayOrTensor
+    weights: ArrayOrTensor
+    neighbors: ArrayOrTensor
+    distances: ArrayOrTensor
+    t: float
+
+
+def chunk_layout(
+    n_unlabeled: int,
+    n_labeled: int,
+    dim: int,
+    chunk_size: int | None = None,
+    backend: Literal["faiss", "torch"] = "torch",
+) -> tuple[int, int]:
+    """Rows per unlabeled chunk and per labeled block of the search.
+
+    torch backend: by default a chunk has ``64 MiB / (4 max(l, d))`` rows (at least 512),
+    so that a (chunk x labeled set) float32 tile is about 64 MiB; a labeled set too large for
+    that is cut into blocks of ``64 MiB / (4 chunk)`` rows, so the tile stays about 64 MiB
+    whatever ``l``. An explicit ``chunk_size`` sets the chunk and the block follows the same
+    rule.
+
+    faiss backend: faiss tiles the search itself (4096 queries x 1024 labeled rows), and every
+    call to it re-reads the whole labeled set, so by default a chunk holds about 64 MiB of
+    float32 query rows (``64 MiB / (4 d)`` rows, at least 4096) and the labeled set is one block.
+
+    Args:
+        n_unlabeled: ``u``, unlabeled samples.
+        n_labeled: ``l``, labeled samples.
+        dim: ``d``, features.
+        chunk_size: unlabeled rows per chunk, or None for the default.
+        backend: the search backend, ``"faiss"`` or ``"torch"``.
+
+    Returns:
+        ``(chunk_rows, block_rows)``, each at least 1 and at most ``u`` and ``l`` respectively.
+    """
+    if backend == "faiss":
+        if chunk_size is None:
+            chunk_size = max(_MIN_DEFAULT_FAISS_CHUNK, _TILE_ELEMENTS // max(dim, 1))
+        return max(1, min(chunk_size, n_unlabeled)), max(1, n_labeled)
+    if chunk_size is None:
+        chunk_size = max(_MIN_DEFAULT_CHUNK, _TILE_ELEMENTS // max(n_labeled, dim, 1))
+    chunk_rows = max(1, min(chunk_size, n_unlabeled))
+    block_rows = max(1, min(n_labeled, _TILE_ELEMENTS // chunk_rows))
+    return chunk_rows, block_rows
+
+
+def propagate_labels(
+    X_labeled: ArrayOrTensor,
+    Y_labeled: ArrayOrTensor,
+    X_unlabeled: ArrayOrTensor,
+    t: Temperature = "mean",
+    backend: Backend = "auto",
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+) -> Propagation:
+    """Give each unlabeled sample its nearest labeled sample's labels and a heat-kernel weight.
+
+    Args:
+        X_labeled: ``(l, d)`` features of the labeled samples, ``l >= 1``.
+        Y_labeled: ``(l, m)`` labels in {0, 1} or in {-1, +1} (or bool), or ``(l,)`` class
+            labels; array or tensor.
+        X_unlabeled: ``(u, d)`` features of the unlabeled samples (``u`` may be 0).
+        t: heat-kernel temperature: ``"mean"``, ``"authors"`` or a positive finite number
+            (see the module docstring).
+        backend: ``"auto"``, ``"faiss"`` or ``"torch"``.
+        chunk_size: unlabeled rows per chunk (per search call); None picks the default of
+            :func:`chunk_layout` (a ~64 MiB float32 tile for torch, ~64 MiB of rows for faiss).
+        progress: show a tqdm bar over the chunks; None shows one when ``u * l > 1e9``.
+
+    Returns:
+        a :class:`Propagation`, in NumPy or torch as ``X_unlabeled``.
+
+    Raises:
+        ValueError: an empty labeled set, features of different dimensions, NaN or inf in a
+            feature matrix, ``Y_labeled`` of the wrong length or encoding, or a bad ``t``,
+            ``backend`` or ``chunk_size``.
+        TypeError: non-numeric features, or non-numeric 1-D labels for a torch result.
+        ImportError: ``backend="faiss"`` without faiss installed.
+    """
+    labeled = _as_feature_tensor(X_labeled, "X_labeled")
+    unlabeled = _as_feature_tensor(X_unlabeled, "X_unlabeled")
+    n_labeled, dim = labeled.shape
+    n_unlabeled = unlabeled.shape[0]
+    if n_labeled == 0:
+        raise ValueError(
+            f"X_labeled is empty (shape {tuple(labeled.shape)}): label propagation needs at "
+            "least one labeled sample"
+        )
+    if unlabeled.shape[1] != dim:
+        raise ValueError(
+            "X_labeled and X_unlabeled must have the same number of features; got X_labeled "
+            f"of shape {tuple(labeled.shape)} and X_unlabeled of shape {tuple(unlabeled.shape)}"
+        )
+    if dim == 0:
+        raise ValueError("X_labeled and X_unlabeled have no features (d = 0)")
+    output_is_tensor = isinstance(X_unlabeled, torch.Tensor)
+    labels_source = _checked_labels(Y_labeled, n_labeled, output_is_tensor)
+    _check_temperature(t)
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be 'auto', 'faiss' or 'torch'; got {backend!r}")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool)
+        or not isinstance(chunk_size, numbers.Integral)
+        or chunk_size < 1
+    ):
+        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
+    _check_finite(labeled, "X_labeled")
+    _check_finite(unlabeled, "X_unlabeled")
+
+    device = _computing_device(labeled, unlabeled)
+    backend = _resolve_backend(backend, device)
+    chunk_rows, block_rows = chunk_layout(n_unlabeled, n_labeled, dim, chunk_size, backend)
+    show = n_unlabeled * n_labeled > _AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
+    with tqdm(
+        total=n_unlabeled,
+        desc=f"propagate_labels ({backend})",
+        unit="sample",
+        disable=not show,
+    ) as bar:
+        if n_unlabeled == 0:
+            neighbors = torch.empty(0, dtype=torch.int64, device=device)
+        elif backend == "faiss":
+            neighbors = _nearest_faiss(labeled, unlabeled, device, chunk_rows, bar)
+        else:
+            neighbors = _nearest_torch(labeled, unlabeled, device, chunk_rows, block_rows, bar)
+    distances = _exact_distances(labeled, unlabeled, neighbors, device)
+    t_used = _temperature(distances, t, n_labeled)
+    if t_used == 0.0:  # every distance is 0: exp(-0 / t) is 1 for every t > 0
+        weights = torch.ones(n_unlabeled, dtype=torch.float32, device=device)
+    else:
+        weights = torch.exp(-distances / t_used).to(torch.float32)
+        weights.clamp_(min=torch.finfo(torch.float32).tiny)
+
+    if output_is_tensor:
+        out_device = X_unlabeled.device
+        return Propagation(
+            labels=_take_labels(labels_source, neighbors, out_device),
+            weights=weights.to(out_device),
+            neighbors=neighbors.to(out_device),
+            distances=distances.to(out_device),
+            t=t_used,
+        )
+    return Propagation(
+        labels=_take_labels(labels_source, neighbors, None),
+        weights=weights.cpu().numpy(),
+        neighbors=neighbors.cpu().numpy(),
+        distances=distances.cpu().numpy(),
+        t=t_used,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Validation and conversion
+# ---------------------------------------------------------------------------------------
+
+
+def _as_feature_tensor(features: Any, name: str) -> torch.Tensor:
+    """A 2-D real tensor viewing ``features`` (no copy for arrays NumPy and torch share)."""
+    if isinstance(features, torch.Tensor):
+        tensor = features.detach()
+    else:
+        array = np.asarray(features)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+        tensor = _tensor_view(array)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must be real-valued, got dtype {tensor.dtype}")
+    if tensor.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D feature matrix (samples, features); got shape "
+            f"{tuple(tensor.shape)}"
+        )
+    return tensor
+
+
+def _tensor_view(array: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy`` without a copy, also for read-only arrays (never written to)."""
+    if array.dtype.byteorder not in "=|" or any(stride < 0 for stride in array.strides):
+        array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
+def _checked_labels(labels: Any, n_labeled: int, output_is_tensor: bool) -> ArrayOrTensor:
+    """``Y_labeled`` as an array or tensor of ``l`` rows, its encoding checked when 2-D."""
+    labels = labels.detach() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    shape = tuple(labels.shape)
+    if len(shape) not in (1, 2):
+        raise ValueError(
+            f"Y_labeled must be a label matrix (l, m) or class labels (l,); got shape {shape}"
+        )
+    if shape[0] != n_labeled:
+        raise ValueError(
+            f"Y_labeled has {shape[0]} rows but X_labeled has {n_labeled}: one row of labels "
+            "per labeled sample"
+        )
+    as_array = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else labels
+    if len(shape) == 2:
+        positive_mask_numpy(as_array, name="Y_labeled")
+    elif output_is_tensor and as_array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Y_labeled must be numeric to be returned as a tensor; got dtype {as_array.dtype}"
+        )
+    return labels
+
+
+def _check_temperature(t: Any) -> None:
+    if isinstance(t, str):
+        if t in _TEMPERATURES:
+            return
+    elif (
+        isinstance(t, numbers.Real)
+        and not isinstance(t, bool)
+        and math.isfinite(float(t))
+        and float(t) > 0
+    ):
+        return
+    raise ValueError(f"t must be 'mean', 'authors' or a positive finite number; got {t!r}")
+
+
+def _check_finite(features: torch.Tensor, name: str) -> None:
+    """Raise when ``features`` holds NaN or inf, checked in blocks of rows (bounded memory)."""
+    if not features.is_floating_point():
+        return
+    rows_per_block = max(1, _TILE_ELEMENTS // max(1, features.shape[1]))
+    for start in range(0, features.shape[0], rows_per_block):
+        block = features[start : start + rows_per_block]
+        # One fast pass: a sum is finite only when every term is (NaN and inf never leave
+        # a sum); a non-finite sum may also be an overflow, so the block is then inspected.
+        if math.isfinite(block.sum()):
+            continue
+        finite = torch.isfinite(block)
+        if not bool(finite.all()):
+            row = start + int((~finite).any(dim=1).nonzero()[0, 0])
+            kind = "NaN" if bool(torch.isnan(features[row]).any()) else "inf"
+            raise ValueError(
+                f"{name} contains {kind} (first at row {row}); features must be finite"
+            )
+
+
+def _computing_device(labeled: torch.Tensor, unlabeled: torch.Tensor) -> torch.device:
+    """CUDA when either feature matrix is on CUDA (the unlabeled one's first), else the CPU."""
+    for tensor in (unlabeled, labeled):
+        if tensor.device.type == "cuda":
+            return tensor.device
+    return torch.device("cpu")
+
+
+def _resolve_backend(backend: str, device: torch.device) -> str:
+    if backend == "torch":
+        return backend
+    try:
+        import faiss
+    except ImportError as error:
+        if backend == "auto":
+            return "torch"
+        raise ImportError(
+            "backend='faiss' needs the faiss package: pip install faiss-cpu (or rmlc[faiss])"
+        ) from error
+    if backend == "auto" and device.type == "cuda" and not _faiss_has_gpu(faiss):
+        return "torch"
+    return "faiss"
+
+
+def _faiss_has_gpu(faiss: Any) -> bool:
+    return hasattr(faiss, "StandardGpuResources")
+
+
+def _float32_numpy(rows: torch.Tensor) -> np.ndarray:
+    """Rows as a C-contiguous float32 array on the CPU (a view when they are already)."""
+    return rows.to(device="cpu", dtype=torch.float32).contiguous().numpy()
+
+
+# ---------------------------------------------------------------------------------------
+# Search backends: index (u,) int64 of the nearest labeled row, on the computing device
+# ---------------------------------------------------------------------------------------
+
+
+def _faiss_flat_l2(faiss: Any, dim: int, device: torch.device) -> tuple[Any, Any]:
+    """An exact L2 index and the GPU resources it needs (None on the CPU)."""
+    if device.type == "cuda" and _faiss_has_gpu(faiss):
+        resources = faiss.StandardGpuResources()
+        config = faiss.GpuIndexFlatConfig()
+        config.device = device.index if device.index is not None else 0
+        return faiss.GpuIndexFlatL2(resources, dim, config), resources
+    return faiss.IndexFlatL2(dim), None
+
+
+def _nearest_faiss(
+    labeled: torch.Tensor,
+    unlabeled: torch.Tensor,
+    device: torch.device,
+    chunk_rows: int,
+    bar: tqdm,
+) -> torch.Tensor:
+    import faiss
+
+    index, resources = _faiss_flat_l2(faiss, labeled.shape[1], device)
+    index.add(_float32_numpy(labeled))
+    neighbors = np.empty(unlabeled.shape[0], dtype=np.int64)
+    for start in range(0, unlabeled.shape[0], chunk_rows):
+        queries = _float32_numpy(unlabeled[start : start + chunk_rows])
+        _, found = index.search(queries, 1)
+        neighbors[start : start + len(queries)] = found[:, 0]
+        bar.update(len(queries))
+    del index, resources
+    return torch.from_numpy(neighbors).to(device)
+
+
+@contextlib.contextmanager
+def _ieee_float32_matmul(device: torch.device) -> Iterator[None]:
+    """Full float32 products inside the block, whatever the global setting (restored after).
+
+    TF32 (CUDA) or bf16 (oneDNN) products, which ``torch.set_float32_matmul_precision("high")``
+    enables, keep about 10 bits of mantissa: enough to pick a farther neighbour.
+    """
+    if device.type == "cuda":
+        backends = [torch.backends.cuda.matmul]
+    else:
+        backends = [getattr(torch.backends.mkldnn, "matmul", None)]
+    changed: list[tuple[Any, str, Any]] = []
+    try:
+        for backend in backends:
+            if hasattr(backend, "fp32_precision"):  # torch >= 2.9
+                if backend.fp32_precision != "ieee":
+                    changed.append((backend, "fp32_precision", backend.fp32_precision))
+                    backend.fp32_precision = "ieee"
+            elif getattr(backend, "allow_tf32", False):
+                changed.append((backend, "allow_tf32", True))
+                backend.allow_tf32 = False
+        yield
+    finally:
+        for backend, name, value in reversed(changed):
+            setattr(backend, name, value)
+
+
+def _nearest_torch(
+    labeled: torch.Tensor,
+    unlabeled: torch.Tensor,
+    device: torch.device,
+    chunk_rows: int,
+    block_rows: int,
+    bar: tqdm,
+) -> torch.Tensor:
+    """Running minimum of ``||y||^2 - 2 x.y`` over labeled blocks; ties to the lowest index."""
+    labeled = labeled.to(device=device, dtype=torch.float32).contiguous()
+    squared_norms = torch.empty(labeled.shape[0], dtype=torch.float32, device=device)
+    for start in range(0, labeled.shape[0], block_rows):
+        block = labeled[start : start + block_rows]
+        squared_norms[start : start + block_rows] = torch.linalg.vector_norm(block, dim=1) ** 2
+    neighbors = torch.empty(unlabeled.shape[0], dtype=torch.int64, device=device)
+    tile_buffer = torch.empty(chunk_rows * block_rows, dtype=torch.float32, device=device)
+    with _ieee_float32_matmul(device):
+        for start in range(0, unlabeled.shape[0], chunk_rows):
+            queries = unlabeled[start : start + chunk_rows].to(device=device, dtype=torch.float32)
+            neighbors[start : start + len(queries)] = _nearest_in_blocks(
+                queries, labeled, squared_norms, block_rows, tile_buffer
+            )
+            bar.update(len(queries))
+    return neighbors
+
+
+def _nearest_in_blocks(
+    queries: torch.Tensor,
+    labeled: torch.Tensor,
+    squared_norms: torch.Tensor,
+    block_rows: int,
+    tile_buffer: torch.Tensor,
+) -> torch.Tensor:
+    """``(c,)`` index of the nearest ``labeled`` row ``(l, d)`` to each query ``(c, d)``."""
+    best_value = best_index = None
+    for block_start in range(0, labeled.shape[0], block_rows):
+        block_stop = min(block_start + block_rows, labeled.shape[0])
+        tile = tile_buffer[: len(queries) * (block_stop - block_start)]
+        tile = tile.view(len(queries), block_stop - block_start)
+        torch.addmm(
+            squared_norms[block_start:block_stop],
+            queries,
+            labeled[block_start:block_stop].T,
+            alpha=-2.0,
+            out=tile,
+        )
+        value, index = tile.min(dim=1)  # the first minimum of the row on ties
+        if best_value is None:
+            best_value, best_index = value, index
+        else:  # strictly smaller only: an earlier block keeps its ties
+            better = value < best_value
+            best_value = torch.where(better, value, best_value)
+            best_index = torch.where(better, index + block_start, best_index)
+    return best_index
+
+
+# ---------------------------------------------------------------------------------------
+# Exact distances, temperature and outputs
+# ---------------------------------------------------------------------------------------
+
+
+def _exact_distances(
+    labeled: torch.Tensor, unlabeled: torch.Tensor, neighbors: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """``(u,)`` float64 distance from each unlabeled row to its neighbour, from the vectors.
+
+    Works in batches of ``_RECHECK_ELEMENTS / d`` rows through a reused float64 buffer. On the
+    CPU it runs in NumPy: single-threaded, these memory-bound passes lose nothing, and they
+    do not stall on a busy machine the way many short parallel regions do.
+    """
+    n_unlabeled, dim = unlabeled.shape
+    rows_per_batch = max(1, min(n_unlabeled, _RECHECK_ELEMENTS // dim))
+    if device.type == "cpu" and _numpy_compatible(labeled) and _numpy_compatible(unlabeled):
+        labeled_array, unlabeled_array = labeled.numpy(), unlabeled.numpy()
+        neighbor_array = neighbors.numpy()
+        distances = np.empty(n_unlabeled, dtype=np.float64)
+        buffer = np.empty((rows_per_batch, dim), dtype=np.float64)
+        for start in range(0, n_unlabeled, rows_per_batch):
+            stop = min(start + rows_per_batch, n_unlabeled)
+            difference = buffer[: stop - start]
+            chosen = labeled_array[neighbor_array[start:stop]]
+            np.subtract(unlabeled_array[start:stop], chosen, out=difference, dtype=np.float64)
+            distances[start:stop] = np.einsum("ij,ij->i", difference, difference)
+        return torch.from_numpy(np.sqrt(distances, out=distances))
+    distances = torch.empty(n_unlabeled, dtype=torch.float64, device=device)
+    rows64 = torch.empty(rows_per_batch, dim, dtype=torch.float64, device=device)
+    chosen64 = torch.empty_like(rows64)
+    for start in range(0, n_unlabeled, rows_per_batch):
+        stop = min(start + rows_per_batch, n_unlabeled)
+        rows, chosen = rows64[: stop - start], chosen64[: stop - start]
+        rows.copy_(unlabeled[start:stop])
+        chosen.copy_(labeled.index_select(0, neighbors[start:stop].to(labeled.device)))
+        distances[start:stop] = torch.linalg.vector_norm(rows.sub_(chosen), dim=1)
+    return distances
+
+
+def _numpy_compatible(tensor: torch.Tensor) -> bool:
+    return tensor.device.type == "cpu" and tensor.dtype != torch.bfloat16
+
+
+def _temperature(distances: torch.Tensor, t: Temperature, n_labeled: int) -> float:
+    if not isinstance(t, str):
+        return float(t)
+    n_unlabeled = distances.shape[0]
+    if n_unlabeled == 0:
+        return math.nan
+    mean = float(distances.mean())
+    return mean if t == "mean" else mean * n_unlabeled / (n_labeled + n_unlabeled)
+
+
+def _take_labels(
+    labels: ArrayOrTensor, neighbors: torch.Tensor, out_device: torch.device | None
+) -> ArrayOrTensor:
+    """Rows ``neighbors`` of the labels, as a tensor on ``out_device`` or (None) an array."""
+    if isinstance(labels, torch.Tensor):
+        taken = labels.index_select(0, neighbors.to(labels.device))
+        return taken.cpu().numpy() if out_device is None else taken.to(out_device)
+    taken = labels[neighbors.cpu().numpy()]
+    return taken if out_device is None else _tensor_view(np.ascontiguousarray(taken)).to(out_device)

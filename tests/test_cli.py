@@ -1,0 +1,193 @@
+"""The rmlc command line, end to end on data the tests write (real Fashion-MNIST images)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from rmlc.cli import main
+from tests.train.conftest import write_mosaic_table
+
+METRIC_KEYS = {"mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny training run through the CLI on tags tables, shared by the tests below."""
+    folder = tmp_path_factory.mktemp("cli")
+    train = write_mosaic_table(folder, "train", 64, seed=1)
+    test = write_mosaic_table(folder, "test", 32, seed=2)
+    out = folder / "run"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(
+            [
+                "train",
+                "--train",
+                str(train),
+                "--test",
+                str(test),
+                "--image-root",
+                str(folder),
+                "--backbone",
+                "small-cnn",
+                "--width",
+                "4",
+                "--image-size",
+                "32",
+                "--loss",
+                "rmlc",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--lr",
+                "0.01",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--no-tensorboard",
+            ]
+        )
+    assert code == 0
+    return {
+        "folder": folder,
+        "train": train,
+        "test": test,
+        "out": out,
+        "printed": printed.getvalue(),
+    }
+
+
+def test_train_on_own_tags_tables(trained_run) -> None:
+    metrics = json.loads((trained_run["out"] / "metrics.json").read_text())
+    assert set(metrics) >= METRIC_KEYS
+    assert (trained_run["out"] / "best.pt").is_file()
+    assert "test metrics" in trained_run["printed"]
+    assert f"F1-O  {metrics['F1-O']:7.2f}" in trained_run["printed"]
+
+
+def test_evaluate(trained_run, tmp_path, capsys) -> None:
+    out = tmp_path / "metrics.json"
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(trained_run["out"] / "best.pt"),
+            "--test",
+            str(trained_run["test"]),
+            "--image-root",
+            str(trained_run["folder"]),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    evaluated = json.loads(out.read_text())
+    trained = json.loads((trained_run["out"] / "metrics.json").read_text())
+    assert evaluated["mAP"] == pytest.approx(trained["mAP"], abs=1e-6)
+    assert "mAP" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_predict_folder(trained_run, tmp_path, suffix: str) -> None:
+    out = tmp_path / f"tags{suffix}"
+    code = main(
+        [
+            "predict",
+            "--checkpoint",
+            str(trained_run["out"] / "best.pt"),
+            "--images",
+            str(trained_run["folder"] / "images"),
+            "--out",
+            str(out),
+            "--topk",
+            "2",
+        ]
+    )
+    assert code == 0
+    if suffix == ".json":
+        rows = json.loads(out.read_text())
+        assert len(rows) == 96
+        assert {"image", "topk", "labels"} <= set(rows[0])
+        assert len(rows[0]["topk"]) == 2
+        scores = [item["score"] for item in rows[0]["topk"]]
+        assert scores == sorted(scores, reverse=True)
+    else:
+        with out.open() as stream:
+            rows = list(csv.DictReader(stream))
+        assert len(rows) == 96 and list(rows[0]) == ["image", "topk", "topk_scores", "labels"]
+        assert len(rows[0]["topk"].split("|")) == 2
+        assert rows[0]["image"].startswith("test-") or rows[0]["image"].startswith("train-")
+
+
+def test_extract_features_then_fit_features(trained_run, tmp_path) -> None:
+    for split in ("train", "test"):
+        code = main(
+            [
+                "extract-features",
+                "--checkpoint",
+                str(trained_run["out"] / "best.pt"),
+                "--table",
+                str(trained_run[split]),
+                "--image-root",
+                str(trained_run["folder"]),
+                "--out",
+                str(tmp_path / f"{split}.npz"),
+            ]
+        )
+        assert code == 0
+    features = np.load(tmp_path / "train.npz")
+    assert features["X"].shape == (64, 16) and features["Y"].shape == (64, 10)
+    code = main(
+        [
+            "fit-features",
+            "--train",
+            str(tmp_path / "train.npz"),
+            "--test",
+            str(tmp_path / "test.npz"),
+            "--out",
+            str(tmp_path / "linear"),
+            "--params",
+            "{max_epochs: 3}",
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((tmp_path / "linear" / "metrics.json").read_text())
+    assert set(metrics) >= METRIC_KEYS
+    assert (tmp_path / "linear" / "model.joblib").is_file()
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(tmp_path / "linear" / "model.joblib"),
+            "--features",
+            str(tmp_path / "test.npz"),
+            "--out",
+            str(tmp_path / "pred.csv"),
+        ]
+    )
+    assert code == 0
+    assert len((tmp_path / "pred.csv").read_text().splitlines()) == 33
+
+
+def test_config_file_with_overrides(tmp_path, capsys) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("epochs: 1\nbatch_sise: 8\n")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "x")]) == 2
+    assert "unknown key 'batch_sise'; did you mean 'batch_size'?" in capsys.readouterr().err
+    assert main(["train", "--lr", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "lr must be > 0" in capsys.readouterr().err
+
+
+def test_corrupt_and_data_stats(trained_run, tmp_path, capsys) -> None:
+    out = tmp_path / "noisy.csv"
+    assert main(["corrupt", str(trained_run["train"]), str(out), "--rate", "0.5"]) == 0
+    assert len(out.read_text().splitlines()) == 65
+    assert main(["data-stats", "-n", "200"]) == 0
+    assert "Trouser" in capsys.readouterr().out

@@ -1,0 +1,71 @@
+"""Two processes with gloo on CPU train to the same metrics as one process on the same batch."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+
+import pytest
+
+from tests.train.conftest import tiny_config
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def worker(rank: int, world_size: int, port: int, config) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+    )
+    import torch
+
+    torch.set_num_threads(1)
+    from rmlc.train import run
+
+    run(config)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(mosaic_tables, tmp_path) -> None:
+    common = {
+        "norm": "group",  # batch statistics would differ between 8-image and 16-image batches
+        "augment": False,
+        "loss": "rmlc",
+        "loss_params": {"rank": "exact"},
+        "epochs": 2,
+        "batch_size": 16,
+    }
+    single = tiny_config(mosaic_tables, tmp_path / "one", **common)
+    double = tiny_config(mosaic_tables, tmp_path / "two", **common)
+    context = multiprocessing.get_context("spawn")
+    port = free_port()
+    processes = [context.Process(target=worker, args=(rank, 2, port, double)) for rank in range(2)]
+    for process in processes:
+        process.start()
+    solo = context.Process(target=worker, args=(0, 1, free_port(), single))
+    solo.start()
+    for process in [*processes, solo]:
+        process.join(timeout=300)
+        assert process.exitcode == 0
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    # Same samples per step; only the order of floating-point sums differs (the all-reduce
+    # averages two 8-image means, one process takes one 16-image mean).
+    for key in ("mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"):
+        assert two[key] == pytest.approx(one[key], abs=0.05), key
+    assert one["best_epoch"] == two["best_epoch"]
+    import torch
+
+    weights_one = torch.load(tmp_path / "one" / "last.pt", weights_only=False)["model"]
+    weights_two = torch.load(tmp_path / "two" / "last.pt", weights_only=False)["model"]
+    for name, value in weights_one.items():
+        torch.testing.assert_close(weights_two[name], value, rtol=1e-3, atol=1e-4)

@@ -1,0 +1,109 @@
+"""End-to-end training on CPU: supervised, semi-supervised refreshes, resume, interruption."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rmlc.train import Trainer, TrainingInterrupted, run
+from rmlc.train.checkpoint import load_checkpoint
+from tests.train.conftest import tiny_config
+
+METRIC_KEYS = {"mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"}
+
+
+def build_trainer(config):
+    from rmlc.models import build_model
+    from rmlc.train.data import build_training_data
+    from rmlc.train.distributed import init_distributed
+
+    torch.manual_seed(config.seed)
+    data = build_training_data(config)
+    model = build_model(
+        config.backbone,
+        len(data.class_names),
+        data.in_channels,
+        width=config.width,
+        norm=config.norm,
+    )
+    return Trainer(model, data, config, init_distributed("cpu"))
+
+
+@pytest.mark.parametrize("loss", ["rmlc", "warp", "bce", "softmax", "asl"])
+def test_supervised_run_writes_metrics_and_checkpoints(mosaic_tables, tmp_path, loss) -> None:
+    config = tiny_config(mosaic_tables, tmp_path / "run", loss=loss)
+    metrics = run(config)
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(written) >= METRIC_KEYS and set(metrics) >= METRIC_KEYS
+    for key in METRIC_KEYS:
+        assert 0.0 <= written[key] <= 100.0
+    assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "last.pt").is_file()
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + config.epochs and "val_mAP" in log[0]
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert checkpoint["backbone"] == "small-cnn" and checkpoint["num_classes"] == 10
+
+
+def test_semi_supervised_refreshes_at_the_configured_epochs(mosaic_tables, tmp_path) -> None:
+    config = tiny_config(
+        mosaic_tables,
+        tmp_path / "ss",
+        unlabeled=str(mosaic_tables["unlabeled"]),
+        semi_supervised=True,
+        warmup_epochs=1,
+        refresh_every=2,
+        epochs=5,
+    )
+    trainer = build_trainer(config)
+    refreshes, snapshots = [], []
+    original = trainer.refresh_labels
+
+    def spy(epoch: int) -> None:
+        original(epoch)
+        refreshes.append(epoch)
+        snapshots.append(trainer.targets[trainer.data.unlabeled].clone())
+
+    trainer.refresh_labels = spy
+    trainer.fit()
+    assert refreshes == [1, 3]  # after 1 warm-up epoch, then every 2 epochs
+    assert len(trainer.data.unlabeled) == 64
+    weights = trainer.sample_weights[trainer.data.unlabeled]
+    assert ((weights > 0) & (weights <= 1)).all() and weights.min() < 1
+    assert (snapshots[0].sum(dim=1) > 0).all()  # every unlabeled image got labels
+    assert not torch.equal(snapshots[0], snapshots[1])  # the network changed its features
+    assert [row["unlabeled_in_use"] for row in trainer.history] == [0, 1, 1, 1, 1]
+
+
+def interrupt_after(trainer, steps: int) -> None:
+    """Make the trainer raise KeyboardInterrupt (Ctrl-C) before its step number ``steps``."""
+    original_step, calls = trainer._step, []
+
+    def step(images, indices):
+        if len(calls) == steps:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original_step(images, indices)
+
+    trainer._step = step
+
+
+@pytest.mark.parametrize("stop_at_step", [5, 12])  # mid-epoch, and at an epoch boundary
+def test_interrupted_run_resumes_to_the_same_weights(mosaic_tables, tmp_path, stop_at_step):
+    """72 labeled training images, batch 16: 5 steps per epoch; 3 epochs."""
+    straight = build_trainer(tiny_config(mosaic_tables, tmp_path / "a", epochs=3))
+    straight.fit()
+    interrupted = build_trainer(tiny_config(mosaic_tables, tmp_path / "b", epochs=3))
+    interrupt_after(interrupted, stop_at_step)
+    with pytest.raises(TrainingInterrupted, match="resume with --resume"):
+        interrupted.fit()
+    saved = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert saved["position"]["global_step"] == stop_at_step
+    resumed = build_trainer(tiny_config(mosaic_tables, tmp_path / "b", epochs=3, resume=True))
+    resumed.fit()
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0)
+    assert resumed.history[-1]["val_mAP"] == straight.history[-1]["val_mAP"]
+    assert len(resumed.history) == len(straight.history) == 3

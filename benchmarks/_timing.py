@@ -22,7 +22,7 @@ def time_interleaved(
     functions: dict[str, Callable[[], object]],
     rounds: int,
     repeats: dict[str, int] | None = None,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | None = None,
     warmup: int = 2,
 ) -> dict[str, tuple[float, float]]:
     """Seconds per call of each function, as ``(minimum, median)`` over interleaved rounds.
@@ -33,8 +33,9 @@ def time_interleaved(
         repeats: calls per round (default 1); the time of a round is divided by it.
     """
     repeats = repeats or {}
+    device = device or torch.device("cpu")
     samples: dict[str, list[float]] = {name: [] for name in functions}
-    for name, function in functions.items():
+    for function in functions.values():
         for _ in range(warmup):
             function()
     synchronize(device)

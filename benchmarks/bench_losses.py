@@ -22,10 +22,9 @@ import torchvision
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import reference  # noqa: E402
-from _timing import peak_cpu_memory, peak_cuda_memory, time_interleaved  # noqa: E402
-
-from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, WARPLoss  # noqa: E402
+import reference
+from _timing import peak_cpu_memory, peak_cuda_memory, time_interleaved
+from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, WARPLoss
 
 SHAPES = [(96, 80, 2.9 / 80), (96, 81, 2.9 / 81), (256, 1000, 0.01)]
 

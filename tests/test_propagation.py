@@ -97,7 +97,13 @@ def test_backends_agree(seed: int) -> None:
     Y_labeled = rng.integers(0, 2, size=(300, 3))
     by_faiss = propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="faiss")
     by_torch = propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="torch", chunk_size=37)
-    assert_same_result(by_torch, by_faiss)
+    # Ties aside: rows whose two nearest are closer than float32 rounding may differ.
+    clear = second_gap(X_labeled, X_unlabeled) > 1e-5 * by_faiss.distances
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(by_torch.neighbors[clear], by_faiss.neighbors[clear])
+    np.testing.assert_allclose(by_torch.distances, by_faiss.distances, rtol=1e-6)
+    if clear.all():
+        assert_same_result(by_torch, by_faiss)
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -19,7 +19,12 @@ from rmlc.losses import LOSSES
 from rmlc.models import BACKBONES
 from rmlc.train.schedule import SCHEDULES
 
-__all__ = ["TrainConfig", "load_config"]
+__all__ = ["DEFAULT_LEARNING_RATES", "TrainConfig", "load_config"]
+
+# The ranking losses sum over (positive, negative) pairs, so their gradients are an order of
+# magnitude larger than those of per-label losses: their default step is smaller (chosen on
+# the fashion-mosaic validation split; see README, Benchmarks).
+DEFAULT_LEARNING_RATES = {"rmlc": 0.002, "warp": 0.002, "bce": 0.05, "softmax": 0.05, "asl": 0.05}
 
 
 @dataclass
@@ -55,9 +60,9 @@ class TrainConfig:
     loss: str = "rmlc"
     loss_params: dict[str, Any] = field(default_factory=dict)
     # optimisation
-    epochs: int = 8
+    epochs: int = 5
     batch_size: int = 96
-    lr: float = 0.05
+    lr: float | None = None
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
@@ -93,7 +98,9 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise a ``ValueError`` naming the first out-of-range parameter."""
+        """Fill loss-dependent defaults; raise a ``ValueError`` naming a bad parameter."""
+        if self.lr is None and self.loss in DEFAULT_LEARNING_RATES:
+            self.lr = DEFAULT_LEARNING_RATES[self.loss]
 
         def require(ok: bool, message: str) -> None:
             if not ok:
@@ -110,7 +117,10 @@ class TrainConfig:
         )
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        require(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(
+            self.lr is not None and math.isfinite(self.lr) and self.lr > 0,
+            f"lr must be > 0, got {self.lr}",
+        )
         require(0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         require(

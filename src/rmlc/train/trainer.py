@@ -114,6 +114,7 @@ class Trainer:
         self.prepare = BatchPreparation(data.normalization["mean"], data.normalization["std"])
         self.position = Position()
         self.best_metric, self.best_epoch = -math.inf, -1
+        self._saved_rng: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
         self.writer = None
 
@@ -191,18 +192,23 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> None:
         config = self.config
+        refresh_seconds = 0.0
         if self.refresh_due(epoch) and (
             self.propagation_epoch != epoch or self.position.step_in_epoch == 0
         ):
+            refresh_started = time.perf_counter()
             self.refresh_labels(epoch)
+            refresh_seconds = time.perf_counter() - refresh_started
         sampler = self._sampler(epoch)
         sampler.set_epoch(epoch, self.position.step_in_epoch)
         steps = sampler.steps_per_epoch()
+        # The loader draws a seed from the global generator when its iterator is made: make
+        # it first, then seed (or restore) the epoch's random state.
+        batches = iter(self._loader(self.data.train, sampler=sampler))
         self._seed_epoch(epoch)
-        loader = self._loader(self.data.train, sampler=sampler)
         self.network.train()
         bar = tqdm(
-            loader,
+            batches,
             total=steps - self.position.step_in_epoch,
             desc=f"epoch {epoch + 1}/{config.epochs}",
             disable=not (config.progress and self.context.is_main),
@@ -240,6 +246,8 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "images_per_second": images_seen * self.context.world_size / max(seconds, 1e-9),
             "seconds": seconds,
+            "images": images_seen * self.context.world_size,
+            "refresh_seconds": refresh_seconds,
             "unlabeled_in_use": int(self.uses_unlabeled(epoch)),
         }
         if self.data.validation is not None:
@@ -289,10 +297,16 @@ class Trainer:
         )
 
     def _seed_epoch(self, epoch: int) -> None:
-        """Random state of an epoch is a function of (seed, epoch, step): exact resumes."""
+        """Seed an epoch's randomness from (seed, epoch, rank), or, resuming in the middle of
+        an epoch, restore the random states saved with the checkpoint: exact resumes."""
+        if self.position.step_in_epoch > 0 and self._saved_rng is not None:
+            torch.set_rng_state(self._saved_rng["torch"])
+            self.loss_generator.set_state(self._saved_rng["loss"])
+            self._saved_rng = None
+            return
         offset = self.config.seed * 1_000_003 + epoch * 7919 + self.context.rank
-        torch.manual_seed(offset + self.position.step_in_epoch * 104_729)
-        self.loss_generator.manual_seed(offset + 17 + self.position.step_in_epoch * 104_729)
+        torch.manual_seed(offset)
+        self.loss_generator.manual_seed(offset + 17)
 
     # ---- semi-supervised refresh --------------------------------------------------------
 
@@ -401,6 +415,7 @@ class Trainer:
         self.targets = checkpoint["targets"]
         self.sample_weights = checkpoint["sample_weights"]
         self.propagation_epoch = checkpoint["propagation_epoch"]
+        self._saved_rng = checkpoint["rng"]
         if self.context.is_main:
             self._log_text(
                 f"resumed from {path} at epoch {self.position.epoch + 1}, "

@@ -1,0 +1,64 @@
+"""The losses on CUDA give what they give on the CPU (skipped without a GPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, SoftmaxLoss, WARPLoss
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("kernel", ["pairs", "sorted"])
+@pytest.mark.parametrize(("n", "m", "density"), [(96, 80, 0.04), (256, 1000, 0.01), (8, 3, 0.5)])
+def test_exact_losses_and_gradients_match_cpu(kernel: str, n: int, m: int, density: float):
+    generator = torch.Generator().manual_seed(n + m)
+    logits = torch.randn(n, m, generator=generator, dtype=torch.float64) * 2
+    targets = (torch.rand(n, m, generator=generator) < density).double()
+    weights = torch.rand(n, generator=generator, dtype=torch.float64)
+    for loss in (
+        RMLCLoss(rank="exact", kernel=kernel),
+        WARPLoss(rank="exact", kernel=kernel),
+        RMLCLoss(rank="exact", kernel=kernel, ramp_beta=0.9, rounding="round"),
+    ):
+        results = []
+        for device in ("cpu", "cuda"):
+            leaf = logits.to(device).requires_grad_(True)
+            value = loss(leaf, targets.to(device), weights.to(device))
+            value.backward()
+            results.append((value.detach().cpu(), leaf.grad.cpu()))
+        torch.testing.assert_close(results[1][0], results[0][0])
+        torch.testing.assert_close(results[1][1], results[0][1])
+
+
+def test_baselines_match_cpu() -> None:
+    logits = torch.randn(32, 20, dtype=torch.float64)
+    targets = (torch.rand(32, 20) < 0.2).double()
+    for loss in (BCELoss(), SoftmaxLoss(), AsymmetricLoss()):
+        torch.testing.assert_close(loss(logits.cuda(), targets.cuda()).cpu(), loss(logits, targets))
+
+
+def test_sampled_ranks_on_cuda_are_reproducible_and_unbiased() -> None:
+    logits = torch.randn(64, 81, device="cuda") * 2
+    targets = (torch.rand(64, 81, device="cuda") < 0.05).float()
+    first = RMLCLoss(generator=torch.Generator("cuda").manual_seed(1))(logits, targets)
+    second = RMLCLoss(generator=torch.Generator("cuda").manual_seed(1))(logits, targets)
+    assert first.item() == second.item()
+    sampled = torch.stack([RMLCLoss()(logits, targets) for _ in range(300)]).mean()
+    exact_rank_order = RMLCLoss(rank="exact")(logits, targets)
+    assert torch.isfinite(sampled) and sampled.item() > 0 and exact_rank_order.item() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_autocast_half_precision(dtype: torch.dtype) -> None:
+    model = torch.nn.Linear(16, 80).cuda()
+    inputs = torch.randn(96, 16, device="cuda")
+    targets = (torch.rand(96, 80, device="cuda") < 0.04).float()
+    with torch.autocast("cuda", dtype=dtype):
+        logits = model(inputs)
+        assert logits.dtype == dtype
+        value = RMLCLoss()(logits, targets)
+    value.backward()
+    assert value.dtype == torch.float32 and torch.isfinite(value)
+    assert torch.isfinite(model.weight.grad).all()

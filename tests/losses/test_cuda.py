@@ -24,7 +24,7 @@ def test_exact_losses_and_gradients_match_cpu(kernel: str, n: int, m: int, densi
     ):
         results = []
         for device in ("cpu", "cuda"):
-            leaf = logits.to(device).requires_grad_(True)
+            leaf = logits.detach().clone().to(device).requires_grad_(True)
             value = loss(leaf, targets.to(device), weights.to(device))
             value.backward()
             results.append((value.detach().cpu(), leaf.grad.cpu()))

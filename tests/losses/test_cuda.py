@@ -10,7 +10,7 @@ from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, SoftmaxLoss, WARPLoss
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
-@pytest.mark.parametrize("kernel", ["pairs", "sorted"])
+@pytest.mark.parametrize("kernel", ["pairs", "sorted", "dense"])
 @pytest.mark.parametrize(("n", "m", "density"), [(96, 80, 0.04), (256, 1000, 0.01), (8, 3, 0.5)])
 def test_exact_losses_and_gradients_match_cpu(kernel: str, n: int, m: int, density: float):
     generator = torch.Generator().manual_seed(n + m)

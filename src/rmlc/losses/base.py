@@ -22,6 +22,7 @@ def check_loss_inputs(
     logits: torch.Tensor,
     targets: torch.Tensor,
     sample_weight: torch.Tensor | None = None,
+    check_values: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Check shapes, dtypes, devices and values; return the positive mask and the weights.
 
@@ -29,6 +30,7 @@ def check_loss_inputs(
         logits: ``(N, m)`` floating-point scores, ``N >= 1``, ``m >= 1``.
         targets: ``(N, m)`` in {0, 1} or {-1, +1} (or bool), on the logits' device.
         sample_weight: optional ``(N,)`` finite, non-negative weights.
+        check_values: also check the values of targets and weights (needs a host sync).
 
     Returns:
         ``(positive, weight)``: ``(N, m)`` 0/1 indicator of positive labels (float64 for
@@ -52,7 +54,10 @@ def check_loss_inputs(
     if targets.device != logits.device:
         raise ValueError(f"targets are on {targets.device} but logits on {logits.device}")
     dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    positive = positive_indicator(targets, dtype)
+    if check_values:
+        positive = positive_indicator(targets, dtype)
+    else:  # trusted {0, 1} (or bool) targets
+        positive = targets if targets.dtype == dtype else targets.to(dtype)
     if sample_weight is None:
         return positive, None
     if not isinstance(sample_weight, torch.Tensor):
@@ -66,6 +71,8 @@ def check_loss_inputs(
         raise ValueError(
             f"sample_weight is on {sample_weight.device} but logits on {logits.device}"
         )
+    if not check_values:
+        return positive, sample_weight
     lowest, highest = (float(v) for v in torch.aminmax(sample_weight.detach()))
     if not (math.isfinite(lowest) and math.isfinite(highest)):
         raise ValueError("sample_weight contains NaN or inf")
@@ -102,12 +109,19 @@ class MultiLabelLoss(nn.Module):
     Args:
         reduction: ``"mean"`` (``sum_i w_i loss_i / N``), ``"sum"``, or ``"none"`` for the
             ``(N,)`` weighted per-sample losses.
+
+    Attributes:
+        check_values: check target values and weights on every call (the default). Checking
+            values needs the data on the host: a caller that validated its targets once, as
+            the trainer does, can set it False so that a CUDA step never waits for the GPU.
+            Shapes, dtypes and devices are always checked.
     """
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         check_choice("reduction", reduction, REDUCTIONS)
         self.reduction = reduction
+        self.check_values = True
 
     def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -125,5 +139,5 @@ class MultiLabelLoss(nn.Module):
             targets: ``(N, m)`` in {0, 1} or {-1, +1}.
             sample_weight: optional ``(N,)`` non-negative weights ``s_i``.
         """
-        positive, weight = check_loss_inputs(logits, targets, sample_weight)
+        positive, weight = check_loss_inputs(logits, targets, sample_weight, self.check_values)
         return reduce_per_sample(self.per_sample(logits, positive), weight, self.reduction)

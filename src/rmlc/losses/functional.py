@@ -12,8 +12,8 @@ respect to every score (the subgradients of Eq. 7 and 8: a pair contributes whil
 ``0 < u < 1 - s``, i.e. ``s < f_j - f_k < 1``, ties excluded); the backward pass multiplies
 that gradient by the incoming one. The ranks are drawn once, in the forward pass.
 
-Two exact kernels compute the ranking term, chosen by size (same results, tested alike);
-the margin term is elementwise and shared:
+Three exact kernels compute the ranking term (same results, tested alike); the margin term
+is elementwise and shared:
 
 * ``"pairs"``: one row of ``m`` scores per positive label (``P`` rows), so ``O(P m)``
   work with few operations: the fastest for the usual handful of positives per image.
@@ -22,7 +22,13 @@ the margin term is elementwise and shared:
   those positions: ``O(N m log K)`` work and ``O(N m)`` memory whatever the number of
   positives, for many labels and many positives per image.
 
-Neither ever materialises ``(N, m, m)``; extra memory is ``O(P m)`` or ``O(N m)``.
+* ``"dense"``: blocks of ``(N, c, m)`` pairs, every label a candidate positive, without
+  any host-device synchronisation: the choice on CUDA, where a sync would stall the
+  pipeline and the extra arithmetic is free.
+
+``kernel="auto"`` takes ``dense`` on CUDA (``sorted`` beyond 64 M pairs) and ``pairs`` or
+``sorted`` on CPU. The pairs and sorted kernels never build ``(N, m, m)``; their extra
+memory is ``O(N m)``; the dense kernel's blocks hold at most about 4 M pairs.
 """
 
 from __future__ import annotations
@@ -47,12 +53,15 @@ __all__ = [
     "violation_penalty",
 ]
 
-Kernel = Literal["auto", "pairs", "sorted"]
+Kernel = Literal["auto", "pairs", "sorted", "dense"]
 
 # A shift that puts a score beyond every other score of its row (finite, with room to spare).
 _EXCLUDED = {dtype: torch.finfo(dtype).max / 4 for dtype in (torch.float32, torch.float64)}
 # The pairs kernel handles at most this many rows of m violations at once, per sample.
 _ROWS_PER_SAMPLE, _MIN_CHUNK_ROWS = 4, 256
+# The dense kernel forms at most this many pairs at once, and is chosen on CUDA up to this
+# many pairs in all (beyond, the sorted kernel: one host sync, far less arithmetic).
+_DENSE_BLOCK_PAIRS, _DENSE_MAX_PAIRS = 1 << 22, 1 << 26
 
 
 def hinge(t: torch.Tensor, a: float = 1.0) -> torch.Tensor:
@@ -216,6 +225,49 @@ def _pairs_kernel(
     return per_sample, grad
 
 
+def _dense_kernel(
+    f: torch.Tensor,
+    positive: torch.Tensor,
+    num_positive: torch.Tensor,
+    s: float,
+    beta: float,
+    rank: RankMode | torch.Tensor,
+    rounding: RankRounding,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ranking term and gradient over blocks of ``(N, c, m)`` pairs, without host syncs.
+
+    Every label ``j`` of a block is treated as a candidate positive and its row of
+    violations against all ``m`` scores is formed; non-positive rows get weight 0. Blocks
+    hold at most about 4 M pairs, so memory is ``O(N m c)`` with ``c = m`` for the usual
+    label counts. It never asks the device how many positives there are, which keeps the
+    GPU busy: the choice on CUDA for up to 64 M pairs in all.
+
+    Args and returns: as :func:`_pairs_kernel`.
+    """
+    n_rows, m = f.shape
+    negative = 1.0 - positive
+    negatives = (m - num_positive).unsqueeze(1)
+    block = max(1, min(m, _DENSE_BLOCK_PAIRS // max(n_rows * m, 1)))
+    per_sample, grad = f.new_zeros(n_rows), f.new_zeros(n_rows, m)
+    for start in range(0, m, block):
+        columns = slice(start, min(start + block, m))
+        u = f[:, None, :] - (f[:, columns] - 1.0)[:, :, None]  # (N, c, m)
+        penalty, slope, violated = violation_penalty(u, s, beta)
+        penalty, slope = penalty * negative[:, None, :], slope * negative[:, None, :]
+        violators = (violated * negative[:, None, :]).sum(dim=2)
+        block_rank = rank[:, columns] if isinstance(rank, torch.Tensor) else rank
+        weights = (
+            _slot_weights(block_rank, violators, negatives, m, rounding, generator)
+            * positive[:, columns]
+        )
+        per_sample += (penalty.sum(dim=2) * weights).sum(dim=1)
+        weighted_slope = slope * weights[:, :, None]
+        grad += weighted_slope.sum(dim=1)
+        grad[:, columns] -= weighted_slope.sum(dim=2)
+    return per_sample, grad
+
+
 def _sorted_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
@@ -284,11 +336,12 @@ def _sorted_kernel(
 
 
 def choose_kernel(num_samples: int, num_labels: int, num_positive: int) -> str:
-    """The faster kernel for a batch: ``"pairs"`` unless positives are many per sample.
+    """The faster CPU kernel for a batch: ``"pairs"`` unless positives are many per sample.
 
     The pairs kernel does ``O((P + N) m)`` work in few operations, the sorted kernel
     ``O(N m log K)`` in more; measured on CPU (``benchmarks/bench_losses.py``), the pairs
-    kernel wins below about 4 positives per sample or for small batches.
+    kernel wins below about 4 positives per sample or for small batches. On CUDA the dense
+    kernel is used (see :func:`ranking_loss`).
     """
     if num_positive <= 4 * num_samples or num_samples * num_labels <= 4096:
         return "pairs"
@@ -322,7 +375,10 @@ class _RankingLossFunction(torch.autograd.Function):
         indicator = positive if positive.dtype == dtype else positive.to(dtype)
         num_positive = indicator.sum(dim=1)
         flat_positives = None
-        if kernel == "auto":
+        n_pairs = f.shape[0] * f.shape[1] ** 2
+        if kernel == "auto" and f.is_cuda:
+            kernel = "dense" if n_pairs <= _DENSE_MAX_PAIRS else "sorted"
+        elif kernel == "auto":
             flat_positives = indicator.reshape(-1).nonzero().squeeze(1)
             kernel = choose_kernel(f.shape[0], f.shape[1], flat_positives.shape[0])
         if kernel == "pairs":
@@ -330,7 +386,8 @@ class _RankingLossFunction(torch.autograd.Function):
                 f, indicator, num_positive, s, beta, rank, rounding, generator, flat_positives
             )
         else:
-            per_sample, grad = _sorted_kernel(
+            compute = _sorted_kernel if kernel == "sorted" else _dense_kernel
+            per_sample, grad = compute(
                 f, indicator, num_positive, s, beta, rank, rounding, generator
             )
         if kappa != 0.0:

@@ -42,6 +42,8 @@ from rmlc.train.schedule import learning_rate
 
 __all__ = ["Trainer", "TrainingInterrupted"]
 
+_REPORT_EVERY = 10  # steps between progress updates (each one waits for the device)
+
 
 class TrainingInterrupted(RuntimeError):
     """Training stopped by Ctrl-C after saving a resumable checkpoint."""
@@ -91,6 +93,9 @@ class Trainer:
         if config.loss in ("rmlc", "warp"):
             loss_params.setdefault("generator", self.loss_generator)
         self.loss_fn = build_loss(config.loss, **loss_params)
+        # Targets are validated once, when the data is loaded; per-step value checks would
+        # make every CUDA step wait for the GPU.
+        self.loss_fn.check_values = False
         decay, no_decay = [], []
         for name, parameter in self.model.named_parameters():
             (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
@@ -214,7 +219,8 @@ class Trainer:
             disable=not (config.progress and self.context.is_main),
             leave=False,
         )
-        started, images_seen, loss_sum, loss_count = time.perf_counter(), 0, 0.0, 0
+        started, images_seen = time.perf_counter(), 0
+        loss_sum, loss_count = torch.zeros((), device=self.device), 0
         for images, indices in bar:
             rate = learning_rate(
                 config.lr,
@@ -227,22 +233,28 @@ class Trainer:
             )
             for group in self.optimizer.param_groups:
                 group["lr"] = rate
-            loss = self._step(images, indices)
+            loss_sum += self._step(images, indices)
+            loss_count += 1
             self.position.step_in_epoch += 1
             self.position.global_step += 1
             images_seen += len(indices)
-            loss_sum, loss_count = loss_sum + loss, loss_count + 1
-            elapsed = time.perf_counter() - started
-            bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{images_seen / max(elapsed, 1e-9):.0f}")
+            if loss_count % _REPORT_EVERY == 0 or loss_count == 1:
+                # The only host sync of the loop: every few steps, not every step.
+                mean_loss = self._checked_mean_loss(loss_sum, loss_count)
+                elapsed = time.perf_counter() - started
+                bar.set_postfix(
+                    loss=f"{mean_loss:.4g}", img_s=f"{images_seen / max(elapsed, 1e-9):.0f}"
+                )
             every = config.checkpoint_every_steps
             if every and self.position.global_step % every == 0 and self.context.is_main:
                 self.save_checkpoint(self.out / "last.pt")
+        mean_loss = self._checked_mean_loss(loss_sum, max(loss_count, 1))
         bar.close()
         seconds = time.perf_counter() - started
         self.position = Position(epoch + 1, 0, self.position.global_step)
         record = {
             "epoch": epoch + 1,
-            "train_loss": loss_sum / max(loss_count, 1),
+            "train_loss": mean_loss,
             "lr": self.optimizer.param_groups[0]["lr"],
             "images_per_second": images_seen * self.context.world_size / max(seconds, 1e-9),
             "seconds": seconds,
@@ -263,30 +275,32 @@ class Trainer:
             self.save_checkpoint(self.out / "last.pt")
             self._log(record)
 
-    def _step(self, images: torch.Tensor, indices: torch.Tensor) -> float:
+    def _step(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """One SGD step; returns the batch loss as a 0-d tensor on the device (no sync)."""
         images = self.prepare(images.to(self.device, non_blocking=True), self.config.augment)
         if self.config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = self.targets[indices].to(self.device, non_blocking=True)
         weights = self.sample_weights[indices].to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(
-            self.device.type,
-            dtype=self.amp_dtype or torch.float32,
-            enabled=self.amp_dtype is not None,
-        ):
+        with self._autocast():
             logits = self.network(images)
         loss = self.loss_fn(logits.float(), targets, weights)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss is {loss.item()} at epoch {self.position.epoch + 1}, step "
-                f"{self.position.step_in_epoch}; lower the learning rate (now "
-                f"{self.optimizer.param_groups[0]['lr']:g})"
-            )
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach())
+        return loss.detach()
+
+    def _checked_mean_loss(self, loss_sum: torch.Tensor, count: int) -> float:
+        """Mean of the losses so far; a non-finite value stops training with advice."""
+        mean = float(loss_sum) / count
+        if not math.isfinite(mean):
+            raise FloatingPointError(
+                f"loss became {mean} in epoch {self.position.epoch + 1} (by step "
+                f"{self.position.step_in_epoch}); lower the learning rate (now "
+                f"{self.optimizer.param_groups[0]['lr']:g})"
+            )
+        return mean
 
     def _autocast(self) -> torch.autocast:
         """Mixed precision (bf16 or fp16) when configured, else a no-op context."""

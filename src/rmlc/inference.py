@@ -44,7 +44,9 @@ class TrainedModel:
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> the normalised float batch the network expects."""
-        preparation = BatchPreparation(self.normalization["mean"], self.normalization["std"])
+        preparation = BatchPreparation(
+            self.normalization["mean"], self.normalization["std"], self.normalization["size"]
+        )
         return preparation(images)
 
 

@@ -128,15 +128,24 @@ class BatchPreparation:
 
     Args:
         mean, std: per-channel normalisation.
+        size: side the images are resized to (bilinear) when they differ, e.g. the paper's
+            256 x 256 CIFAR-10 images for ResNet-101; None keeps them as they are.
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self, mean: Sequence[float], std: Sequence[float], size: int | None = None
+    ) -> None:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.size = size
 
     def __call__(self, images: torch.Tensor, augment: bool = False) -> torch.Tensor:
         """``(N, C, H, W)`` uint8 (any device) -> normalised float32 on the same device."""
         batch = images.float().div_(255.0)
+        if self.size is not None and tuple(batch.shape[-2:]) != (self.size, self.size):
+            batch = torch.nn.functional.interpolate(
+                batch, size=(self.size, self.size), mode="bilinear", align_corners=False
+            )
         if augment:
             batch = self.augment(batch)
         mean, std = self.mean.to(batch.device), self.std.to(batch.device)
@@ -226,7 +235,11 @@ def assemble(
             mean, std = _channel_statistics(store)
         else:
             mean, std = (IMAGENET_MEAN, IMAGENET_STD) if store.channels == 3 else ((0.5,), (0.25,))
-    size = store.images.shape[-1] if isinstance(store, ArrayStore) else store.size
+    size = (
+        store.size
+        if isinstance(store, FileStore)
+        else (config.image_size or store.images.shape[-1])
+    )
     pool = torch.cat([train_rows, unlabeled_rows])
     pool_targets = targets[pool].clone()
     pool_targets[len(train_rows) :] = 0.0

@@ -116,7 +116,9 @@ class Trainer:
         self.targets = data.targets.clone().float()
         self.sample_weights = torch.ones(len(self.targets))
         self.propagation_epoch: int | None = None
-        self.prepare = BatchPreparation(data.normalization["mean"], data.normalization["std"])
+        self.prepare = BatchPreparation(
+            data.normalization["mean"], data.normalization["std"], data.normalization["size"]
+        )
         self.position = Position()
         self.best_metric, self.best_epoch = -math.inf, -1
         self._saved_rng: dict[str, torch.Tensor] | None = None

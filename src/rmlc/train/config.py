@@ -33,7 +33,13 @@ class TrainConfig:
 
     Data: ``dataset`` names a built-in set (``fashion-mosaic``, ``fashion-mnist``,
     ``cifar10``, ``stl10``, ``coco``, ``nus-wide``) or ``tags`` for tags tables
-    (``train``, ``test``, ``unlabeled``, ``image_root``).
+    (``train``, ``test``, ``unlabeled``, ``image_root``). ``num_labeled`` keeps that many
+    training samples labeled (class-stratified for single-label sets); ``classes`` keeps
+    only those classes labeled and in the test set, their other images joining the unlabeled
+    pool (the STL-10 situation); ``max_unlabeled`` caps the unlabeled pool; ``subsample``
+    keeps a class-frequency-preserving fraction of a multi-label training set (the paper's
+    10% and 20% subsets); ``label_noise`` and ``missing_labels`` corrupt the labeled
+    training samples (the paper's protocol; positives dropped).
     """
 
     # data
@@ -46,6 +52,9 @@ class TrainConfig:
     image_root: str | None = None
     image_size: int | None = None
     num_labeled: int | None = None
+    classes: list[int] | None = None
+    max_unlabeled: int | None = None
+    subsample: float | None = None
     label_noise: float = 0.0
     missing_labels: float = 0.0
     validation_fraction: float = 0.1

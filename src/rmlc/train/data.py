@@ -181,6 +181,8 @@ class TrainingData:
         in_channels: image channels.
         single_label: every labeled sample has exactly one positive (accuracy applies).
         normalization: ``{"mean": ..., "std": ..., "size": ...}`` of the images.
+        unlabeled_classes: true class of each unlabeled sample when known (analysis only,
+            never used in training), else None.
     """
 
     train: ImageView
@@ -193,6 +195,7 @@ class TrainingData:
     in_channels: int
     single_label: bool
     normalization: dict = field(default_factory=dict)
+    unlabeled_classes: torch.Tensor | None = None
 
 
 def _channel_statistics(store: ArrayStore, limit: int = 5000) -> tuple[list[float], list[float]]:

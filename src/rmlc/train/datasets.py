@@ -8,9 +8,11 @@ run's seed, so that seeds vary training, not the benchmark.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from rmlc import data as datasets
 from rmlc.train.config import TrainConfig
@@ -19,6 +21,17 @@ from rmlc.train.data import ArrayStore, FileStore, TrainingData, assemble
 __all__ = ["DATASETS", "build", "load_split"]
 
 DATASETS = ("fashion-mosaic", "fashion-mnist", "cifar10", "stl10", "coco", "nus-wide", "tags")
+
+
+@functools.lru_cache(maxsize=4)
+def _fashion_mosaic(split: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark's arrays, built once per process (experiments train many networks)."""
+    return datasets.fashion_mosaic(split, source=source, seed=0)
+
+
+@functools.lru_cache(maxsize=4)
+def _fashion_mnist(split: str, root: str | None, source: str) -> tuple[np.ndarray, np.ndarray]:
+    return datasets.load_fashion_mnist(split, root=root, source=source)
 
 
 def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -65,9 +78,30 @@ def _from_arrays(
     classes: list[str],
     config: TrainConfig,
     unlabeled_images: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    test_labels: np.ndarray | None = None,
 ) -> TrainingData:
+    """Images in memory; ``labels``/``test_labels``: class indices of single-label sets."""
     targets = targets.astype(np.float32)
-    labeled, unlabeled = _choose_labeled(targets, config)
+    rows = np.arange(len(targets))
+    outside = rows[:0]
+    if config.classes is not None:  # some classes labeled; the others only unlabeled
+        if labels is None:
+            raise ValueError(f"classes applies to single-label datasets, not {config.dataset}")
+        kept = np.asarray(config.classes)
+        inside = np.isin(labels, kept)
+        outside = rows[~inside]
+        rows = rows[inside]
+        targets = targets[:, kept]
+        classes = [classes[c] for c in kept]
+        if test is not None and test_labels is not None:
+            keep_test = np.isin(test_labels, kept)
+            test = (test[0][keep_test], test[1][keep_test][:, kept])
+    if config.subsample is not None:
+        chosen = datasets.subsample_multilabel(targets[rows], config.subsample, config.seed)
+        rows = rows[np.sort(chosen)]
+    chosen_labeled, chosen_unlabeled = _choose_labeled(targets[rows], config)
+    labeled, unlabeled = rows[chosen_labeled], np.concatenate([rows[chosen_unlabeled], outside])
     targets = _corrupt(targets, labeled, config)
     if unlabeled_images is not None:  # a separate unlabeled pool (STL-10)
         offset = len(images)
@@ -76,10 +110,18 @@ def _from_arrays(
             [targets, np.zeros((len(unlabeled_images), targets.shape[1]), np.float32)]
         )
         unlabeled = np.concatenate([unlabeled, offset + np.arange(len(unlabeled_images))])
+        if labels is not None:
+            labels = np.concatenate([labels, np.full(len(unlabeled_images), -1)])
     if not config.semi_supervised:
         unlabeled = unlabeled[:0]
+    elif config.max_unlabeled is not None and len(unlabeled) > config.max_unlabeled:
+        picked = np.random.default_rng(config.seed).permutation(len(unlabeled))
+        unlabeled = np.sort(unlabeled[picked[: config.max_unlabeled]])
     test_split = None if test is None else (ArrayStore(test[0]), test[1].astype(np.float32))
-    return assemble(ArrayStore(images), targets, labeled, unlabeled, test_split, classes, config)
+    data = assemble(ArrayStore(images), targets, labeled, unlabeled, test_split, classes, config)
+    if labels is not None:  # for analysis: the true class of each unlabeled sample
+        data.unlabeled_classes = torch.as_tensor(labels[unlabeled])
+    return data
 
 
 def _from_files(
@@ -111,22 +153,20 @@ def build(config: TrainConfig) -> TrainingData:
     """The :class:`TrainingData` of ``config.dataset``."""
     name = config.dataset
     if name == "fashion-mosaic":
-        images, targets = datasets.fashion_mosaic("train", source=config.source, seed=0)
-        test = datasets.fashion_mosaic("test", source=config.source, seed=0)
+        images, targets = _fashion_mosaic("train", config.source)
+        test = _fashion_mosaic("test", config.source)
         return _from_arrays(images, targets, test, list(datasets.FASHION_MNIST_CLASSES), config)
     if name == "fashion-mnist":
-        images, labels = datasets.load_fashion_mnist(
-            "train", root=config.data_root, source=config.source
-        )
-        test_images, test_labels = datasets.load_fashion_mnist(
-            "test", root=config.data_root, source=config.source
-        )
+        images, labels = _fashion_mnist("train", config.data_root, config.source)
+        test_images, test_labels = _fashion_mnist("test", config.data_root, config.source)
         return _from_arrays(
             images,
             _one_hot(labels, 10),
             (test_images, _one_hot(test_labels, 10)),
             list(datasets.FASHION_MNIST_CLASSES),
             config,
+            labels=labels,
+            test_labels=test_labels,
         )
     if name == "cifar10":
         root = _require(config.data_root, "--data-root (the CIFAR-10 folder)", name)
@@ -138,6 +178,8 @@ def build(config: TrainConfig) -> TrainingData:
             (test.images, _one_hot(test.labels, 10)),
             list(train.classes),
             config,
+            labels=train.labels,
+            test_labels=test.labels,
         )
     if name == "stl10":
         root = _require(config.data_root, "--data-root (the STL-10 folder)", name)
@@ -153,6 +195,8 @@ def build(config: TrainConfig) -> TrainingData:
             list(train.classes),
             config,
             unlabeled_images=unlabeled,
+            labels=train.labels,
+            test_labels=test.labels,
         )
     if name in ("coco", "nus-wide"):
         root = Path(_require(config.data_root, "--data-root", name))

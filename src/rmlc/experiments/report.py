@@ -1,0 +1,200 @@
+"""Results of an experiment: mean ± std over seeds, the paper beside them, claims, plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+__all__ = ["aggregate", "write_report"]
+
+
+def _read_runs(path: Path) -> list[dict[str, Any]]:
+    with path.open() as stream:
+        rows = list(csv.DictReader(stream))
+    for row in rows:
+        row["metrics"] = json.loads(row["metrics"])
+        row["seconds"] = float(row["seconds"])
+        row["seed"] = int(row["seed"])
+    return rows
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def aggregate(runs: list[dict[str, Any]], metrics: list[str]) -> list[dict[str, Any]]:
+    """One row per (variant, axis, method): mean and std of each metric over seeds."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for run in runs:
+        groups[(run["variant"], run["axis"], run["method"])].append(run)
+    rows = []
+    for (variant, axis, method), members in groups.items():
+        row = {
+            "variant": variant,
+            "axis": axis,
+            "method": method,
+            "n": len(members),
+            "seconds": statistics.fmean(m["seconds"] for m in members),
+        }
+        for metric in [*metrics, "s_in", "s_out"]:
+            values = [m["metrics"][metric] for m in members if metric in m["metrics"]]
+            if values:
+                row[metric], row[f"{metric}_std"] = _stats(values)
+        rows.append(row)
+    return rows
+
+
+def _by_key(runs: list[dict[str, Any]], metric: str) -> dict[tuple, dict[str, float]]:
+    """metric values keyed by (variant, axis, seed), then by method."""
+    by_key: dict[tuple, dict[str, float]] = defaultdict(dict)
+    for run in runs:
+        if metric in run["metrics"]:
+            key = (run["variant"], run["axis"], run["seed"])
+            by_key[key][run["method"]] = run["metrics"][metric]
+    return by_key
+
+
+def _paired_differences(
+    runs: list[dict[str, Any]], better: str, worse: str, metric: str
+) -> list[float]:
+    """better - worse for every (variant, axis, seed) where both ran."""
+    return [
+        values[better] - values[worse]
+        for values in _by_key(runs, metric).values()
+        if better in values and worse in values
+    ]
+
+
+def _claim_lines(spec, runs: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for claim in spec.claims:
+        differences = _paired_differences(runs, claim["better"], claim["worse"], claim["metric"])
+        if not differences:
+            continue
+        mean, std = _stats(differences)
+        n, wins = len(differences), sum(d > 0 for d in differences)
+        verdict = "**held**" if mean > 0 and wins > n / 2 else "**did not hold**"
+        paper = f" (paper: {claim['paper']})" if "paper" in claim else ""
+        lines.append(
+            f"- {claim['text']}{paper}: {verdict} here: {claim['better']} − {claim['worse']} = "
+            f"{mean:+.2f} ± {std:.2f} {claim['metric']} points over {n} paired runs; "
+            f"{claim['better']} ahead in {wins} of {n}."
+        )
+    return lines
+
+
+def _format(row: dict[str, Any], metric: str) -> str:
+    if metric not in row:
+        return ""
+    return f"{row[metric]:.2f} ± {row[metric + '_std']:.2f}"
+
+
+def _plot(spec, rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    metrics = spec.axis.get("plot_metrics", spec.metrics)
+    figure, axes = plt.subplots(
+        len(metrics),
+        len(variants),
+        figsize=(4.2 * len(variants), 3.4 * len(metrics)),
+        squeeze=False,
+    )
+    scale = spec.axis.get("scale", 1.0)
+    for column, variant in enumerate(variants):
+        for line, metric in enumerate(metrics):
+            ax = axes[line][column]
+            for method in dict.fromkeys(row["method"] for row in rows):
+                points = sorted(
+                    (float(row["axis"]) * scale, row[metric], row[f"{metric}_std"])
+                    for row in rows
+                    if row["variant"] == variant and row["method"] == method and metric in row
+                )
+                if points:
+                    xs, ys, errors = zip(*points, strict=True)
+                    ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=method)
+            ax.set_xlabel(spec.axis.get("label", spec.axis["key"]))
+            ax.set_ylabel(metric)
+            ax.set_title(variant or spec.name, fontsize=10)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    figure.suptitle(spec.title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(
+    spec, runs_path: Path, out: Path, suffix: str, seeds: int, rates: dict[str, float]
+) -> Path:
+    """Write ``<name>.csv``, ``<name>.md`` (and ``<name>.png`` for a swept axis)."""
+    runs = _read_runs(runs_path)
+    rows = aggregate(runs, spec.metrics)
+    extra = [m for m in ("s_in", "s_out") if any(m in row for row in rows)]
+    columns = [*spec.metrics, *extra]
+    csv_path = out / f"{spec.name}{suffix}.csv"
+    with csv_path.open("w", newline="") as stream:
+        names = ["variant", "axis", "method", "n", "seconds"]
+        names += [name for metric in columns for name in (metric, f"{metric}_std")]
+        names += [f"paper_{metric}" for metric in spec.metrics]
+        writer = csv.DictWriter(stream, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            paper = spec.paper.get(row["method"], {})
+            writer.writerow({**row, **{f"paper_{k}": v for k, v in paper.items()}})
+    command = f"rmlc reproduce {spec.name}" + (" --quick" if suffix else "")
+    lines = [
+        f"# {spec.title}",
+        "",
+        f"Command: `{command}` ({seeds} seed{'s' if seeds > 1 else ''}: 0..{seeds - 1}); "
+        f"config: `configs/reproduce/{spec.name}.yaml`. Mean ± standard deviation over "
+        f"seeds; wall time per run on this machine.",
+        "",
+        "Learning rates: "
+        + ", ".join(f"{name} {rate:g}" for name, rate in rates.items() if not name.startswith("_"))
+        + (
+            f" (chosen on the validation split of `{spec.tune_from}`)"
+            if spec.tune_from
+            else " (each method's default times the best of "
+            f"{spec.tune['factors']} on a validation split, seed 0)"
+            if spec.tune and not suffix
+            else " (defaults)"
+        )
+        + ".",
+        "",
+    ]
+    axis_label = spec.axis.get("label", spec.axis["key"]) if spec.axis else None
+    header = ["method"] + (["variant"] if len(spec.variants) > 1 else [])
+    header += [axis_label] if axis_label else []
+    with_paper = [m for m in spec.metrics if any(m in values for values in spec.paper.values())]
+    header += columns + [f"paper {metric}" for metric in with_paper] + ["s / run"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        paper = spec.paper.get(row["method"], {})
+        cells = [row["method"]] + ([row["variant"]] if len(spec.variants) > 1 else [])
+        if axis_label:
+            cells.append(f"{float(row['axis']) * spec.axis.get('scale', 1.0):g}")
+        cells += [_format(row, metric) for metric in columns]
+        cells += [f"{paper[metric]:g}" if metric in paper else "–" for metric in with_paper]
+        cells.append(f"{row['seconds']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    claims = _claim_lines(spec, runs)
+    if claims:
+        lines += ["", "## Claims", "", *claims]
+    if spec.axis is not None:
+        figure = out / f"{spec.name}{suffix}.png"
+        _plot(spec, rows, figure)
+        lines += ["", f"![{spec.name}]({figure.name})"]
+    if spec.notes:
+        lines += ["", "## Deviations from the paper's protocol", "", spec.notes.strip()]
+    report = out / f"{spec.name}{suffix}.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report

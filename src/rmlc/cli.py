@@ -156,7 +156,7 @@ def _labeled_images(args: argparse.Namespace, trained) -> tuple[Any, np.ndarray 
 
         store, targets = load_split(args.dataset, args.split, args.data_root, trained)
         return trained.view(store), targets, [str(i) for i in range(len(targets))]
-    raise SystemExit("rmlc: give --table (with --image-root), --images or --dataset")
+    raise ValueError("give --table (with --image-root), --images or --dataset")
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
@@ -168,7 +168,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     trained = load_trained_model(args.checkpoint, args.device)
     view, targets, _ = _labeled_images(args, trained)
     if targets is None:
-        raise SystemExit("rmlc evaluate: the images have no labels to evaluate against")
+        raise ValueError("the images have no labels to evaluate against: give --test TABLE")
     scores = score_images(trained, view, args.device)
     meter = MultiLabelMeter()
     meter.update(torch.from_numpy(scores), torch.from_numpy(targets))
@@ -195,7 +195,7 @@ def command_predict(args: argparse.Namespace) -> int:
         print(f"wrote predictions of {len(names)} samples to {args.out}")
         return 0
     if not args.checkpoint:
-        raise SystemExit("rmlc predict: give --checkpoint (images) or --model (features)")
+        raise ValueError("give --checkpoint (for images) or --model with --features")
     trained = load_trained_model(args.checkpoint, args.device)
     view, _, names = _labeled_images(args, trained)
     scores = score_images(trained, view, args.device)
@@ -222,13 +222,15 @@ def command_extract_features(args: argparse.Namespace) -> int:
 def command_fit_features(args: argparse.Namespace) -> int:
     import torch
 
+    from rmlc.atomic import atomic_write_text, check_writable
     from rmlc.data import load_features
     from rmlc.linear import RMLClassifier
     from rmlc.metrics import MultiLabelMeter
 
+    check_writable(args.out)
     X, Y = load_features(args.train)
     if Y is None:
-        raise SystemExit(f"rmlc fit-features: {args.train} has no labels (array 'Y')")
+        raise ValueError(f"{args.train} has no labels (array 'Y')")
     X_unlabeled = load_features(args.unlabeled)[0] if args.unlabeled else None
     params = yaml.safe_load(args.params) if args.params else {}
     model = RMLClassifier(
@@ -253,7 +255,7 @@ def command_fit_features(args: argparse.Namespace) -> int:
     if args.test:
         X_test, Y_test = load_features(args.test)
         if Y_test is None:
-            raise SystemExit(f"rmlc fit-features: {args.test} has no labels (array 'Y')")
+            raise ValueError(f"{args.test} has no labels (array 'Y')")
         scores = model._scores(X_test)
         targets = np.asarray(Y_test)
         if targets.ndim == 1:
@@ -262,7 +264,7 @@ def command_fit_features(args: argparse.Namespace) -> int:
         meter.update(torch.from_numpy(scores), torch.from_numpy(targets.astype(np.float32)))
         metrics = meter.compute(k=args.topk)
         print(format_metrics(metrics, "test metrics"))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_text(json.dumps(metrics, indent=2), out / "metrics.json")
     print(f"model and metrics written to {out}")
     return 0
 

@@ -24,6 +24,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
+from rmlc.atomic import atomic_write
 from rmlc.labels import positive_mask_numpy
 from rmlc.losses import LOSSES, build_loss
 from rmlc.losses.functional import transductive_hinge
@@ -334,7 +335,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     def save(self, path: str | Path) -> None:
         """Write the fitted estimator to ``path`` (joblib)."""
         check_is_fitted(self)
-        joblib.dump(self, Path(path))
+        atomic_write(path, lambda stream: joblib.dump(self, stream))
 
     @staticmethod
     def load(path: str | Path) -> RMLClassifier:

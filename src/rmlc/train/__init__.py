@@ -18,11 +18,13 @@ def run(config: TrainConfig) -> dict[str, Any]:
     """Train and evaluate as configured; returns the final metrics (rank 0's view)."""
     import torch
 
+    from rmlc.atomic import check_writable
     from rmlc.models import build_model
     from rmlc.train.data import build_training_data
     from rmlc.train.distributed import init_distributed, shutdown_distributed
 
-    context = init_distributed(config.device)
+    check_writable(config.out)  # before any data is read or any step is taken
+    context = init_distributed(config.device, config.dist_timeout)
     try:
         torch.manual_seed(config.seed)
         data = build_training_data(config)

@@ -1,19 +1,15 @@
-"""Checkpoints written atomically: a crash or a full disk never damages the previous one.
-
-A checkpoint is written to a temporary file in the same directory, flushed to disk and
-renamed over the old one (``os.replace`` is atomic on POSIX and Windows), so at any moment
-the path holds either the previous complete checkpoint or the new complete one.
-"""
+"""Training checkpoints: written atomically (a crash or a full disk never damages the
+previous one, see :mod:`rmlc.atomic`), read back with errors that name the file, and
+checked against the model they are loaded into."""
 
 from __future__ import annotations
 
-import errno
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from rmlc.atomic import atomic_write
 
 __all__ = ["CheckpointError", "atomic_save", "check_compatible", "load_checkpoint"]
 
@@ -23,29 +19,13 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(payload: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename.
+    """``torch.save`` to ``path`` atomically (:mod:`rmlc.atomic`).
 
     Raises:
-        CheckpointError: the directory cannot be written or the disk is full; the file
-            previously at ``path`` is left untouched.
+        WriteError: the folder cannot be written or the disk is full; the file previously
+            at ``path`` is left untouched.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            reason = "the disk is full" if error.errno == errno.ENOSPC else str(error)
-            raise CheckpointError(
-                f"could not write checkpoint {path}: {reason}; the previous file is intact"
-            ) from error
-        raise
+    atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -39,7 +39,10 @@ class TrainConfig:
     pool (the STL-10 situation); ``max_unlabeled`` caps the unlabeled pool; ``subsample``
     keeps a class-frequency-preserving fraction of a multi-label training set (the paper's
     10% and 20% subsets); ``label_noise`` and ``missing_labels`` corrupt the labeled
-    training samples (the paper's protocol; positives dropped).
+    training samples (the paper's protocol; positives dropped). ``bad_images``: an
+    unreadable, truncated, empty or missing image file of a tags table is an error naming
+    it (``"raise"``) or is left out with a warning counting them (``"skip"``); files are
+    checked before training starts.
     """
 
     # data
@@ -58,6 +61,7 @@ class TrainConfig:
     label_noise: float = 0.0
     missing_labels: float = 0.0
     validation_fraction: float = 0.1
+    bad_images: str = "raise"
     # model
     backbone: str = "small-cnn"
     pretrained: bool = False
@@ -100,6 +104,7 @@ class TrainConfig:
     resume: bool = False
     init_checkpoint: str | None = None
     checkpoint_every_steps: int = 0
+    dist_timeout: float = 600.0
     tensorboard: bool = True
     progress: bool = True
 
@@ -152,6 +157,15 @@ class TrainConfig:
         require(self.topk >= 1, f"topk must be >= 1, got {self.topk}")
         require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         require(
+            self.bad_images in ("raise", "skip"),
+            f"bad_images must be 'raise' or 'skip', got {self.bad_images!r}",
+        )
+        require(
+            self.checkpoint_every_steps >= 0,
+            f"checkpoint_every_steps must be >= 0, got {self.checkpoint_every_steps}",
+        )
+        require(self.dist_timeout > 0, f"dist_timeout must be > 0, got {self.dist_timeout}")
+        require(
             (isinstance(self.t, int | float) and self.t > 0) or self.t in ("mean", "authors"),
             f"t must be 'mean', 'authors' or a positive number, got {self.t!r}",
         )
@@ -170,8 +184,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:

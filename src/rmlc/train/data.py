@@ -9,6 +9,7 @@ into a :class:`TrainingData` for each built-in dataset and for users' tags table
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,6 +249,23 @@ def assemble(
     pool_targets[len(train_rows) :] = 0.0
     labeled_targets = targets[train_rows]
     single = bool(((labeled_targets.sum(dim=1) == 1).all()).item())
+    never = [
+        name
+        for name, count in zip(class_names, labeled_targets.sum(dim=0), strict=True)
+        if count == 0
+    ]
+    if never:
+        warnings.warn(
+            f"class(es) never positive in the labeled training data: {', '.join(never[:10])}"
+            f"{' ...' if len(never) > 10 else ''}; they are learned as always negative and "
+            "left out of the per-class metrics",
+            stacklevel=3,
+        )
+    if config.semi_supervised and len(unlabeled_rows) == 0:
+        warnings.warn(
+            "semi_supervised is on but there are no unlabeled samples: training is supervised",
+            stacklevel=3,
+        )
     return TrainingData(
         train=ImageView(store, pool),
         targets=pool_targets,

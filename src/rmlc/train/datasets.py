@@ -9,10 +9,12 @@ run's seed, so that seeds vary training, not the benchmark.
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from rmlc import data as datasets
 from rmlc.train.config import TrainConfig
@@ -124,6 +126,28 @@ def _from_arrays(
     return data
 
 
+def _readable(paths: list, rows: np.ndarray, config: TrainConfig, what: str) -> np.ndarray:
+    """Rows whose image files decode; bad files raise (naming the file) or are skipped."""
+    bad = []
+    for row in tqdm(rows, desc=f"checking {what} images", disable=len(rows) < 2000):
+        reason = datasets.check_image_file(paths[row])
+        if reason is not None:
+            if config.bad_images == "raise":
+                raise ValueError(
+                    f"cannot read {what} image {paths[row]}: {reason} (bad_images=skip "
+                    "leaves such files out with a warning)"
+                )
+            bad.append(row)
+    if bad:
+        shown = ", ".join(str(paths[row]) for row in bad[:3])
+        warnings.warn(
+            f"skipped {len(bad)} unreadable {what} image(s) of {len(rows)}: {shown}"
+            + (" ..." if len(bad) > 3 else ""),
+            stacklevel=3,
+        )
+    return np.setdiff1d(rows, np.asarray(bad, dtype=rows.dtype))
+
+
 def _from_files(
     paths: list,
     targets: np.ndarray,
@@ -134,6 +158,15 @@ def _from_files(
     config: TrainConfig,
 ) -> TrainingData:
     size = config.image_size or 224
+    labeled = _readable(paths, labeled, config, "training")
+    unlabeled = (
+        _readable(paths, unlabeled, config, "unlabeled")
+        if config.semi_supervised
+        else (unlabeled[:0])
+    )
+    if test is not None:
+        keep = _readable(test[0], np.arange(len(test[0])), config, "test")
+        test = ([test[0][row] for row in keep], test[1][keep])
     targets = _corrupt(targets.astype(np.float32), labeled, config)
     if not config.semi_supervised:
         unlabeled = unlabeled[:0]
@@ -233,6 +266,13 @@ def _from_tags(config: TrainConfig) -> TrainingData:
     train_path = _require(config.train, "--train (a tags table)", "tags")
     root = Path(config.image_root or Path(train_path).parent)
     train = datasets.read_tags_table(train_path)
+    if len(train.images) == 0:
+        raise ValueError(f"{train_path} has no rows: nothing to train on")
+    if not train.labeled.any():
+        raise ValueError(
+            f"{train_path}: no row has labels; at least one labeled image is needed "
+            "(rows with an empty labels column are unlabeled)"
+        )
     classes = list(train.classes)
     paths = [root / image for image in train.images]
     targets = train.targets.astype(np.float32)

@@ -59,6 +59,8 @@ def init_distributed(device: str = "auto", timeout_s: float = 600.0) -> Distribu
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
     if world_size > 1 and not dist.is_initialized():
+        # A crashed peer makes torchrun stop the others; a hung one makes the survivors'
+        # collectives fail after timeout_s instead of waiting forever.
         backend = "nccl" if chosen.type == "cuda" else "gloo"
         dist.init_process_group(
             backend,

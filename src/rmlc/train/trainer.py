@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from rmlc.atomic import WriteError, atomic_write_text
 from rmlc.losses import build_loss
 from rmlc.metrics import MultiLabelMeter
 from rmlc.models import MultiLabelNet
@@ -180,7 +181,7 @@ class Trainer:
         """
         self.out.mkdir(parents=True, exist_ok=True)
         if self.context.is_main:
-            self.config.save(self.out / "config.yaml")
+            atomic_write_text(self.config.to_yaml(), self.out / "config.yaml")
             self._open_logs()
         if self.config.resume and (self.out / "last.pt").is_file():
             self.resume(self.out / "last.pt")
@@ -466,7 +467,7 @@ class Trainer:
                 np.mean([r["images_per_second"] for r in self.history])
             )
         if self.context.is_main:
-            (self.out / "metrics.json").write_text(json.dumps(final, indent=2))
+            atomic_write_text(json.dumps(final, indent=2), self.out / "metrics.json")
             if self.writer is not None:
                 self.writer.close()
         return final
@@ -484,12 +485,18 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         path = self.out / "log.csv"
-        new = not path.is_file()
-        with path.open("a", newline="") as stream:
-            writer = csv.DictWriter(stream, fieldnames=list(record), extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(record)
+        try:
+            new = not path.is_file()
+            with path.open("a", newline="") as stream:
+                writer = csv.DictWriter(stream, fieldnames=list(record), extrasaction="ignore")
+                if new:
+                    writer.writeheader()
+                writer.writerow(record)
+        except OSError as error:
+            raise WriteError(
+                f"could not append to {path}: {error.strerror or error}; the checkpoint "
+                f"{self.out / 'last.pt'} of this epoch is intact: free space and --resume"
+            ) from error
         if self.writer is not None:
             for key, value in record.items():
                 if key != "epoch":

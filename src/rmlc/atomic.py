@@ -1,0 +1,70 @@
+"""Writing results without ever damaging the previous version of a file.
+
+A file is written to a temporary name in the same folder, flushed to disk and renamed over
+the old one (``os.replace`` is atomic on POSIX and Windows): at any moment the path holds
+either the previous complete file or the new complete one, whether the process is killed,
+the disk fills up or the write fails.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["WriteError", "atomic_write", "atomic_write_text", "check_writable"]
+
+
+class WriteError(OSError):
+    """A results file could not be written; the previous version is intact."""
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(stream)`` on a temporary file, then rename it to ``path``.
+
+    Raises:
+        WriteError: the folder cannot be written or the disk is full, naming the file.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as error:
+        raise WriteError(f"could not write {path}: {error.strerror or error}") from error
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            reason = "the disk is full" if error.errno == errno.ENOSPC else str(error)
+            raise WriteError(
+                f"could not write {path}: {reason}; the previous file is intact"
+            ) from error
+        raise
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """Write a text file (metrics, configs) atomically."""
+    atomic_write(path, lambda stream: stream.write(text.encode()))
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail early, naming the folder, when results could not be written there."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise WriteError(
+            f"output folder {folder} cannot be written: {error.strerror or error}"
+        ) from None

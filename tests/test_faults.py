@@ -1,0 +1,250 @@
+"""Faults and interruptions: nothing is lost and resumed runs end where they would have.
+
+- SIGKILL at a random step, then ``--resume``: the same final weights as an uninterrupted run.
+- A checkpoint write interrupted at any point leaves the previous checkpoint intact.
+- A full disk while writing a checkpoint or results: a clear error, previous files intact.
+- Ctrl-C (SIGINT): a resumable checkpoint and a clean exit (code 130).
+- Under torchrun, a crashed rank makes the whole job exit with a message naming it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from rmlc.atomic import WriteError, atomic_write_text
+from rmlc.train.checkpoint import atomic_save, load_checkpoint
+from tests.train.conftest import tiny_config, write_mosaic_table
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faults")
+    return {
+        "root": folder,
+        "train": write_mosaic_table(folder, "train", 80, seed=4),
+        "test": write_mosaic_table(folder, "test", 16, seed=5),
+    }
+
+
+def train_command(tables, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "rmlc",
+        "train",
+        "--train",
+        str(tables["train"]),
+        "--test",
+        str(tables["test"]),
+        "--image-root",
+        str(tables["root"]),
+        "--width",
+        "4",
+        "--image-size",
+        "32",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.01",
+        "--no-progress",
+        "--no-tensorboard",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def final_weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(out / "last.pt")["model"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    for name, value in a.items():
+        torch.testing.assert_close(b[name], value, rtol=0, atol=0)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_step_then_resume(tables, tmp_path) -> None:
+    straight = subprocess.run(
+        train_command(tables, tmp_path / "a"), env=ENV, timeout=300, capture_output=True, text=True
+    )
+    assert straight.returncode == 0, straight.stderr
+    command = train_command(tables, tmp_path / "b", "--checkpoint-every-steps", "1")
+    process = subprocess.Popen(
+        command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    assert wait_for(lambda: (tmp_path / "b" / "last.pt").is_file(), 120)
+    time.sleep(random.Random().uniform(0.0, 2.0))  # somewhere in the first two epochs
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    killed_at = load_checkpoint(tmp_path / "b" / "last.pt")["position"]["global_step"]
+    resumed = subprocess.run(
+        [*command, "--resume"], env=ENV, timeout=300, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(final_weights(tmp_path / "a"), final_weights(tmp_path / "b"))
+    assert killed_at >= 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_resumable_checkpoint(tables, tmp_path) -> None:
+    command = train_command(tables, tmp_path / "b", "--checkpoint-every-steps", "4")
+    process = subprocess.Popen(
+        command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert wait_for(lambda: (tmp_path / "b" / "last.pt").is_file(), 120)
+    process.send_signal(signal.SIGINT)
+    _, error = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "resume with --resume" in error
+    position = load_checkpoint(tmp_path / "b" / "last.pt")["position"]
+    assert position["global_step"] >= 4
+    resumed = subprocess.run(
+        [*command, "--resume"], env=ENV, timeout=300, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    straight = subprocess.run(
+        train_command(tables, tmp_path / "a"), env=ENV, timeout=300, capture_output=True, text=True
+    )
+    assert straight.returncode == 0
+    assert_same_weights(final_weights(tmp_path / "a"), final_weights(tmp_path / "b"))
+
+
+@pytest.mark.parametrize("failure", ["open", "write", "fsync", "rename", "interrupt"])
+def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch, failure):
+    path = tmp_path / "last.pt"
+    atomic_save({"model": {"w": torch.ones(3)}, "step": 1}, path)
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        if failure == "interrupt":
+            raise KeyboardInterrupt  # a kill in the middle of the write
+        raise OSError(errno.EIO, "input/output error")
+
+    if failure == "open":
+        monkeypatch.setattr("tempfile.mkstemp", broken)
+    elif failure == "write":
+        monkeypatch.setattr(torch, "save", lambda obj, stream: (stream.write(b"half"), broken()))
+    elif failure == "fsync":
+        monkeypatch.setattr(os, "fsync", broken)
+    elif failure == "rename":
+        monkeypatch.setattr(os, "replace", broken)
+    else:
+        monkeypatch.setattr(torch, "save", lambda obj, stream: (stream.write(b"half"), broken()))
+    expected = KeyboardInterrupt if failure == "interrupt" else WriteError
+    with pytest.raises(expected):
+        atomic_save({"model": {"w": torch.zeros(3)}, "step": 2}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+def test_full_disk_is_reported_and_previous_files_survive(tmp_path, monkeypatch) -> None:
+    atomic_write_text('{"mAP": 1}', tmp_path / "metrics.json")
+    atomic_save({"model": {}, "step": 1}, tmp_path / "last.pt")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(WriteError, match=r"metrics.json: the disk is full; the previous file"):
+        atomic_write_text('{"mAP": 2}', tmp_path / "metrics.json")
+    with pytest.raises(WriteError, match=r"last.pt: the disk is full"):
+        atomic_save({"model": {}, "step": 2}, tmp_path / "last.pt")
+    monkeypatch.undo()
+    assert (tmp_path / "metrics.json").read_text() == '{"mAP": 1}'
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 1
+
+
+def test_full_disk_during_training_stops_with_a_resumable_checkpoint(tables, tmp_path, monkeypatch):
+    from rmlc.train import run
+
+    config = tiny_config(tables, tmp_path / "run", epochs=3)
+    original_fsync, calls = os.fsync, []
+
+    def fsync(descriptor):
+        calls.append(1)
+        if len(calls) > 3:  # config, best.pt and last.pt of epoch 1 get through
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(WriteError, match="the disk is full"):
+        run(config)
+    monkeypatch.undo()
+    saved = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert saved["position"]["epoch"] >= 1
+    resumed = run(tiny_config(tables, tmp_path / "run", epochs=3, resume=True))
+    assert "mAP" in resumed
+
+
+@pytest.mark.slow
+def test_a_crashed_rank_stops_the_whole_torchrun_job(tables, tmp_path) -> None:
+    marker = f"rmlc-fault-test-{os.getpid()}"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        "-m",
+        "rmlc",
+        *train_command(tables, tmp_path / "run")[3:],
+    ]
+    command[command.index("--epochs") + 1] = "50"
+    command += ["--dist-timeout", "60"]
+    process = subprocess.Popen(
+        command,
+        env={**ENV, "RMLC_FAULT_MARKER": marker},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def rank_one() -> int | None:
+        for entry in Path("/proc").iterdir():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if f"RMLC_FAULT_MARKER={marker}".encode() in environ and b"RANK=1" in environ:
+                return int(entry.name)
+        return None
+
+    assert wait_for(lambda: (tmp_path / "run" / "config.yaml").is_file(), 120)
+    time.sleep(2)
+    victim = rank_one()
+    assert victim is not None
+    killed = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    output, _ = process.communicate(timeout=120)
+    elapsed = time.monotonic() - killed
+    assert process.returncode != 0
+    assert elapsed < 90, elapsed
+    assert "rank" in output.lower() and ("exitcode" in output or "Signal 9" in output), output[
+        -2000:
+    ]

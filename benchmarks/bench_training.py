@@ -78,6 +78,8 @@ def main() -> None:
     )
     rows = {}
     with tempfile.TemporaryDirectory() as folder:
+        # Warm-up (kernel selection, allocator, caches), not reported.
+        measure(TrainConfig(**{**common, "epochs": 1}, loss="bce", out=str(Path(folder) / "w")))
         settings = {
             "BCE": dict(loss="bce"),
             "RMLC": dict(loss="rmlc"),

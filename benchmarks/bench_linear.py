@@ -12,7 +12,7 @@ Run from the repository root:
 
 Each method gets the same hyper-parameter budget: three values of its main parameter,
 chosen on a validation split (20% of the training set, corrupted like the rest). Writes
-``benchmarks/results/linear.md``.
+``benchmarks/results/linear-<part>.md``.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def main() -> None:
     text = "\n".join(lines)
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    (RESULTS / f"linear{suffix}.md").write_text(text)
+    (RESULTS / f"linear-{args.part}{suffix}.md").write_text(text)
     print(text)
 
 

@@ -136,8 +136,7 @@ def render(rows: list[dict], step: dict, device: torch.device) -> str:
         "'vs literal' is the literal loop's forward time divided by the loss's forward + "
         "backward time (minimum over rounds for both).",
         "",
-        "| (N, m) | positives / image | loss | time (ms) | peak extra memory (MiB) "
-        "| vs literal |",
+        "| (N, m) | positives / image | loss | time (ms) | peak extra memory (MiB) | vs literal |",
         "|---|---|---|---|---|---|",
     ]
     literal = {r["shape"]: r["min"] for r in rows if r["name"].startswith("literal")}

@@ -7,28 +7,11 @@ import json
 import pytest
 import torch
 
-from rmlc.train import Trainer, TrainingInterrupted, run
+from rmlc.train import TrainingInterrupted, build_trainer, run
 from rmlc.train.checkpoint import load_checkpoint
 from tests.train.conftest import tiny_config
 
 METRIC_KEYS = {"mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"}
-
-
-def build_trainer(config):
-    from rmlc.models import build_model
-    from rmlc.train.data import build_training_data
-    from rmlc.train.distributed import init_distributed
-
-    torch.manual_seed(config.seed)
-    data = build_training_data(config)
-    model = build_model(
-        config.backbone,
-        len(data.class_names),
-        data.in_channels,
-        width=config.width,
-        norm=config.norm,
-    )
-    return Trainer(model, data, config, init_distributed("cpu"))
 
 
 @pytest.mark.parametrize("loss", ["rmlc", "warp", "bce", "softmax", "asl"])

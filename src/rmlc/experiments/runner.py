@@ -14,10 +14,7 @@ import torch
 
 from rmlc.linear import RMLClassifier
 from rmlc.metrics import MultiLabelMeter
-from rmlc.models import build_model
-from rmlc.train import TrainConfig, Trainer
-from rmlc.train.data import build_training_data
-from rmlc.train.distributed import init_distributed
+from rmlc.train import TrainConfig, Trainer, build_trainer
 
 __all__ = ["TrainedRun", "fit_on_features", "train_network"]
 
@@ -42,19 +39,8 @@ def train_network(config: TrainConfig, keep_files: bool = False) -> TrainedRun:
     folder = Path(tempfile.mkdtemp(prefix="rmlc-run-"))
     config.out, config.progress, config.tensorboard = str(folder), False, False
     try:
-        torch.manual_seed(config.seed)
-        data = build_training_data(config)
-        model = build_model(
-            config.backbone,
-            len(data.class_names),
-            data.in_channels,
-            pretrained=config.pretrained,
-            weights=config.weights,
-            small_input=config.small_input,
-            width=config.width,
-            norm=config.norm,
-        )
-        trainer = Trainer(model, data, config, init_distributed(config.device))
+        trainer = build_trainer(config)
+        data = trainer.data
         result = trainer.fit()
     finally:
         if not keep_files:

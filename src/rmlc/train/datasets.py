@@ -148,6 +148,29 @@ def _readable(paths: list, rows: np.ndarray, config: TrainConfig, what: str) -> 
     return np.setdiff1d(rows, np.asarray(bad, dtype=rows.dtype))
 
 
+def _single_label(
+    images: np.ndarray,
+    labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    classes,
+    config: TrainConfig,
+    unlabeled_images: np.ndarray | None = None,
+) -> TrainingData:
+    """A single-label set (class indices) as one-hot targets."""
+    count = len(classes)
+    return _from_arrays(
+        images,
+        _one_hot(labels, count),
+        (test_images, _one_hot(test_labels, count)),
+        list(classes),
+        config,
+        unlabeled_images=unlabeled_images,
+        labels=labels,
+        test_labels=test_labels,
+    )
+
+
 def _from_files(
     paths: list,
     targets: np.ndarray,
@@ -192,27 +215,15 @@ def build(config: TrainConfig) -> TrainingData:
     if name == "fashion-mnist":
         images, labels = _fashion_mnist("train", config.data_root, config.source)
         test_images, test_labels = _fashion_mnist("test", config.data_root, config.source)
-        return _from_arrays(
-            images,
-            _one_hot(labels, 10),
-            (test_images, _one_hot(test_labels, 10)),
-            list(datasets.FASHION_MNIST_CLASSES),
-            config,
-            labels=labels,
-            test_labels=test_labels,
+        return _single_label(
+            images, labels, test_images, test_labels, datasets.FASHION_MNIST_CLASSES, config
         )
     if name == "cifar10":
         root = _require(config.data_root, "--data-root (the CIFAR-10 folder)", name)
         train = datasets.load_cifar10(root, train=True)
         test = datasets.load_cifar10(root, train=False)
-        return _from_arrays(
-            train.images,
-            _one_hot(train.labels, 10),
-            (test.images, _one_hot(test.labels, 10)),
-            list(train.classes),
-            config,
-            labels=train.labels,
-            test_labels=test.labels,
+        return _single_label(
+            train.images, train.labels, test.images, test.labels, train.classes, config
         )
     if name == "stl10":
         root = _require(config.data_root, "--data-root (the STL-10 folder)", name)
@@ -221,15 +232,14 @@ def build(config: TrainConfig) -> TrainingData:
         unlabeled = (
             datasets.load_stl10(root, "unlabeled").images if config.semi_supervised else None
         )
-        return _from_arrays(
+        return _single_label(
             train.images,
-            _one_hot(train.labels, 10),
-            (test.images, _one_hot(test.labels, 10)),
-            list(train.classes),
+            train.labels,
+            test.images,
+            test.labels,
+            train.classes,
             config,
-            unlabeled_images=unlabeled,
-            labels=train.labels,
-            test_labels=test.labels,
+            unlabeled,
         )
     if name in ("coco", "nus-wide"):
         root = Path(_require(config.data_root, "--data-root", name))

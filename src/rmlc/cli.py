@@ -188,7 +188,7 @@ def command_predict(args: argparse.Namespace) -> int:
 
         model = RMLClassifier.load(args.model)
         features, _ = load_features(args.features)
-        scores = model._scores(features)
+        scores = model.label_scores(features)
         names = [str(i) for i in range(len(scores))]
         classes = [str(c) for c in model.classes_]
         write_predictions(args.out, names, scores, classes, args.topk, args.threshold)
@@ -256,7 +256,7 @@ def command_fit_features(args: argparse.Namespace) -> int:
         X_test, Y_test = load_features(args.test)
         if Y_test is None:
             raise ValueError(f"{args.test} has no labels (array 'Y')")
-        scores = model._scores(X_test)
+        scores = model.label_scores(X_test)
         targets = np.asarray(Y_test)
         if targets.ndim == 1:
             targets = (targets[:, None] == model.classes_[None, :]).astype(np.float32)

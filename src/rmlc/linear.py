@@ -300,7 +300,9 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             return scores[:, 1] - scores[:, 0]
         return scores
 
-    def _scores(self, X: Any) -> np.ndarray:
+    def label_scores(self, X: Any) -> np.ndarray:
+        """Scores of every label, ``(n, m)``, whatever the kind of targets (unlike
+        :meth:`decision_function`, which follows scikit-learn for two classes)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32)
         return X @ self.coef_.T + self.intercept_
@@ -308,7 +310,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """Multi-label: ``(n, m)`` 0/1 where the score is positive (as ``RidgeClassifier``);
         single-label: the class of the highest score, ``(n,)``."""
-        scores = self._scores(X)
+        scores = self.label_scores(X)
         if self.multilabel_:
             return (scores > 0).astype(np.int64)
         return self.classes_[np.argmax(scores, axis=1)]
@@ -318,7 +320,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         indices for multi-label data, class labels for single-label data."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        scores = self._scores(X)
+        scores = self.label_scores(X)
         top = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
         return top if self.multilabel_ else self.classes_[top]
 
@@ -326,7 +328,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         """Multi-label: mean average precision in [0, 1]; single-label: accuracy."""
         if not getattr(self, "multilabel_", True) or np.ndim(y) == 1:
             return super().score(X, y, sample_weight=sample_weight)
-        scores = torch.from_numpy(self._scores(X))
+        scores = torch.from_numpy(self.label_scores(X))
         targets = torch.from_numpy(positive_mask_numpy(np.asarray(y), "Y"))
         return mean_average_precision(scores, targets) / 100.0
 

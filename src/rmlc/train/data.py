@@ -1,7 +1,8 @@
-"""Images and targets as the trainer sees them: stores, views, transforms, and builders.
+"""Images and targets as the trainer sees them: stores, views, batch preparation, builders.
 
 A *store* holds images (an in-memory uint8 array, or files read on demand); a *view* picks
-rows of a store, applies a transform and returns ``(image, position)``. The trainer keeps
+rows of a store and returns ``(uint8 image, position)``; batches are augmented and
+normalised on the training device by :class:`BatchPreparation`. The trainer keeps
 the targets itself, indexed by position, so propagated labels can change without touching
 the datasets. :func:`build_training_data` turns a :class:`~rmlc.train.config.TrainConfig`
 into a :class:`TrainingData` for each built-in dataset and for users' tags tables.
@@ -10,7 +11,7 @@ into a :class:`TrainingData` for each built-in dataset and for users' tags table
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,30 +94,22 @@ class FileStore:
 
 
 class ImageView(Dataset):
-    """Rows of a store: item ``p`` is ``(store[rows[p]], p)``, optionally transformed.
+    """Rows of a store: item ``p`` is ``(store[rows[p]], p)``, a uint8 ``(C, H, W)`` image.
 
-    Without a transform items are uint8 images; the trainer batches, moves, augments and
-    normalises them with :class:`BatchPreparation`.
+    The trainer batches, moves, augments and normalises them with :class:`BatchPreparation`.
     """
 
     def __init__(
-        self,
-        store: ArrayStore | FileStore,
-        rows: Sequence[int] | torch.Tensor | None = None,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        self, store: ArrayStore | FileStore, rows: Sequence[int] | torch.Tensor | None = None
     ) -> None:
         self.store = store
         self.rows = torch.arange(len(store)) if rows is None else torch.as_tensor(rows)
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, position: int) -> tuple[torch.Tensor, int]:
-        image = self.store[int(self.rows[position])]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, position
+        return self.store[int(self.rows[position])], position
 
 
 class BatchPreparation:

@@ -15,7 +15,7 @@ $PY -m pytest -q -p no:cacheprovider tests/losses/test_cuda.py tests/test_propag
 echo "== loss benchmark"
 $PY benchmarks/bench_losses.py --device cuda --rounds 10 --out "$OUT" 2>&1 | tail -30
 echo "== training throughput"
-$PY benchmarks/bench_training.py --device cuda --epochs 3 --amp bf16 --out "$OUT" 2>&1 | tail -12
+$PY benchmarks/bench_training.py --device cuda --epochs 4 --rounds 2 --amp bf16 --out "$OUT" 2>&1 | tail -12
 echo "== SS-RML-CNN with AMP (bf16), channels-last, one refresh"
 $PY -m rmlc train --device cuda --amp bf16 --channels-last --backbone resnet18 --small-input \
     --semi-supervised --num-labeled 1000 --warmup-epochs 2 --refresh-every 2 --epochs 4 \

@@ -3,7 +3,8 @@
 - SIGKILL at a random step, then ``--resume``: the same final weights as an uninterrupted run.
 - A checkpoint write interrupted at any point leaves the previous checkpoint intact.
 - A full disk while writing a checkpoint or results: a clear error, previous files intact.
-- Ctrl-C (SIGINT): a resumable checkpoint and a clean exit (code 130).
+- Ctrl-C (SIGINT) or SIGTERM: the step in progress finishes, a resumable checkpoint is
+  saved, and the exit code is 128 + the signal number.
 - Under torchrun, a crashed rank makes the whole job exit with a message naming it.
 """
 
@@ -86,12 +87,19 @@ def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
     return False
 
 
-@pytest.mark.slow
-def test_sigkill_at_a_random_step_then_resume(tables, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def straight_weights(tables, tmp_path_factory) -> dict[str, torch.Tensor]:
+    """The final weights of the same run, never interrupted."""
+    out = tmp_path_factory.mktemp("straight")
     straight = subprocess.run(
-        train_command(tables, tmp_path / "a"), env=ENV, timeout=300, capture_output=True, text=True
+        train_command(tables, out), env=ENV, timeout=300, capture_output=True, text=True
     )
     assert straight.returncode == 0, straight.stderr
+    return final_weights(out)
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_step_then_resume(tables, straight_weights, tmp_path) -> None:
     command = train_command(tables, tmp_path / "b", "--checkpoint-every-steps", "1")
     process = subprocess.Popen(
         command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -105,32 +113,36 @@ def test_sigkill_at_a_random_step_then_resume(tables, tmp_path) -> None:
         [*command, "--resume"], env=ENV, timeout=300, capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert_same_weights(final_weights(tmp_path / "a"), final_weights(tmp_path / "b"))
+    assert_same_weights(straight_weights, final_weights(tmp_path / "b"))
     assert killed_at >= 1
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_a_resumable_checkpoint(tables, tmp_path) -> None:
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_saves_a_resumable_checkpoint(
+    tables, straight_weights, tmp_path, number
+) -> None:
+    """Ctrl-C or SIGTERM at a random moment after step 4 (a step, an evaluation, a write):
+    a clean exit with 128 + the signal number, and a resume that ends on the same weights."""
     command = train_command(tables, tmp_path / "b", "--checkpoint-every-steps", "4")
     process = subprocess.Popen(
         command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     assert wait_for(lambda: (tmp_path / "b" / "last.pt").is_file(), 120)
-    process.send_signal(signal.SIGINT)
+    time.sleep(random.Random().uniform(0.0, 0.3))  # the run has about 1.5 s of steps left
+    process.send_signal(number)
     _, error = process.communicate(timeout=60)
-    assert process.returncode == 130
-    assert "resume with --resume" in error
-    position = load_checkpoint(tmp_path / "b" / "last.pt")["position"]
-    assert position["global_step"] >= 4
+    if process.returncode == 0:  # the signal came after the last step: training finished
+        assert_same_weights(straight_weights, final_weights(tmp_path / "b"))
+        return
+    assert process.returncode == 128 + number, error
+    assert "checkpoint saved" in error and "resume with --resume" in error
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["position"]["global_step"] >= 4
     resumed = subprocess.run(
         [*command, "--resume"], env=ENV, timeout=300, capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr
-    straight = subprocess.run(
-        train_command(tables, tmp_path / "a"), env=ENV, timeout=300, capture_output=True, text=True
-    )
-    assert straight.returncode == 0
-    assert_same_weights(final_weights(tmp_path / "a"), final_weights(tmp_path / "b"))
+    assert_same_weights(straight_weights, final_weights(tmp_path / "b"))
 
 
 @pytest.mark.parametrize("failure", ["open", "write", "fsync", "rename", "interrupt"])

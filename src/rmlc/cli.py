@@ -120,7 +120,7 @@ def command_train(args: argparse.Namespace) -> int:
         metrics = run(config)
     except TrainingInterrupted as error:
         print(f"rmlc: {error}", file=sys.stderr)
-        return 130
+        return error.exit_code
     print(
         format_metrics(
             metrics,

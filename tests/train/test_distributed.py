@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import socket
+import time
 
 import pytest
 
@@ -29,9 +31,12 @@ def worker(rank: int, world_size: int, port: int, config) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from rmlc.train import run
+    from rmlc.train import TrainingInterrupted, run
 
-    run(config)
+    try:
+        run(config)
+    except TrainingInterrupted as error:
+        raise SystemExit(error.exit_code) from None
 
 
 @pytest.mark.slow
@@ -69,3 +74,25 @@ def test_two_gloo_processes_match_one_process(mosaic_tables, tmp_path) -> None:
     weights_two = torch.load(tmp_path / "two" / "last.pt", weights_only=False)["model"]
     for name, value in weights_one.items():
         torch.testing.assert_close(weights_two[name], value, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_process_stops_both_after_the_same_step(mosaic_tables, tmp_path) -> None:
+    """SIGTERM reaches rank 1 only: the processes agree, stop together, rank 0 saves."""
+    config = tiny_config(mosaic_tables, tmp_path / "two", epochs=40, batch_size=16)
+    context = multiprocessing.get_context("spawn")
+    port = free_port()
+    processes = [context.Process(target=worker, args=(rank, 2, port, config)) for rank in range(2)]
+    for process in processes:
+        process.start()
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "two" / "last.pt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(processes[1].pid, signal.SIGTERM)
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [143, 143]
+    import torch
+
+    position = torch.load(tmp_path / "two" / "last.pt", weights_only=False)["position"]
+    assert 1 <= position["epoch"] < 40 and position["step_in_epoch"] == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 import torch
@@ -60,28 +62,35 @@ def test_semi_supervised_refreshes_at_the_configured_epochs(mosaic_tables, tmp_p
     assert [row["unlabeled_in_use"] for row in trainer.history] == [0, 1, 1, 1, 1]
 
 
-def interrupt_after(trainer, steps: int) -> None:
-    """Make the trainer raise KeyboardInterrupt (Ctrl-C) before its step number ``steps``."""
+def signal_during_step(trainer, step: int, *signals: int) -> None:
+    """Send these signals to this process in the middle of the trainer's step ``step`` (1-based)."""
     original_step, calls = trainer._step, []
 
-    def step(images, indices):
-        if len(calls) == steps:
-            raise KeyboardInterrupt
+    def step_with_signals(images, indices):
         calls.append(1)
+        if len(calls) == step:
+            for number in signals:
+                os.kill(os.getpid(), number)
         return original_step(images, indices)
 
-    trainer._step = step
+    trainer._step = step_with_signals
 
 
-@pytest.mark.parametrize("stop_at_step", [5, 12])  # mid-epoch, and at an epoch boundary
-def test_interrupted_run_resumes_to_the_same_weights(mosaic_tables, tmp_path, stop_at_step):
-    """72 labeled training images, batch 16: 5 steps per epoch; 3 epochs."""
+@pytest.mark.parametrize(
+    ("stop_at_step", "number"),
+    [(5, signal.SIGINT), (12, signal.SIGINT), (7, signal.SIGTERM)],  # mid-epoch, epoch end
+)
+def test_interrupted_run_resumes_to_the_same_weights(mosaic_tables, tmp_path, stop_at_step, number):
+    """72 labeled training images, batch 16: 5 steps per epoch; 3 epochs. The signal comes
+    in the middle of a step: that step finishes, then the checkpoint is saved."""
     straight = build_trainer(tiny_config(mosaic_tables, tmp_path / "a", epochs=3))
     straight.fit()
     interrupted = build_trainer(tiny_config(mosaic_tables, tmp_path / "b", epochs=3))
-    interrupt_after(interrupted, stop_at_step)
-    with pytest.raises(TrainingInterrupted, match="resume with --resume"):
+    signal_during_step(interrupted, stop_at_step, number)
+    with pytest.raises(TrainingInterrupted, match="checkpoint saved.*resume with --resume") as info:
         interrupted.fit()
+    assert info.value.exit_code == 128 + number
+    assert signal.getsignal(number) is not interrupted.stop._handle  # handlers restored
     saved = load_checkpoint(tmp_path / "b" / "last.pt")
     assert saved["position"]["global_step"] == stop_at_step
     resumed = build_trainer(tiny_config(mosaic_tables, tmp_path / "b", epochs=3, resume=True))
@@ -92,3 +101,15 @@ def test_interrupted_run_resumes_to_the_same_weights(mosaic_tables, tmp_path, st
         torch.testing.assert_close(final_resumed[name], value, rtol=0, atol=0)
     assert resumed.history[-1]["val_mAP"] == straight.history[-1]["val_mAP"]
     assert len(resumed.history) == len(straight.history) == 3
+
+
+def test_second_ctrl_c_aborts_without_saving(mosaic_tables, tmp_path) -> None:
+    """Two Ctrl-C: no checkpoint is taken mid-step; the last periodic one stays intact."""
+    config = tiny_config(mosaic_tables, tmp_path / "b", epochs=3, checkpoint_every_steps=4)
+    trainer = build_trainer(config)
+    signal_during_step(trainer, 7, signal.SIGINT, signal.SIGINT)
+    with pytest.raises(TrainingInterrupted, match="aborted without saving") as info:
+        trainer.fit()
+    assert info.value.exit_code == 130
+    # 5 steps per epoch: the checkpoints came at steps 4 and 5 (end of epoch 1), none at 7.
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["position"]["global_step"] == 5

@@ -10,7 +10,8 @@ and training continues on labeled plus propagated samples with those weights.
 Model selection uses a validation split carved from the training data, never the test
 split. Checkpoints are written atomically every epoch (and every ``checkpoint_every_steps``)
 with everything needed to resume exactly: model, optimizer, AMP scaler, position, random
-states and the propagated labels. Ctrl-C saves a resumable checkpoint and exits.
+states and the propagated labels. Ctrl-C or SIGTERM finishes the current step, saves a
+resumable checkpoint and exits (:mod:`rmlc.train.stopping`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from rmlc.train.data import BatchPreparation, TrainingData
 from rmlc.train.distributed import DistributedContext, all_gather_rows, barrier
 from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
 from rmlc.train.schedule import learning_rate
+from rmlc.train.stopping import StopRequest
 
 __all__ = ["Trainer", "TrainingInterrupted"]
 
@@ -47,7 +49,15 @@ _REPORT_EVERY = 10  # steps between progress updates (each one waits for the dev
 
 
 class TrainingInterrupted(RuntimeError):
-    """Training stopped by Ctrl-C after saving a resumable checkpoint."""
+    """Training stopped by a signal (Ctrl-C, SIGTERM); ``exit_code`` is 128 + its number."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _StopAfterStep(Exception):
+    """Raised inside the loop, at a step boundary, when a stop was requested."""
 
 
 @dataclass
@@ -121,6 +131,7 @@ class Trainer:
             data.normalization["mean"], data.normalization["std"], data.normalization["size"]
         )
         self.position = Position()
+        self.stop = StopRequest()
         self.best_metric, self.best_epoch = -math.inf, -1
         self._saved_rng: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
@@ -187,16 +198,29 @@ class Trainer:
             self.resume(self.out / "last.pt")
         elif self.config.init_checkpoint:
             self._load_initial(self.config.init_checkpoint)
-        try:
-            while self.position.epoch < self.config.epochs:
-                self._train_epoch(self.position.epoch)
-        except KeyboardInterrupt:
-            self.save_checkpoint(self.out / "last.pt")
-            raise TrainingInterrupted(
-                f"interrupted at epoch {self.position.epoch}, step "
-                f"{self.position.step_in_epoch}; resume with --resume --out {self.out}"
-            ) from None
-        return self._finish()
+        with self.stop:
+            try:
+                try:
+                    while self.position.epoch < self.config.epochs:
+                        if self.stop.agreed(self.device):
+                            raise _StopAfterStep
+                        self._train_epoch(self.position.epoch)
+                except _StopAfterStep:
+                    if self.context.is_main:
+                        self.save_checkpoint(self.out / "last.pt")
+                    raise TrainingInterrupted(
+                        f"stopped in epoch {self.position.epoch + 1} after step "
+                        f"{self.position.step_in_epoch} (checkpoint saved); resume with "
+                        f"--resume --out {self.out}",
+                        self.stop.exit_code,
+                    ) from None
+            except KeyboardInterrupt:  # a second Ctrl-C, even while saving
+                raise TrainingInterrupted(
+                    f"aborted without saving; {self.out / 'last.pt'} holds the last "
+                    f"checkpoint taken; resume with --resume --out {self.out}"
+                ) from None
+            # A signal after the last step: the final evaluation is short, finish it.
+            return self._finish()
 
     def _train_epoch(self, epoch: int) -> None:
         config = self.config
@@ -251,6 +275,13 @@ class Trainer:
             every = config.checkpoint_every_steps
             if every and self.position.global_step % every == 0 and self.context.is_main:
                 self.save_checkpoint(self.out / "last.pt")
+            # One process polls its own flag every step; several agree every few steps.
+            if (
+                self.stop.requested
+                if not self.context.enabled
+                else loss_count % _REPORT_EVERY == 0 and self.stop.agreed(self.device)
+            ):
+                raise _StopAfterStep
         mean_loss = self._checked_mean_loss(loss_sum, max(loss_count, 1))
         bar.close()
         seconds = time.perf_counter() - started

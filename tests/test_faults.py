@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import signal
@@ -73,6 +74,16 @@ def final_weights(out: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(out / "last.pt")["model"]
 
 
+def final_metrics(out: Path) -> dict:
+    return json.loads((out / "metrics.json").read_text())
+
+
+def assert_same_run(expected: tuple[dict, dict], out: Path) -> None:
+    """Bit-identical final weights and identical test metrics."""
+    assert_same_weights(expected[0], final_weights(out))
+    assert final_metrics(out)["test"] == expected[1]["test"]
+
+
 def assert_same_weights(a: dict, b: dict) -> None:
     for name, value in a.items():
         torch.testing.assert_close(b[name], value, rtol=0, atol=0)
@@ -88,18 +99,18 @@ def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
 
 
 @pytest.fixture(scope="module")
-def straight_weights(tables, tmp_path_factory) -> dict[str, torch.Tensor]:
-    """The final weights of the same run, never interrupted."""
+def straight(tables, tmp_path_factory) -> tuple[dict[str, torch.Tensor], dict]:
+    """The final weights and test metrics of the same run, never interrupted."""
     out = tmp_path_factory.mktemp("straight")
-    straight = subprocess.run(
+    finished = subprocess.run(
         train_command(tables, out), env=ENV, timeout=300, capture_output=True, text=True
     )
-    assert straight.returncode == 0, straight.stderr
-    return final_weights(out)
+    assert finished.returncode == 0, finished.stderr
+    return final_weights(out), final_metrics(out)
 
 
 @pytest.mark.slow
-def test_sigkill_at_a_random_step_then_resume(tables, straight_weights, tmp_path) -> None:
+def test_sigkill_at_a_random_step_then_resume(tables, straight, tmp_path) -> None:
     command = train_command(tables, tmp_path / "b", "--checkpoint-every-steps", "1")
     process = subprocess.Popen(
         command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -113,15 +124,13 @@ def test_sigkill_at_a_random_step_then_resume(tables, straight_weights, tmp_path
         [*command, "--resume"], env=ENV, timeout=300, capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert_same_weights(straight_weights, final_weights(tmp_path / "b"))
+    assert_same_run(straight, tmp_path / "b")
     assert killed_at >= 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
-def test_stop_signal_saves_a_resumable_checkpoint(
-    tables, straight_weights, tmp_path, number
-) -> None:
+def test_stop_signal_saves_a_resumable_checkpoint(tables, straight, tmp_path, number) -> None:
     """Ctrl-C or SIGTERM at a random moment after step 4 (a step, an evaluation, a write):
     a clean exit with 128 + the signal number, and a resume that ends on the same weights."""
     command = train_command(tables, tmp_path / "b", "--checkpoint-every-steps", "4")
@@ -133,7 +142,7 @@ def test_stop_signal_saves_a_resumable_checkpoint(
     process.send_signal(number)
     _, error = process.communicate(timeout=60)
     if process.returncode == 0:  # the signal came after the last step: training finished
-        assert_same_weights(straight_weights, final_weights(tmp_path / "b"))
+        assert_same_run(straight, tmp_path / "b")
         return
     assert process.returncode == 128 + number, error
     assert "checkpoint saved" in error and "resume with --resume" in error
@@ -142,7 +151,7 @@ def test_stop_signal_saves_a_resumable_checkpoint(
         [*command, "--resume"], env=ENV, timeout=300, capture_output=True, text=True
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert_same_weights(straight_weights, final_weights(tmp_path / "b"))
+    assert_same_run(straight, tmp_path / "b")
 
 
 @pytest.mark.parametrize("failure", ["open", "write", "fsync", "rename", "interrupt"])

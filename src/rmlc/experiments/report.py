@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,8 @@ def _plot(spec, rows: list[dict[str, Any]], path: Path) -> None:
             ax.set_title(variant or spec.name, fontsize=10)
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    figure.suptitle(spec.title, fontsize=10)
+    width_in_characters = int(12 * 4.2 * len(variants))
+    figure.suptitle(textwrap.fill(spec.title, width_in_characters), fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -80,9 +80,12 @@ class StopRequest:
             return self.requested
         number = torch.tensor([self.signal_number or 0], device=device)
         dist.all_reduce(number, op=dist.ReduceOp.MAX)
-        if number.item() and self.signal_number is None:
-            self.signal_number = int(number.item())
-        return self.requested
+        # Decide on the reduced value only: a signal landing after the all-reduce must not
+        # make this process stop while the others go on (it is seen at the next agreement).
+        agreed = int(number.item())
+        if agreed and self.signal_number is None:
+            self.signal_number = agreed
+        return agreed > 0
 
     @property
     def exit_code(self) -> int:

@@ -200,20 +200,7 @@ class Trainer:
             self._load_initial(self.config.init_checkpoint)
         with self.stop:
             try:
-                try:
-                    while self.position.epoch < self.config.epochs:
-                        if self.stop.agreed(self.device):
-                            raise _StopAfterStep
-                        self._train_epoch(self.position.epoch)
-                except _StopAfterStep:
-                    if self.context.is_main:
-                        self.save_checkpoint(self.out / "last.pt")
-                    raise TrainingInterrupted(
-                        f"stopped in epoch {self.position.epoch + 1} after step "
-                        f"{self.position.step_in_epoch} (checkpoint saved); resume with "
-                        f"--resume --out {self.out}",
-                        self.stop.exit_code,
-                    ) from None
+                self._train_epochs()
             except KeyboardInterrupt:  # a second Ctrl-C, even while saving
                 raise TrainingInterrupted(
                     f"aborted without saving; {self.out / 'last.pt'} holds the last "
@@ -221,6 +208,30 @@ class Trainer:
                 ) from None
             # A signal after the last step: the final evaluation is short, finish it.
             return self._finish()
+
+    def _train_epochs(self) -> None:
+        """Train the remaining epochs; on a stop request, save and raise."""
+        try:
+            while self.position.epoch < self.config.epochs:
+                if self.stop.agreed(self.device):
+                    raise _StopAfterStep
+                self._train_epoch(self.position.epoch)
+        except _StopAfterStep:
+            if self.context.is_main:
+                self.save_checkpoint(self.out / "last.pt")
+            raise TrainingInterrupted(
+                f"stopped in epoch {self.position.epoch + 1} after step "
+                f"{self.position.step_in_epoch} (checkpoint saved); resume with "
+                f"--resume --out {self.out}",
+                self.stop.exit_code,
+            ) from None
+
+    def _stop_due(self, steps_this_epoch: int) -> bool:
+        """Whether to stop after this step: one process polls its own flag every step;
+        several agree (a collective) every few steps, all at the same ones."""
+        if not self.context.enabled:
+            return self.stop.requested
+        return steps_this_epoch % _REPORT_EVERY == 0 and self.stop.agreed(self.device)
 
     def _train_epoch(self, epoch: int) -> None:
         config = self.config
@@ -275,12 +286,7 @@ class Trainer:
             every = config.checkpoint_every_steps
             if every and self.position.global_step % every == 0 and self.context.is_main:
                 self.save_checkpoint(self.out / "last.pt")
-            # One process polls its own flag every step; several agree every few steps.
-            if (
-                self.stop.requested
-                if not self.context.enabled
-                else loss_count % _REPORT_EVERY == 0 and self.stop.agreed(self.device)
-            ):
+            if self._stop_due(loss_count):
                 raise _StopAfterStep
         mean_loss = self._checked_mean_loss(loss_sum, max(loss_count, 1))
         bar.close()

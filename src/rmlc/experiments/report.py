@@ -12,6 +12,9 @@ from typing import Any
 
 __all__ = ["aggregate", "write_report"]
 
+_PANEL_INCHES = (4.2, 3.4)  # width, height of one plot panel
+_TITLE_CHARACTERS_PER_INCH = 12  # at the title's font size 10
+
 
 def _read_runs(path: Path) -> list[dict[str, Any]]:
     with path.open() as stream:
@@ -106,7 +109,7 @@ def _plot(spec, rows: list[dict[str, Any]], path: Path) -> None:
     figure, axes = plt.subplots(
         len(metrics),
         len(variants),
-        figsize=(4.2 * len(variants), 3.4 * len(metrics)),
+        figsize=(_PANEL_INCHES[0] * len(variants), _PANEL_INCHES[1] * len(metrics)),
         squeeze=False,
     )
     scale = spec.axis.get("scale", 1.0)
@@ -127,8 +130,8 @@ def _plot(spec, rows: list[dict[str, Any]], path: Path) -> None:
             ax.set_title(variant or spec.name, fontsize=10)
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    width_in_characters = int(12 * 4.2 * len(variants))
-    figure.suptitle(textwrap.fill(spec.title, width_in_characters), fontsize=10)
+    title_width = int(_TITLE_CHARACTERS_PER_INCH * _PANEL_INCHES[0] * len(variants))
+    figure.suptitle(textwrap.fill(spec.title, title_width), fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -229,9 +229,9 @@ class Trainer:
     def _stop_due(self, steps_this_epoch: int) -> bool:
         """Whether to stop after this step: one process polls its own flag every step;
         several agree (a collective) every few steps, all at the same ones."""
-        if not self.context.enabled:
-            return self.stop.requested
-        return steps_this_epoch % _REPORT_EVERY == 0 and self.stop.agreed(self.device)
+        if self.context.enabled and steps_this_epoch % _REPORT_EVERY:
+            return False
+        return self.stop.agreed(self.device)
 
     def _train_epoch(self, epoch: int) -> None:
         config = self.config

@@ -7,6 +7,7 @@ Run from the repository root:
 Writes ``losses-<device>.md``. Label density is COCO-like: 2.9 positives per image for
 m = 80 and 81, 1% for m = 1000. The literal loop is ``tests/reference.py`` (Python floats,
 one sample, positive and negative at a time), timed on its forward pass only, on CPU.
+On CPU a last table times the RMLC loss's kernels against each other as positives grow.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from _timing import peak_cpu_memory, peak_cuda_memory, time_interleaved
 from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, WARPLoss
 
 SHAPES = [(96, 80, 2.9 / 80), (96, 81, 2.9 / 81), (256, 1000, 0.01)]
+KERNEL_POSITIVES = [3, 10, 30, 100, 300]
 
 
 def make_batch(n: int, m: int, density: float, device: torch.device, seed: int = 0):
@@ -36,14 +38,8 @@ def make_batch(n: int, m: int, density: float, device: torch.device, seed: int =
     return logits, targets
 
 
-def loss_steps(logits: torch.Tensor, targets: torch.Tensor) -> dict:
-    losses = {
-        "RMLC (sampled)": RMLCLoss(),
-        "RMLC (exact)": RMLCLoss(rank="exact"),
-        "WARP (sampled)": WARPLoss(),
-        "BCE": BCELoss(),
-        "ASL": AsymmetricLoss(),
-    }
+def backward_steps(losses: dict, logits: torch.Tensor, targets: torch.Tensor) -> dict:
+    """name -> a callable running forward + backward of that loss on a copy of ``logits``."""
     leaf = logits.clone().requires_grad_(True)
 
     def step(loss):
@@ -54,6 +50,22 @@ def loss_steps(logits: torch.Tensor, targets: torch.Tensor) -> dict:
         return run
 
     return {name: step(loss) for name, loss in losses.items()}
+
+
+def loss_steps(logits: torch.Tensor, targets: torch.Tensor) -> dict:
+    losses = {
+        "RMLC (sampled)": RMLCLoss(),
+        "RMLC (exact)": RMLCLoss(rank="exact"),
+    }
+    if logits.device.type == "cpu":  # the default is the fused kernel; the best torch one too
+        torch_kernel = "pairs" if logits.shape[1] < 1000 else "sorted"
+        losses[f"RMLC (sampled, {torch_kernel} kernel)"] = RMLCLoss(kernel=torch_kernel)
+    losses |= {
+        "WARP (sampled)": WARPLoss(),
+        "BCE": BCELoss(),
+        "ASL": AsymmetricLoss(),
+    }
+    return backward_steps(losses, logits, targets)
 
 
 def bench_shapes(device: torch.device, rounds: int) -> list[dict]:
@@ -86,6 +98,19 @@ def bench_shapes(device: torch.device, rounds: int) -> list[dict]:
                     "memory": memory,
                 }
             )
+    return rows
+
+
+def bench_kernels(rounds: int) -> list[dict]:
+    """CPU forward + backward of the sampled RMLC loss by kernel at (256, 1000), by the number
+    of positives per image: where ``kernel="auto"`` should switch from fused to sorted."""
+    rows = []
+    for per_image in KERNEL_POSITIVES:
+        logits, targets = make_batch(256, 1000, per_image / 1000, torch.device("cpu"))
+        losses = {kernel: RMLCLoss(kernel=kernel) for kernel in ("fused", "pairs", "sorted")}
+        steps = backward_steps(losses, logits, targets)
+        timings = time_interleaved(steps, max(rounds // 3, 3), {name: 2 for name in steps})
+        rows.append({"positives": per_image} | {name: value[0] for name, value in timings.items()})
     return rows
 
 
@@ -124,7 +149,7 @@ def bench_training_step(device: torch.device, rounds: int) -> dict:
     return {name: value[0] for name, value in timings.items()}
 
 
-def render(rows: list[dict], step: dict, device: torch.device) -> str:
+def render(rows: list[dict], step: dict, device: torch.device, kernels: list[dict]) -> str:
     lines = [
         f"# Loss benchmark on {device.type.upper()}",
         "",
@@ -159,6 +184,20 @@ def render(rows: list[dict], step: dict, device: torch.device) -> str:
         f"the step with RMLC takes {marginal:+.1f}% of the step with BCE.",
         "",
     ]
+    if kernels:
+        lines += [
+            "Kernels of the sampled RMLC loss at (256, 1000) by positives per image, forward + "
+            'backward in ms (minimum over rounds); `kernel="auto"` takes fused up to 100:',
+            "",
+            "| positives / image | fused | pairs | sorted |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['positives']} | {r['fused'] * 1e3:.2f} | {r['pairs'] * 1e3:.2f} | "
+            f"{r['sorted'] * 1e3:.2f} |"
+            for r in kernels
+        ]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -171,7 +210,8 @@ def main() -> None:
     device = torch.device(args.device)
     rows = bench_shapes(device, args.rounds)
     step = bench_training_step(device, args.rounds)
-    text = render(rows, step, device)
+    kernels = bench_kernels(args.rounds) if device.type == "cpu" else []
+    text = render(rows, step, device, kernels)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"losses-{device.type}.md").write_text(text)
     print(text)

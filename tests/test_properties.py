@@ -12,7 +12,7 @@ from rmlc.losses import RMLCLoss, WARPLoss
 from rmlc.losses import functional as F
 from rmlc.metrics import mean_average_precision, topk_metrics
 
-KERNELS = st.sampled_from(["pairs", "sorted", "dense"])
+KERNELS = st.sampled_from(["fused", "pairs", "sorted", "dense"])
 
 
 @st.composite

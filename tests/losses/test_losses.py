@@ -96,7 +96,7 @@ def test_generator_makes_sampled_loss_reproducible() -> None:
     assert first.item() != other.item()
 
 
-@pytest.mark.parametrize("kernel", ["pairs", "sorted", "dense"])
+@pytest.mark.parametrize("kernel", ["fused", "pairs", "sorted", "dense"])
 def test_kernels_agree_in_float32(kernel: str) -> None:
     logits, targets = batch(64, 300, seed=3)
     exact64 = RMLCLoss(rank="exact", reduction="none")(logits.double(), targets)
@@ -232,7 +232,7 @@ def test_autograd_ramp_matches_kernel_gradient() -> None:
     torch.testing.assert_close(leaf.grad, dense.grad)
 
 
-@pytest.mark.parametrize("kernel", ["auto", "pairs", "sorted", "dense"])
+@pytest.mark.parametrize("kernel", ["auto", "fused", "pairs", "sorted", "dense"])
 @pytest.mark.parametrize("density", [0.01, 0.5])
 def test_memory_stays_linear_in_labels(kernel: str, density: float) -> None:
     """At m = 1000 no single allocation comes near N m^2; each stays O(N m)."""

@@ -49,7 +49,7 @@ def random_case(seed: int) -> dict:
     }
 
 
-@pytest.mark.parametrize("kernel", ["pairs", "sorted", "dense"])
+@pytest.mark.parametrize("kernel", ["fused", "pairs", "sorted", "dense"])
 @pytest.mark.parametrize("seed", range(240))
 def test_exact_mode_matches_literal_loop(seed: int, kernel: str) -> None:
     case = random_case(seed)
@@ -88,7 +88,7 @@ def test_exact_mode_matches_literal_loop(seed: int, kernel: str) -> None:
     np.testing.assert_allclose(logits.grad.numpy(), grad, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("kernel", ["pairs", "sorted", "dense"])
+@pytest.mark.parametrize("kernel", ["fused", "pairs", "sorted", "dense"])
 @pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
 def test_soft_ramp_matches_literal_loop(beta: float, kernel: str) -> None:
     rng = np.random.default_rng(7)
@@ -135,12 +135,12 @@ def test_sampled_ranks_with_fixed_order_match_literal_loop(seed: int) -> None:
         assert vector_ranks[i, j].item() == r, (i, j)
     assert int(vector_ranks[~positive].abs().sum()) == 0
 
-    for kernel in ("pairs", "sorted", "dense"):
+    for kernel in ("fused", "pairs", "sorted", "dense"):
         total = F.ranking_loss(f, positive, rank=vector_ranks, kernel=kernel)
         np.testing.assert_allclose(total.numpy(), per_sample, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("kernel", ["pairs", "sorted", "dense"])
+@pytest.mark.parametrize("kernel", ["fused", "pairs", "sorted", "dense"])
 def test_sampled_forward_and_backward_use_the_same_ranks(kernel: str) -> None:
     """One positive per row and kappa = 0: the loss is L(r) * pair_sum, so the forward value
     reveals r; the gradient must be Eq. 7's subgradient for that same r."""

@@ -12,23 +12,26 @@ respect to every score (the subgradients of Eq. 7 and 8: a pair contributes whil
 ``0 < u < 1 - s``, i.e. ``s < f_j - f_k < 1``, ties excluded); the backward pass multiplies
 that gradient by the incoming one. The ranks are drawn once, in the forward pass.
 
-Three exact kernels compute the ranking term (same results, tested alike); the margin term
+Four exact kernels compute the ranking term (same results, tested alike); the margin term
 is elementwise and shared:
 
+* ``"fused"`` (CPU): one compiled loop per sample (:mod:`rmlc.losses.fused`, numba), margin
+  term included: a handful of operations per call instead of dozens, the fastest on CPU
+  for the usual few positives per image.
 * ``"pairs"``: one row of ``m`` scores per positive label (``P`` rows), so ``O(P m)``
-  work with few operations: the fastest for the usual handful of positives per image.
+  work with few operations.
 * ``"sorted"``: each sample's positive thresholds ``f_j - 1`` are sorted, every score is
   located among them by ``searchsorted``, and the pairwise sums become prefix sums read at
   those positions: ``O(N m log K)`` work and ``O(N m)`` memory whatever the number of
   positives, for many labels and many positives per image.
-
 * ``"dense"``: blocks of ``(N, c, m)`` pairs, every label a candidate positive, without
   any host-device synchronisation: the choice on CUDA, where a sync would stall the
   pipeline and the extra arithmetic is free.
 
-``kernel="auto"`` takes ``dense`` on CUDA (``sorted`` beyond 64 M pairs) and ``pairs`` or
-``sorted`` on CPU. The pairs and sorted kernels never build ``(N, m, m)``; their extra
-memory is ``O(N m)``; the dense kernel's blocks hold at most about 4 M pairs.
+``kernel="auto"`` takes ``dense`` on CUDA (``sorted`` beyond 64 M pairs) and on CPU ``fused``
+or, with many positives per image, ``sorted`` (``pairs`` and ``sorted`` when numba is
+missing). No kernel builds ``(N, m, m)``: the fused kernel's extra memory is ``O(m)``, the
+pairs and sorted kernels' ``O(N m)``, the dense kernel's blocks hold at most about 4 M pairs.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ from typing import Literal
 import torch
 
 from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table, sample_draws
+
+try:  # numba is a dependency; without it (a platform it does not support yet) CPU runs in torch
+    from rmlc.losses.fused import fused_kernel
+except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
+    fused_kernel = None
 
 __all__ = [
     "Kernel",
@@ -53,7 +61,7 @@ __all__ = [
     "violation_penalty",
 ]
 
-Kernel = Literal["auto", "pairs", "sorted", "dense"]
+Kernel = Literal["auto", "fused", "pairs", "sorted", "dense"]
 
 # A shift that puts a score beyond every other score of its row (finite, with room to spare).
 _EXCLUDED = {dtype: torch.finfo(dtype).max / 4 for dtype in (torch.float32, torch.float64)}
@@ -62,6 +70,8 @@ _ROWS_PER_SAMPLE, _MIN_CHUNK_ROWS = 4, 256
 # The dense kernel forms at most this many pairs at once, and is chosen on CUDA up to this
 # many pairs in all (beyond, the sorted kernel: one host sync, far less arithmetic).
 _DENSE_BLOCK_PAIRS, _DENSE_MAX_PAIRS = 1 << 22, 1 << 26
+# On CPU the fused kernel is chosen up to this many positives per sample, beyond the sorted.
+_FUSED_POSITIVES_PER_SAMPLE = 100
 
 
 def hinge(t: torch.Tensor, a: float = 1.0) -> torch.Tensor:
@@ -175,7 +185,6 @@ def _pairs_kernel(
     rank: RankMode | torch.Tensor,
     rounding: RankRounding,
     generator: torch.Generator | None,
-    flat_positives: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking term and gradient with one row of violations per positive label.
 
@@ -187,14 +196,12 @@ def _pairs_kernel(
         f: ``(N, m)`` scores (float32 or float64).
         positive: ``(N, m)`` float 0/1 indicator.
         num_positive: ``(N,)`` positives per sample.
-        flat_positives: ``(P,)`` flat indices ``i * m + j`` of the positives, if known.
 
     Returns:
         ``(per_sample (N,), grad (N, m))`` with ``grad[i] = d per_sample[i] / d f[i]``.
     """
     n_rows, m = f.shape
-    if flat_positives is None:
-        flat_positives = positive.reshape(-1).nonzero().squeeze(1)
+    flat_positives = positive.reshape(-1).nonzero().squeeze(1)
     # Positives pushed far below every threshold never violate: only negatives count.
     negatives_only = torch.add(f, positive, alpha=-_EXCLUDED[f.dtype])
     negatives = m - num_positive
@@ -336,13 +343,15 @@ def _sorted_kernel(
 
 
 def choose_kernel(num_samples: int, num_labels: int, num_positive: int) -> str:
-    """The faster CPU kernel for a batch: ``"pairs"`` unless positives are many per sample.
+    """The fastest CPU kernel for a batch: ``"fused"`` unless positives are many per sample.
 
-    The pairs kernel does ``O((P + N) m)`` work in few operations, the sorted kernel
-    ``O(N m log K)`` in more; measured on CPU (``benchmarks/bench_losses.py``), the pairs
-    kernel wins below about 4 positives per sample or for small batches. On CUDA the dense
-    kernel is used (see :func:`ranking_loss`).
+    The fused and pairs kernels do ``O((P + N) m)`` work, the sorted kernel
+    ``O(N m log K)``; measured on CPU (``benchmarks/bench_losses.py``), the fused kernel wins
+    below about 100 positives per sample (the pairs kernel, without numba, below 4).
+    On CUDA the dense kernel is used (see :func:`ranking_loss`).
     """
+    if fused_kernel is not None:
+        return "fused" if num_positive <= _FUSED_POSITIVES_PER_SAMPLE * num_samples else "sorted"
     if num_positive <= 4 * num_samples or num_samples * num_labels <= 4096:
         return "pairs"
     return "sorted"
@@ -374,24 +383,24 @@ class _RankingLossFunction(torch.autograd.Function):
         f = f if f.dtype == dtype else f.to(dtype)
         indicator = positive if positive.dtype == dtype else positive.to(dtype)
         num_positive = indicator.sum(dim=1)
-        flat_positives = None
-        n_pairs = f.shape[0] * f.shape[1] ** 2
         if kernel == "auto" and f.is_cuda:
+            n_pairs = f.shape[0] * f.shape[1] ** 2
             kernel = "dense" if n_pairs <= _DENSE_MAX_PAIRS else "sorted"
         elif kernel == "auto":
-            flat_positives = indicator.reshape(-1).nonzero().squeeze(1)
-            kernel = choose_kernel(f.shape[0], f.shape[1], flat_positives.shape[0])
-        if kernel == "pairs":
-            per_sample, grad = _pairs_kernel(
-                f, indicator, num_positive, s, beta, rank, rounding, generator, flat_positives
+            kernel = choose_kernel(f.shape[0], f.shape[1], int(num_positive.sum()))
+        if kernel == "fused":
+            if fused_kernel is None:
+                raise ImportError("kernel='fused' needs numba: pip install numba")
+            per_sample, grad = fused_kernel(
+                f, indicator, num_positive, s, beta, kappa, rank, rounding, generator
             )
         else:
-            compute = _sorted_kernel if kernel == "sorted" else _dense_kernel
-            per_sample, grad = compute(
+            compute = {"pairs": _pairs_kernel, "sorted": _sorted_kernel, "dense": _dense_kernel}
+            per_sample, grad = compute[kernel](
                 f, indicator, num_positive, s, beta, rank, rounding, generator
             )
-        if kappa != 0.0:
-            _add_margin_term(f, indicator, per_sample, grad, s, beta, kappa)
+            if kappa != 0.0:
+                _add_margin_term(f, indicator, per_sample, grad, s, beta, kappa)
         ctx.save_for_backward(grad)
         ctx.logits_dtype = logits.dtype
         return per_sample
@@ -433,7 +442,8 @@ def ranking_loss(
             tensor of given ranks (read at positive entries; 0 where nothing violates).
         rounding: how the sampled rank ``(m - 1) / q`` becomes an integer.
         generator: random source of the sampled ranks.
-        kernel: ``"auto"``, ``"pairs"`` or ``"sorted"`` (see the module docstring).
+        kernel: ``"auto"``, ``"fused"`` (CPU), ``"pairs"``, ``"sorted"`` or ``"dense"``
+            (see the module docstring).
 
     Returns:
         ``(N,)`` losses, differentiable in ``logits``.

@@ -11,7 +11,7 @@ __all__ = ["KERNELS", "RANK_MODES", "ROUNDINGS", "RMLCLoss", "WARPLoss"]
 
 RANK_MODES = ("sampled", "exact")
 ROUNDINGS = ("floor", "round")
-KERNELS = ("auto", "pairs", "sorted", "dense")
+KERNELS = ("auto", "fused", "pairs", "sorted", "dense")
 
 
 class RMLCLoss(MultiLabelLoss):
@@ -30,9 +30,9 @@ class RMLCLoss(MultiLabelLoss):
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         generator: optional ``torch.Generator`` for the sampled ranks (on the logits'
             device).
-        kernel: ``"auto"`` (by device and batch shape), ``"pairs"``, ``"sorted"`` or
-            ``"dense"``: exact algorithms for the pairwise term, see
-            :mod:`rmlc.losses.functional`.
+        kernel: ``"auto"`` (by device and batch shape), ``"fused"`` (CPU, numba),
+            ``"pairs"``, ``"sorted"`` or ``"dense"``: exact algorithms for the pairwise term,
+            see :mod:`rmlc.losses.functional`.
     """
 
     def __init__(

@@ -1,0 +1,84 @@
+"""The fused CPU kernel: its sampler, non-finite scores, kernel choice and the torch fallback.
+
+Its losses and gradients are checked against the literal loop with the other kernels
+(test_ranking_reference.py, test_losses.py, test_properties.py); here is what is its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rmlc.losses import RMLCLoss, WARPLoss
+from rmlc.losses import functional as F
+from rmlc.losses.fused import draws_by_inversion
+
+
+def exact_draw_distribution(violators: int, negatives: int) -> np.ndarray:
+    """P(q = t) for t = 0..n of the first violator's position in a random order, by counting:
+    q = t when the first t - 1 draws are non-violators and the t-th a violator."""
+    free = negatives - violators
+    probabilities = np.zeros(negatives + 1)
+    survival = 1.0  # P(the first t - 1 draws are all non-violators)
+    for t in range(1, free + 2):
+        probabilities[t] = survival * violators / (negatives - (t - 1))
+        survival *= (free - (t - 1)) / (negatives - (t - 1))
+    return probabilities
+
+
+@pytest.mark.parametrize(("violators", "negatives"), [(1, 1), (1, 9), (3, 10), (7, 77), (40, 77)])
+def test_inversion_draws_follow_the_exact_distribution(violators: int, negatives: int) -> None:
+    count = 200_000
+    uniforms = np.random.default_rng(violators * 100 + negatives).random(count)
+    draws = draws_by_inversion(np.full(count, violators), np.full(count, negatives), uniforms)
+    expected = exact_draw_distribution(violators, negatives)
+    assert expected.sum() == pytest.approx(1.0)
+    observed = np.bincount(draws, minlength=negatives + 1) / count
+    assert observed[0] == 0 and observed[negatives - violators + 2 :].sum() == 0
+    tolerance = 5 * np.sqrt(expected * (1 - expected) / count) + 1e-12
+    assert np.all(np.abs(observed - expected) <= tolerance)
+    mean = draws.mean()
+    assert abs(mean - (negatives + 1) / (violators + 1)) <= 5 * draws.std() / np.sqrt(count)
+
+
+def test_inversion_draws_at_the_ends_of_the_unit_interval() -> None:
+    violators, negatives = np.array([3, 3, 0, 5]), np.array([10, 10, 10, 5])
+    uniforms = np.array([0.0, np.nextafter(1.0, 0.0), 0.5, 0.7])
+    # U = 0: the first draw; U -> 1: after every non-violator; no violator: 0; all violate: 1.
+    assert draws_by_inversion(violators, negatives, uniforms).tolist() == [1, 8, 0, 1]
+
+
+def test_non_finite_scores_give_nan_for_their_sample_only() -> None:
+    logits = torch.randn(4, 6, dtype=torch.float64)
+    targets = torch.zeros(4, 6)
+    targets[:, 0] = 1
+    logits[1, 3], logits[2, 0] = float("nan"), float("inf")
+    leaf = logits.clone().requires_grad_(True)
+    loss = RMLCLoss(rank="exact", reduction="none", kernel="fused")(leaf, targets)
+    loss.sum().backward()
+    assert torch.isnan(loss[1:3]).all() and torch.isnan(leaf.grad[1:3]).all()
+    clean = RMLCLoss(rank="exact", reduction="none", kernel="pairs")(
+        logits[[0, 3]], targets[[0, 3]]
+    )
+    torch.testing.assert_close(loss[[0, 3]], clean)
+
+
+def test_auto_takes_fused_for_few_positives_and_sorted_for_many() -> None:
+    assert F.choose_kernel(96, 80, 3 * 96) == "fused"
+    assert F.choose_kernel(256, 1000, 100 * 256) == "fused"
+    assert F.choose_kernel(256, 1000, 101 * 256) == "sorted"
+
+
+def test_without_numba_auto_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 30, dtype=torch.float64, generator=generator)
+    targets = (torch.rand(16, 30, generator=generator) < 0.2).double()
+    with_numba = RMLCLoss(rank="exact", reduction="none")(logits, targets)
+    monkeypatch.setattr(F, "fused_kernel", None)
+    assert F.choose_kernel(16, 30, 50) == "pairs"
+    torch.testing.assert_close(
+        RMLCLoss(rank="exact", reduction="none")(logits, targets), with_numba
+    )
+    with pytest.raises(ImportError, match="needs numba"):
+        WARPLoss(kernel="fused")(logits, targets)

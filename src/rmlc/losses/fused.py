@@ -48,7 +48,9 @@ def _draws_by_inversion(violators: int, negatives: int, uniform: float) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _draws_by_inversion_array(violators, negatives, uniforms, out):
+def _draws_by_inversion_array(
+    violators: np.ndarray, negatives: np.ndarray, uniforms: np.ndarray, out: np.ndarray
+) -> None:
     for index in range(violators.shape[0]):
         v = violators[index]
         out[index] = _draws_by_inversion(v, negatives[index], uniforms[index]) if v > 0 else 0
@@ -80,8 +82,25 @@ def draws_by_inversion(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST_MATH)
-def _fused_loop(f, positive, mode, uniforms, given, table, s, beta, kappa, per_sample, grad):
-    """Per-sample loss and gradient; see the module docstring. ``f``, ``positive``: (N, m)."""
+def _fused_loop(
+    f: np.ndarray,
+    positive: np.ndarray,
+    mode: int,
+    uniforms: np.ndarray,
+    given: np.ndarray,
+    table: np.ndarray,
+    s: float,
+    beta: float,
+    kappa: float,
+    per_sample: np.ndarray,
+    grad: np.ndarray,
+) -> None:
+    """Per-sample loss into ``per_sample`` ``(N,)`` and gradient into ``grad`` ``(N, m)``.
+
+    ``f``, ``positive``: ``(N, m)``; ``uniforms``: one per positive in row-major order
+    (sampled mode); ``given``: ``(N, m)`` ranks (given mode); ``table``: ``L`` indexed by
+    the number of draws (sampled) or by the rank (exact, given).
+    """
     n_rows, m = f.shape
     cap, soft = 1.0 - s, 1.0 - beta
     scores = np.empty(m, np.float64)  # the negatives' scores, -inf at positives

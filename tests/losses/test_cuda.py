@@ -62,3 +62,18 @@ def test_autocast_half_precision(dtype: torch.dtype) -> None:
     value.backward()
     assert value.dtype == torch.float32 and torch.isfinite(value)
     assert torch.isfinite(model.weight.grad).all()
+
+
+def test_cuda_auto_matches_the_fused_cpu_kernel() -> None:
+    """The default kernels of each device (dense on CUDA, fused on CPU) agree."""
+    generator = torch.Generator().manual_seed(5)
+    logits = torch.randn(96, 80, generator=generator, dtype=torch.float64) * 2
+    targets = (torch.rand(96, 80, generator=generator) < 0.04).double()
+    loss = RMLCLoss(rank="exact", reduction="none")
+    torch.testing.assert_close(loss(logits.cuda(), targets.cuda()).cpu(), loss(logits, targets))
+
+
+def test_fused_kernel_refuses_cuda_tensors() -> None:
+    logits, targets = torch.randn(4, 6, device="cuda"), torch.zeros(4, 6, device="cuda")
+    with pytest.raises(ValueError, match="kernel='fused' runs on CPU"):
+        RMLCLoss(kernel="fused")(logits, targets)

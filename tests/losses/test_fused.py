@@ -82,3 +82,26 @@ def test_without_numba_auto_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch)
     )
     with pytest.raises(ImportError, match="needs numba"):
         WARPLoss(kernel="fused")(logits, targets)
+
+
+class NoCacheLocation:
+    """A numba cache locator that never applies: as with a read-only install and home."""
+
+    @classmethod
+    def from_function(cls, function: object, source_path: str) -> None:
+        return None
+
+
+def test_kernel_compiles_without_a_writable_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numba
+
+    from rmlc.losses.fused import compiled
+
+    monkeypatch.setattr(numba.config, "CACHE_LOCATOR_CLASSES", f"{__name__}.NoCacheLocation")
+
+    def twice(x: float) -> float:
+        return 2.0 * x
+
+    with pytest.raises(RuntimeError, match="no locator available"):
+        numba.njit(cache=True)(twice)
+    assert compiled()(twice)(3.0) == 6.0

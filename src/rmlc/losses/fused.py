@@ -22,20 +22,36 @@ gradient row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
 import torch
 
 from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table
 
-__all__ = ["draws_by_inversion", "fused_kernel"]
+__all__ = ["compiled", "draws_by_inversion", "fused_kernel"]
 
 _SAMPLED, _EXACT, _GIVEN = 0, 1, 2
 # Reassociation lets the compiler vectorize the sums over labels; no assumption on NaN/inf.
 _FAST_MATH = {"reassoc", "nsz", "contract"}
 
 
-@numba.njit(cache=True, nogil=True)
+def compiled(**options: object) -> Callable[[Callable], Callable]:
+    """``numba.njit`` that keeps the machine code on disk where it can (next to this file or
+    in the user's cache), and compiles once per process where nothing is writable (a
+    read-only install and home), instead of failing at import."""
+
+    def decorate(function: Callable) -> Callable:
+        try:
+            return numba.njit(cache=True, nogil=True, **options)(function)
+        except RuntimeError:  # numba found no writable cache location
+            return numba.njit(nogil=True, **options)(function)
+
+    return decorate
+
+
+@compiled()
 def _draws_by_inversion(violators: int, negatives: int, uniform: float) -> int:
     """Draws ``q`` until the first violator: the smallest ``t`` with ``P(q > t) < 1 - U``."""
     survival, target, q = 1.0, 1.0 - uniform, 1
@@ -47,7 +63,7 @@ def _draws_by_inversion(violators: int, negatives: int, uniform: float) -> int:
         q += 1
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled()
 def _draws_by_inversion_array(
     violators: np.ndarray, negatives: np.ndarray, uniforms: np.ndarray, out: np.ndarray
 ) -> None:
@@ -81,7 +97,7 @@ def draws_by_inversion(
     return out
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST_MATH)
+@compiled(fastmath=_FAST_MATH)
 def _fused_loop(
     f: np.ndarray,
     positive: np.ndarray,

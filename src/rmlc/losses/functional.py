@@ -383,16 +383,18 @@ class _RankingLossFunction(torch.autograd.Function):
         f = f if f.dtype == dtype else f.to(dtype)
         indicator = positive if positive.dtype == dtype else positive.to(dtype)
         num_positive = indicator.sum(dim=1)
+        positive_count = None  # a host sync: taken on CPU only, where it is free
         if kernel == "auto" and f.is_cuda:
             n_pairs = f.shape[0] * f.shape[1] ** 2
             kernel = "dense" if n_pairs <= _DENSE_MAX_PAIRS else "sorted"
         elif kernel == "auto":
-            kernel = choose_kernel(f.shape[0], f.shape[1], int(num_positive.sum()))
+            positive_count = int(num_positive.sum())
+            kernel = choose_kernel(f.shape[0], f.shape[1], positive_count)
         if kernel == "fused":
             if fused_kernel is None:
                 raise ImportError("kernel='fused' needs numba: pip install numba")
             per_sample, grad = fused_kernel(
-                f, indicator, num_positive, s, beta, kappa, rank, rounding, generator
+                f, indicator, s, beta, kappa, rank, rounding, generator, positive_count
             )
         else:
             compute = {"pairs": _pairs_kernel, "sorted": _sorted_kernel, "dense": _dense_kernel}

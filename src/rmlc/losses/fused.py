@@ -175,22 +175,22 @@ def _fused_loop(
 def fused_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
-    num_positive: torch.Tensor,
     s: float,
     beta: float,
     kappa: float,
     rank: RankMode | torch.Tensor,
     rounding: RankRounding,
     generator: torch.Generator | None,
+    positive_count: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking and margin terms with their gradient, in one compiled pass (CPU only).
 
     Args:
         f: ``(N, m)`` float32 or float64 scores on CPU.
         positive: ``(N, m)`` 0/1 indicator of ``f``'s dtype.
-        num_positive: ``(N,)`` positives per sample.
         kappa: weight of the margin term (included here, unlike the torch kernels).
         rank, rounding, generator: as :func:`rmlc.losses.functional.ranking_loss`.
+        positive_count: the number of positives in ``positive``, if the caller knows it.
 
     Returns:
         ``(per_sample (N,), grad (N, m))`` with ``grad[i] = d per_sample[i] / d f[i]``.
@@ -208,7 +208,7 @@ def fused_kernel(
         mode, uniforms, given = _EXACT, no_uniforms, no_ranks
         table = rank_weight_table(m, "exact", rounding, f.device)
     else:
-        count = int(num_positive.sum())
+        count = int(positive.sum()) if positive_count is None else positive_count
         uniforms = torch.rand(count, dtype=torch.float64, generator=generator).numpy()
         mode, given = _SAMPLED, no_ranks
         table = rank_weight_table(m, "sampled", rounding, f.device)

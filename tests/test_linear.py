@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from rmlc.linear import RMLClassifier
+from rmlc.linear import RMLClassifier, whitening_matrix
 from rmlc.metrics import mean_average_precision
 
 # Checks that cannot hold for this estimator, and why.
@@ -21,7 +21,10 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [RMLClassifier(max_epochs=15, random_state=0, learning_rate=0.05)],
+    [
+        RMLClassifier(max_epochs=15, random_state=0, learning_rate=0.05),
+        RMLClassifier(max_epochs=15, random_state=0, learning_rate=0.05, whiten=1e-3),
+    ],
     expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
 )
 def test_scikit_learn_estimator_checks(estimator, check) -> None:
@@ -125,6 +128,88 @@ def test_transductive_ablation_runs_and_differs() -> None:
     assert transductive.score(X[500:], Y[500:]) > 0.6
 
 
+def correlated_features(n: int = 500, d: int = 8, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mixing = np.linalg.qr(rng.normal(size=(d, d)))[0] * np.logspace(0, -2, d)[:, None]
+    return (rng.normal(size=(n, d)) @ mixing + 5.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("ridge", [0.0, 1e-3, 0.5, 10.0])
+def test_whitening_matrix_against_its_definition(ridge: float) -> None:
+    X = correlated_features()
+    P = whitening_matrix(X, ridge)
+    # Literal: centre, covariance, eigendecomposition, (e + ridge * mean(e))^(-1/2).
+    centred = X.astype(np.float64) - X.mean(axis=0)
+    eigenvalues, vectors = np.linalg.eigh(centred.T @ centred / len(X))
+    floor = max(ridge * eigenvalues.mean(), 1e-9 * eigenvalues.max())
+    expected = vectors @ np.diag((eigenvalues + floor) ** -0.5) @ vectors.T
+    expected *= 1.0 / np.sqrt(np.mean(eigenvalues / (eigenvalues + floor)))
+    np.testing.assert_allclose(P, expected, rtol=2e-3, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_allclose(P, P.T, rtol=1e-5, atol=1e-6 * np.abs(P).max())
+    whitened_covariance = np.cov((centred @ P).T, bias=True)
+    assert np.trace(whitened_covariance) / X.shape[1] == pytest.approx(1.0, rel=1e-3)
+    condition = np.linalg.cond(whitened_covariance)
+    if ridge == 0.0:  # full whitening: the identity covariance
+        np.testing.assert_allclose(whitened_covariance, np.eye(8), atol=1e-3)
+    else:  # better conditioned than the input (1e4), less so as the ridge grows
+        assert 1.0 < condition < np.linalg.cond(centred.T @ centred)
+        stronger = whitening_matrix(X, ridge / 10)
+        assert np.linalg.cond(np.cov((centred @ stronger).T)) < condition
+
+
+def test_whitening_matrix_of_degenerate_features_is_finite() -> None:
+    np.testing.assert_array_equal(whitening_matrix(np.ones((5, 3)), 1e-3), np.eye(3))
+    np.testing.assert_array_equal(whitening_matrix(np.arange(3.0)[None, :], 0.0), np.eye(3))
+    rank_one = np.outer(np.arange(10.0), [1.0, 2.0, 3.0])
+    assert np.isfinite(whitening_matrix(rank_one, 0.0)).all()
+
+
+def test_whitened_fit_equals_a_fit_on_whitened_features() -> None:
+    X, Y = structured_problem()
+    model = RMLClassifier(whiten=0.01, random_state=0, max_epochs=5).fit(X, Y)
+    assert model.whitening_.shape == (20, 20)
+    whitened = ((X - model.mean_) / model.scale_) @ model.whitening_
+    explicit = RMLClassifier(standardize=False, random_state=0, max_epochs=5).fit(whitened, Y)
+    # The whitening is folded into coef_: scores on raw features equal the explicit model's.
+    np.testing.assert_allclose(
+        model.decision_function(X), explicit.decision_function(whitened), rtol=1e-3, atol=1e-3
+    )
+    assert RMLClassifier(random_state=0, max_epochs=1).fit(X, Y).whitening_ is None
+
+
+def test_whitening_rescues_sgd_on_ill_conditioned_features() -> None:
+    """Labels that depend on low-variance directions of correlated features: plain SGD
+    learns them slowly at any stable step size; whitened SGD learns them."""
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(1200, 16))
+    mixing = np.linalg.qr(rng.normal(size=(16, 16)))[0] * np.logspace(0, -3, 16)[:, None]
+    X = (latent @ mixing).astype(np.float32)
+    scores = latent @ rng.normal(size=(16, 5))
+    Y = (scores > np.quantile(scores, 0.7, axis=0)).astype(np.int64)
+
+    def best_score(whiten):
+        return max(
+            RMLClassifier(loss="bce", whiten=whiten, learning_rate=lr, random_state=0)
+            .fit(X[:800], Y[:800])
+            .score(X[800:], Y[800:])
+            for lr in (1e-3, 1e-2, 1e-1)
+        )
+
+    plain, whitened = best_score(None), best_score(1e-3)
+    assert whitened > 0.9 and whitened > plain + 0.15
+
+
+def test_whitening_leaves_propagation_on_standardized_features() -> None:
+    X, Y = structured_problem(400)
+    plain = RMLClassifier(random_state=0, max_epochs=2).fit(X[:50], Y[:50], X_unlabeled=X[50:])
+    whitened = RMLClassifier(random_state=0, max_epochs=2, whiten=1e-3).fit(
+        X[:50], Y[:50], X_unlabeled=X[50:]
+    )
+    np.testing.assert_array_equal(plain.propagation_.neighbors, whitened.propagation_.neighbors)
+    np.testing.assert_allclose(plain.propagation_.weights, whitened.propagation_.weights)
+    assert not np.allclose(plain.coef_, whitened.coef_)
+
+
 def test_save_and_load(tmp_path) -> None:
     X, Y = structured_problem()
     model = RMLClassifier(random_state=0, max_epochs=3).fit(X, Y)
@@ -150,6 +235,8 @@ def test_save_and_load(tmp_path) -> None:
         ({"semi_supervised": "cotraining"}, "semi_supervised must be one of"),
         ({"s": 0.5}, r"s must lie in \(-1, 0\]"),
         ({"kappa": -2.0}, "kappa must be >= 0"),
+        ({"whiten": -1e-3}, "whiten must be None or a non-negative number"),
+        ({"whiten": "yes"}, "whiten must be None or a non-negative number"),
     ],
 )
 def test_bad_parameters(params: dict, message: str) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rmlc.cli import main
+from rmlc.linear import RMLClassifier
 from tests.train.conftest import write_mosaic_table
 
 METRIC_KEYS = {"mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"}
@@ -191,3 +192,21 @@ def test_corrupt_and_data_stats(trained_run, tmp_path, capsys) -> None:
     assert len(out.read_text().splitlines()) == 65
     assert main(["data-stats", "-n", "200"]) == 0
     assert "Trouser" in capsys.readouterr().out
+
+
+def test_fit_features_with_whitening_params(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 6)).astype(np.float32) @ rng.normal(size=(6, 6)).astype(np.float32)
+    Y = (X[:, :3] > 0).astype(np.int64)
+    np.savez(tmp_path / "train.npz", X=X[:60], Y=Y[:60])
+    np.savez(tmp_path / "test.npz", X=X[60:], Y=Y[60:])
+    base = ["fit-features", "--train", str(tmp_path / "train.npz")]
+    base += ["--test", str(tmp_path / "test.npz"), "--out", str(tmp_path / "linear")]
+    assert main([*base, "--params", "{whiten: 0.001, max_epochs: 2}"]) == 0
+    model = RMLClassifier.load(tmp_path / "linear" / "model.joblib")
+    assert model.whiten == 0.001 and model.whitening_.shape == (6, 6)
+    assert "whiten: 0.001" in (tmp_path / "linear" / "config.yaml").read_text()
+    # PyYAML reads 1e-3 (no dot) as a string: the error names the parameter and the value.
+    capsys.readouterr()
+    assert main([*base, "--params", "{whiten: 1e-3}"]) == 2
+    assert "whiten must be None or a non-negative number, got '1e-3'" in capsys.readouterr().err

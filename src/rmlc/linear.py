@@ -376,7 +376,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
 
 
 def whitening_matrix(features: np.ndarray, ridge: float) -> np.ndarray:
-    """Ridge-regularised whitening ``(d, d)`` of centred ``(n, d)`` features.
+    """Ridge-regularised whitening ``(d, d)`` of ``(n, d)`` features (centred here).
 
     ``P = c * V diag(1 / sqrt(e + ridge * mean(e))) V^T`` (``e``, ``V``: eigenvalues and
     vectors of the covariance), with ``c`` such that ``features @ P`` has mean variance 1.

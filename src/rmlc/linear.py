@@ -218,14 +218,14 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         self.mean_ = features.mean(axis=0) if self.standardize else np.zeros(X.shape[1])
         scale = features.std(axis=0) if self.standardize else np.ones(X.shape[1])
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        X = self._standardized(X)
+        standardized = self._standardized(features)
+        X, unlabeled = standardized[: len(X)], standardized[len(X) :]
         self.whitening_ = None
         if self.whiten is not None:
-            self.whitening_ = whitening_matrix(self._standardized(features), float(self.whiten))
+            self.whitening_ = whitening_matrix(standardized, float(self.whiten))
         self.propagation_: Propagation | None = None
         unlabeled_features = None
-        if unlabeled is not None and len(unlabeled) > 0:
-            unlabeled = self._standardized(unlabeled)
+        if len(unlabeled) > 0:
             if self.semi_supervised == "propagation":
                 self.propagation_ = propagate_labels(X, targets, unlabeled, t=self.t)
                 X = np.concatenate([X, unlabeled])

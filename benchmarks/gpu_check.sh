@@ -10,14 +10,19 @@ export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 $PY -c "import torch, torchvision; print('torch', torch.__version__, torchvision.__version__, torch.cuda.get_device_name())"
-echo "== CUDA tests"
-$PY -m pytest -q -p no:cacheprovider tests/losses/test_cuda.py tests/test_propagation.py -k "cuda or gpu or Cuda or GPU" 2>&1 | tail -5
+$PY -c "import triton; print('triton', triton.__version__)" 2>&1 | tail -1
+echo "== the fused Triton kernel, compiled, against the literal loop"
+timeout 150 $PY -m pytest -q -p no:cacheprovider tests/losses/test_fused_triton.py 2>&1 | tail -5
 echo "== loss benchmark"
-$PY benchmarks/bench_losses.py --device cuda --rounds 10 --out "$OUT" 2>&1 | tail -30
+timeout 120 $PY benchmarks/bench_losses.py --device cuda --rounds 10 --out "$OUT" 2>&1 | tail -30
 echo "== training throughput"
-$PY benchmarks/bench_training.py --device cuda --epochs 4 --rounds 2 --amp bf16 --out "$OUT" 2>&1 | tail -12
+timeout 150 $PY benchmarks/bench_training.py --device cuda --epochs 5 --rounds 3 --amp bf16 \
+    --out "$OUT" 2>&1 | tail -12
+echo "== CUDA tests"
+timeout 90 $PY -m pytest -q -p no:cacheprovider tests/losses/test_cuda.py tests/test_propagation.py \
+    -k "cuda or gpu or Cuda or GPU" 2>&1 | tail -5
 echo "== SS-RML-CNN with AMP (bf16), channels-last, one refresh"
-$PY -m rmlc train --device cuda --amp bf16 --channels-last --backbone resnet18 --small-input \
+timeout 90 $PY -m rmlc train --device cuda --amp bf16 --channels-last --backbone resnet18 --small-input \
     --semi-supervised --num-labeled 1000 --warmup-epochs 2 --refresh-every 2 --epochs 4 \
     --out "$OUT/ss-run" --no-progress --no-tensorboard 2>&1 | tail -14
 cp "$OUT/ss-run/metrics.json" "$OUT/gpu-ss-metrics.json" 2>/dev/null

@@ -10,7 +10,7 @@ from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, SoftmaxLoss, WARPLoss
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
-@pytest.mark.parametrize("kernel", ["pairs", "sorted", "dense"])
+@pytest.mark.parametrize("kernel", ["fused", "pairs", "sorted", "dense"])
 @pytest.mark.parametrize(("n", "m", "density"), [(96, 80, 0.04), (256, 1000, 0.01), (8, 3, 0.5)])
 def test_exact_losses_and_gradients_match_cpu(kernel: str, n: int, m: int, density: float):
     generator = torch.Generator().manual_seed(n + m)
@@ -65,7 +65,7 @@ def test_autocast_half_precision(dtype: torch.dtype) -> None:
 
 
 def test_cuda_auto_matches_the_fused_cpu_kernel() -> None:
-    """The default kernels of each device (dense on CUDA, fused on CPU) agree."""
+    """The default kernels of each device (Triton and numba fused kernels) agree."""
     generator = torch.Generator().manual_seed(5)
     logits = torch.randn(96, 80, generator=generator, dtype=torch.float64) * 2
     targets = (torch.rand(96, 80, generator=generator) < 0.04).double()
@@ -73,7 +73,27 @@ def test_cuda_auto_matches_the_fused_cpu_kernel() -> None:
     torch.testing.assert_close(loss(logits.cuda(), targets.cuda()).cpu(), loss(logits, targets))
 
 
-def test_fused_kernel_refuses_cuda_tensors() -> None:
+def test_fused_numba_kernel_refuses_cuda_tensors() -> None:
+    from rmlc.losses.fused import fused_kernel
+
     logits, targets = torch.randn(4, 6, device="cuda"), torch.zeros(4, 6, device="cuda")
     with pytest.raises(ValueError, match="kernel='fused' runs on CPU"):
-        RMLCLoss(kernel="fused")(logits, targets)
+        fused_kernel(logits, targets, -0.8, 1.0, 5.0, "sampled", "floor", None)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_default_loss_never_waits_for_the_gpu(weighted: bool) -> None:
+    """Forward and backward of the trainer's loss call make no host-device synchronisation."""
+    logits = torch.randn(96, 80, device="cuda", requires_grad=True)
+    targets = (torch.rand(96, 80, device="cuda") < 0.04).float()
+    weights = torch.rand(96, device="cuda") if weighted else None
+    loss = RMLCLoss()
+    loss.check_values = False
+    loss(logits, targets, weights).backward()  # builds the cached tables first
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss(logits, targets, weights).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(logits.grad).all()

@@ -15,9 +15,10 @@ that gradient by the incoming one. The ranks are drawn once, in the forward pass
 Four exact kernels compute the ranking term (same results, tested alike); the margin term
 is elementwise and shared:
 
-* ``"fused"`` (CPU): one compiled loop per sample (:mod:`rmlc.losses.fused`, numba), margin
-  term included: a handful of operations per call instead of dozens, the fastest on CPU
-  for the usual few positives per image.
+* ``"fused"``: one compiled program per sample, margin term included, a handful of
+  operations per call instead of dozens: on CPU a numba loop (:mod:`rmlc.losses.fused`),
+  on a GPU a Triton kernel (:mod:`rmlc.losses.fused_triton`), one launch for the batch.
+  The fastest on both for the usual few positives per image.
 * ``"pairs"``: one row of ``m`` scores per positive label (``P`` rows), so ``O(P m)``
   work with few operations.
 * ``"sorted"``: each sample's positive thresholds ``f_j - 1`` are sorted, every score is
@@ -25,13 +26,14 @@ is elementwise and shared:
   those positions: ``O(N m log K)`` work and ``O(N m)`` memory whatever the number of
   positives, for many labels and many positives per image.
 * ``"dense"``: blocks of ``(N, c, m)`` pairs, every label a candidate positive, without
-  any host-device synchronisation: the choice on CUDA, where a sync would stall the
-  pipeline and the extra arithmetic is free.
+  any host-device synchronisation: the GPU choice without Triton, where a sync would
+  stall the pipeline and the extra arithmetic is free.
 
-``kernel="auto"`` takes ``dense`` on CUDA (``sorted`` beyond 64 M pairs) and on CPU ``fused``
-or, with many positives per image, ``sorted`` (``pairs`` and ``sorted`` when numba is
-missing). No kernel builds ``(N, m, m)``: the fused kernel's extra memory is ``O(m)``, the
-pairs and sorted kernels' ``O(N m)``, the dense kernel's blocks hold at most about 4 M pairs.
+``kernel="auto"`` takes ``fused`` on CUDA (without Triton or beyond 16384 labels ``dense``,
+and ``sorted`` beyond 64 M pairs), and on CPU ``fused`` or, with many positives per image,
+``sorted`` (``pairs`` and ``sorted`` when numba is missing). No kernel builds
+``(N, m, m)``: the fused kernels' extra memory is ``O(m)`` per sample, the pairs and sorted
+kernels' ``O(N m)``, the dense kernel's blocks hold at most about 4 M pairs.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from typing import Literal
 
 import torch
 
+from rmlc.losses import fused_triton
+from rmlc.losses.fused_triton import fused_triton_kernel
 from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table, sample_draws
 
 try:  # numba is a dependency; without it (a platform it does not support yet) CPU runs in torch
@@ -51,6 +55,7 @@ __all__ = [
     "Kernel",
     "asymmetric_per_sample",
     "bce_per_sample",
+    "choose_cuda_kernel",
     "choose_kernel",
     "hinge",
     "margin_term",
@@ -357,6 +362,15 @@ def choose_kernel(num_samples: int, num_labels: int, num_positive: int) -> str:
     return "sorted"
 
 
+def choose_cuda_kernel(num_samples: int, num_labels: int) -> str:
+    """The kernel for a batch on a GPU: ``"fused"`` (one Triton launch) up to
+    ``MAX_LABELS`` labels when Triton is installed, else ``"dense"`` up to 64 M pairs and
+    ``"sorted"`` beyond. Decided from the shape alone: no host-device synchronisation."""
+    if fused_triton.available() and num_labels <= fused_triton.MAX_LABELS:
+        return "fused"
+    return "dense" if num_samples * num_labels**2 <= _DENSE_MAX_PAIRS else "sorted"
+
+
 def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
     """Float64 logits are computed in float64, all others in float32."""
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
@@ -378,16 +392,23 @@ class _RankingLossFunction(torch.autograd.Function):
         generator: torch.Generator | None,
         kernel: Kernel,
     ) -> torch.Tensor:
+        if kernel == "auto" and logits.is_cuda:
+            kernel = choose_cuda_kernel(logits.shape[0], logits.shape[1])
+        if kernel == "fused" and logits.device.type != "cpu":
+            # reads any dtype and layout of positives as they are: one launch, no casts
+            per_sample, grad = fused_triton_kernel(
+                logits.detach(), positive, s, beta, kappa, rank, rounding, generator
+            )
+            ctx.save_for_backward(grad)
+            ctx.logits_dtype = logits.dtype
+            return per_sample
         dtype = _compute_dtype(logits)
         f = logits.detach()
         f = f if f.dtype == dtype else f.to(dtype)
         indicator = positive if positive.dtype == dtype else positive.to(dtype)
         num_positive = indicator.sum(dim=1)
         positive_count = None  # a host sync: taken on CPU only, where it is free
-        if kernel == "auto" and f.is_cuda:
-            n_pairs = f.shape[0] * f.shape[1] ** 2
-            kernel = "dense" if n_pairs <= _DENSE_MAX_PAIRS else "sorted"
-        elif kernel == "auto":
+        if kernel == "auto":
             positive_count = int(num_positive.sum())
             kernel = choose_kernel(f.shape[0], f.shape[1], positive_count)
         if kernel == "fused":

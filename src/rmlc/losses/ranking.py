@@ -30,9 +30,9 @@ class RMLCLoss(MultiLabelLoss):
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         generator: optional ``torch.Generator`` for the sampled ranks (on the logits'
             device).
-        kernel: ``"auto"`` (by device and batch shape), ``"fused"`` (CPU, numba),
-            ``"pairs"``, ``"sorted"`` or ``"dense"``: exact algorithms for the pairwise term,
-            see :mod:`rmlc.losses.functional`.
+        kernel: ``"auto"`` (by device and batch shape), ``"fused"`` (numba on CPU, Triton
+            on a GPU), ``"pairs"``, ``"sorted"`` or ``"dense"``: exact algorithms for the
+            pairwise term, see :mod:`rmlc.losses.functional`.
     """
 
     def __init__(

@@ -1,0 +1,230 @@
+"""Fused GPU kernel of the ranking loss: one Triton program per sample.
+
+The torch kernels of :mod:`rmlc.losses.functional` issue 30 to 50 operations per call. On a
+GPU each costs a launch, a few microseconds of host time whatever its size, so at the usual
+batch shapes (96 images, 80 labels) the loss cost as much host time as a tenth of a
+ResNet-18 training step. This kernel computes each sample's loss and gradient in one launch,
+the same algorithm as the fused CPU kernel (:mod:`rmlc.losses.fused`):
+
+* the margin term ``kappa sum_j P(1 - y_j f_j)`` and its gradient, over the whole row;
+* for each positive ``j`` in turn (found by a min-reduction, so the loop runs once per
+  positive, not once per label): the violator count ``v_j``, the rank weight ``L(r_j)``
+  read from the table of :func:`rmlc.losses.ranks.rank_weight_table`, and one more pass
+  adding the penalties ``P(1 - f_j + f_k)`` and slopes of the negatives ``k``.
+
+A row of up to :data:`MAX_LABELS` labels is held in registers; sums are taken in float32
+(float64 for float64 logits); half-precision logits are read as they are, without a cast.
+Sampled ranks use one uniform number per label, drawn by torch (so ``generator`` keeps its
+meaning) and read at the positives: the number of draws ``q`` until the first of ``v``
+violators among ``n`` negatives is found by inverting its exact distribution, as
+:func:`rmlc.losses.fused.draws_by_inversion` does. No host-device synchronisation: the
+call is a few launches, ``torch.rand``, the kernel and nothing else. A sample with a
+non-finite score gets a NaN loss and gradient row.
+
+Without a GPU the same kernel runs in Triton's interpreter (:func:`interpreted`), which is
+how the test suite checks it on CPU.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # triton ships with torch's CUDA wheels; elsewhere the torch kernels run
+    triton = None
+
+__all__ = ["MAX_LABELS", "available", "fused_triton_kernel", "interpreted"]
+
+# Labels per row the kernel holds in registers; beyond, the torch kernels run.
+MAX_LABELS = 16384
+_SAMPLED, _EXACT, _GIVEN = 0, 1, 2
+
+
+def available() -> bool:
+    """Whether Triton is importable (it is with torch's CUDA wheels on Linux)."""
+    return triton is not None
+
+
+if triton is not None:
+
+    @triton.jit
+    def _ranking_kernel(
+        f_ptr,
+        positive_ptr,
+        uniform_ptr,
+        given_ptr,
+        table_ptr,
+        constants_ptr,
+        loss_ptr,
+        grad_ptr,
+        m,
+        MODE: tl.constexpr,
+        ACC: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
+        """Row ``program_id`` of ``f`` ``(N, m)``: its loss into ``loss_ptr`` ``(N,)`` and
+        its gradient into ``grad_ptr`` ``(N, m)``; all tensors contiguous. ``constants_ptr``
+        holds ``(1 - s, 1 - beta, kappa)`` in the compute dtype ``ACC``."""
+        row = tl.program_id(0).to(tl.int64)
+        labels = tl.arange(0, BLOCK)
+        valid = labels < m
+        offsets = row * m + labels
+        f = tl.load(f_ptr + offsets, mask=valid, other=0.0).to(ACC)
+        is_positive = (tl.load(positive_ptr + offsets, mask=valid, other=0) != 0) & valid
+        is_negative = valid & (is_positive == 0)
+        cap = tl.load(constants_ptr)
+        soft = tl.load(constants_ptr + 1)
+        kappa = tl.load(constants_ptr + 2)
+        one = tl.full((), 1.0, ACC)
+        non_finite = tl.sum((valid & ((f != f) | (tl.abs(f) == float("inf")))).to(tl.int32))
+
+        # Margin term: the penalty of u = 1 - y f, label by label.
+        sign = tl.where(is_positive, one, -one)
+        u = one - sign * f
+        penalty = tl.minimum(tl.maximum(u, 0.0), cap) + soft * tl.maximum(u - cap, 0.0)
+        slope = ((u > 0.0) & (u < cap)).to(ACC) + soft * (u >= cap).to(ACC)
+        total = kappa * tl.sum(tl.where(valid, penalty, 0.0))
+        grad = tl.where(valid, -kappa * sign * slope, 0.0)
+
+        # Ranking term, one positive at a time.
+        negatives = tl.sum(is_negative.to(tl.int32))
+        negative_scores = tl.where(is_negative, f, -float("inf"))
+        j = tl.min(tl.where(is_positive, labels, BLOCK))
+        while j < BLOCK:
+            threshold = tl.sum(tl.where(labels == j, f, 0.0)) - one
+            violators = tl.sum((negative_scores > threshold).to(tl.int32))
+            if MODE == 0:  # sampled: invert P(q > t) = prod_{a < t} (n - v - a) / (n - a)
+                uniform = tl.load(uniform_ptr + row * m + j).to(tl.float64)
+                free = negatives - violators
+                target = 1.0 - uniform
+                survival = tl.where(
+                    violators > 0,
+                    free.to(tl.float64) / tl.maximum(negatives, 1).to(tl.float64),
+                    0.0,
+                )
+                draws = tl.full((), 1, tl.int32)
+                while survival >= target:
+                    ratio = (free - draws).to(tl.float64) / (negatives - draws).to(tl.float64)
+                    survival = survival * ratio
+                    draws += 1
+                index = tl.where(violators > 0, draws, 0)
+            elif MODE == 1:  # exact: r = v
+                index = violators
+            else:  # given ranks, read where something violates
+                given = tl.load(given_ptr + row * m + j)
+                index = tl.where(violators > 0, tl.minimum(tl.maximum(given, 0), m), 0)
+            weight = tl.load(table_ptr + index).to(ACC)
+            pair_u = negative_scores - threshold  # -inf at positives: no penalty, no slope
+            pair_penalty = tl.minimum(tl.maximum(pair_u, 0.0), cap) + soft * tl.maximum(
+                pair_u - cap, 0.0
+            )
+            pair_slope = ((pair_u > 0.0) & (pair_u < cap)).to(ACC) + soft * (pair_u >= cap).to(ACC)
+            total += weight * tl.sum(pair_penalty)
+            grad += weight * pair_slope
+            grad = tl.where(labels == j, grad - weight * tl.sum(pair_slope), grad)
+            j = tl.min(tl.where(is_positive & (labels > j), labels, BLOCK))
+
+        total = tl.where(non_finite > 0, float("nan"), total)
+        grad = tl.where(non_finite > 0, float("nan"), grad)
+        tl.store(loss_ptr + row, total)
+        tl.store(grad_ptr + offsets, grad, mask=valid)
+
+
+@functools.lru_cache(maxsize=64)
+def _constants(
+    s: float, beta: float, kappa: float, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """``(1 - s, 1 - beta, kappa)`` on the device, made once per loss (runtime scalars
+    would reach the kernel in float32, constants would compile a kernel per value)."""
+    return torch.tensor([1.0 - s, 1.0 - beta, kappa], dtype=dtype, device=device)
+
+
+def interpreted() -> Any:
+    """The kernel as Triton's interpreter runs it, on CPU tensors (slow; for tests).
+
+    Triton decides at import whether it interprets: ``TRITON_INTERPRET=1`` must be set
+    before ``triton`` is first imported (the test suite does so on machines without a GPU).
+    """
+    if triton is None:
+        raise ImportError("the fused GPU kernel needs triton: pip install triton")
+    from triton.runtime.interpreter import InterpretedFunction
+
+    if not isinstance(_ranking_kernel, InterpretedFunction):
+        raise RuntimeError("Triton's interpreter is off: set TRITON_INTERPRET=1 before import")
+    return _ranking_kernel
+
+
+def fused_triton_kernel(
+    f: torch.Tensor,
+    positive: torch.Tensor,
+    s: float,
+    beta: float,
+    kappa: float,
+    rank: RankMode | torch.Tensor,
+    rounding: RankRounding,
+    generator: torch.Generator | None,
+    kernel: Any = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ranking and margin terms with their gradient, one launch for the batch (GPU).
+
+    Args:
+        f: ``(N, m)`` scores of any floating dtype on a GPU, ``m <= MAX_LABELS``; float64
+            is computed in float64, the others in float32.
+        positive: ``(N, m)`` positive labels, bool or 0/1 of any dtype.
+        s, beta, kappa, rank, rounding, generator: as
+            :func:`rmlc.losses.functional.ranking_loss` (``kappa`` is included here).
+        kernel: the compiled kernel by default; :func:`interpreted` runs on CPU tensors.
+
+    Returns:
+        ``(per_sample (N,), grad (N, m))`` in the compute dtype, with
+        ``grad[i] = d per_sample[i] / d f[i]``.
+    """
+    if triton is None:
+        raise ImportError("kernel='fused' on a GPU needs triton: pip install triton")
+    if kernel is None:
+        if f.device.type != "cuda":
+            raise ValueError(f"the fused GPU kernel runs on CUDA; the logits are on {f.device}")
+        kernel = _ranking_kernel
+    n_rows, m = f.shape
+    if m > MAX_LABELS:
+        raise ValueError(
+            f"the fused GPU kernel holds at most {MAX_LABELS} labels per row, got {m}; "
+            "use kernel='sorted' or 'dense'"
+        )
+    compute = torch.float64 if f.dtype == torch.float64 else torch.float32
+    f, positive = f.contiguous(), positive.contiguous()
+    per_sample = torch.empty(n_rows, dtype=compute, device=f.device)
+    grad = torch.empty(n_rows, m, dtype=compute, device=f.device)
+    uniforms = given = per_sample  # placeholders for the pointers a mode does not read
+    if isinstance(rank, torch.Tensor):
+        mode, given = _GIVEN, rank.to(torch.int64).contiguous()
+        table = rank_weight_table(m, "exact", rounding, f.device, compute)
+    elif rank == "exact":
+        mode, table = _EXACT, rank_weight_table(m, "exact", rounding, f.device, compute)
+    else:
+        mode, table = _SAMPLED, rank_weight_table(m, "sampled", rounding, f.device, compute)
+        uniforms = torch.rand(n_rows, m, dtype=compute, device=f.device, generator=generator)
+    block = max(16, triton.next_power_of_2(m))
+    kernel[(n_rows,)](
+        f,
+        positive,
+        uniforms,
+        given,
+        table,
+        _constants(float(s), float(beta), float(kappa), f.device, compute),
+        per_sample,
+        grad,
+        m,
+        MODE=mode,
+        ACC=tl.float64 if compute == torch.float64 else tl.float32,
+        BLOCK=block,
+        num_warps=min(max(block // 256, 1), 16),
+    )
+    return per_sample, grad

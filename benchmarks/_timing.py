@@ -24,13 +24,16 @@ def time_interleaved(
     repeats: dict[str, int] | None = None,
     device: torch.device | None = None,
     warmup: int = 2,
-) -> dict[str, tuple[float, float]]:
+    keep_samples: bool = False,
+) -> dict[str, tuple[float, float]] | dict[str, list[float]]:
     """Seconds per call of each function, as ``(minimum, median)`` over interleaved rounds.
 
     Args:
         functions: name -> callable to time.
         rounds: rounds; each round calls every function ``repeats[name]`` times in a row.
         repeats: calls per round (default 1); the time of a round is divided by it.
+        keep_samples: return each function's list of per-round times instead, in round
+            order (for comparisons paired by round).
     """
     repeats = repeats or {}
     device = device or torch.device("cpu")
@@ -47,6 +50,8 @@ def time_interleaved(
                 function()
             synchronize(device)
             samples[name].append((time.perf_counter() - start) / count)
+    if keep_samples:
+        return samples
     return {name: (min(values), statistics.median(values)) for name, values in samples.items()}
 
 

@@ -16,7 +16,7 @@ timeout 150 $PY -m pytest -q -p no:cacheprovider tests/losses/test_fused_triton.
 echo "== loss benchmark"
 timeout 120 $PY benchmarks/bench_losses.py --device cuda --rounds 10 --out "$OUT" 2>&1 | tail -30
 echo "== training throughput"
-timeout 150 $PY benchmarks/bench_training.py --device cuda --epochs 5 --rounds 3 --amp bf16 \
+timeout 150 $PY benchmarks/bench_training.py --device cuda --epochs 5 --rounds 4 --amp bf16 \
     --out "$OUT" 2>&1 | tail -12
 echo "== CUDA tests"
 timeout 90 $PY -m pytest -q -p no:cacheprovider tests/losses/test_cuda.py tests/test_propagation.py \

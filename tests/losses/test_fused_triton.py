@@ -64,22 +64,25 @@ def test_sampled_forward_and_backward_use_the_same_ranks(triton_as_fused: None) 
     ranking_reference.test_sampled_forward_and_backward_use_the_same_ranks("fused")
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("n", "m", "density"), [(40, 12, 0.3), (16, 81, 0.05), (4, 1000, 0.01)])
-def test_sampled_draws_invert_the_same_uniforms(n: int, m: int, density: float) -> None:
+def test_sampled_draws_invert_the_same_uniforms(
+    n: int, m: int, density: float, dtype: torch.dtype
+) -> None:
     """The kernel's draws are ``draws_by_inversion`` of its uniforms: one per label, in the
     order ``torch.rand((N, m))`` gives them, read at the positives."""
     draws_by_inversion = pytest.importorskip("rmlc.losses.fused").draws_by_inversion
     kernel, device = kernel_and_device()
     generator = torch.Generator(device).manual_seed(n + m)
-    logits = torch.randn(n, m, dtype=torch.float64, device=device) * 2
-    positive = (torch.rand(n, m, device=device) < density).double()
+    logits = torch.randn(n, m, dtype=dtype, device=device) * 2
+    positive = (torch.rand(n, m, device=device) < density).to(dtype)
     positive[:, 0] = 1  # every row has a positive
     state = generator.get_state()
     sampled, _ = fused_triton.fused_triton_kernel(
         logits, positive, -0.8, 1.0, 5.0, "sampled", "floor", generator, kernel
     )
     generator.set_state(state)
-    uniforms = torch.rand(n, m, dtype=torch.float64, device=device, generator=generator)
+    uniforms = torch.rand(n, m, dtype=dtype, device=device, generator=generator)
 
     mask = positive.bool()
     violators = R.violator_counts(logits, mask)
@@ -91,7 +94,8 @@ def test_sampled_draws_invert_the_same_uniforms(n: int, m: int, density: float) 
     draw_table[mask.cpu()] = torch.from_numpy(draws)
     ranks = R.ranks_from_draws(draw_table, m, "floor")
     expected = F.ranking_loss(logits.cpu(), mask.cpu(), rank=ranks, kernel="pairs")
-    torch.testing.assert_close(sampled.cpu(), expected, rtol=1e-12, atol=1e-12)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(sampled.cpu(), expected, rtol=tolerance, atol=tolerance)
     assert len(set(ranks[mask.cpu() & (violators.cpu() > 0)].tolist())) > 1
 
 
@@ -181,8 +185,116 @@ def test_bad_inputs_are_refused() -> None:
 
 
 def test_cuda_kernel_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert F.choose_cuda_kernel(96, 80) == "fused"
-    assert F.choose_cuda_kernel(4, fused_triton.MAX_LABELS + 1) == "sorted"
-    monkeypatch.setattr(fused_triton, "available", lambda: False)
-    assert F.choose_cuda_kernel(96, 80) == "dense"
-    assert F.choose_cuda_kernel(256, 1000) == "sorted"
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(fused_triton, "supports", lambda device: True)
+    assert F.choose_cuda_kernel(96, 80, gpu) == "fused"
+    assert F.choose_cuda_kernel(4, fused_triton.MAX_LABELS + 1, gpu) == "sorted"
+    monkeypatch.setattr(fused_triton, "supports", lambda device: False)
+    assert F.choose_cuda_kernel(96, 80, gpu) == "dense"
+    assert F.choose_cuda_kernel(256, 1000, gpu) == "sorted"
+
+
+def test_supported_devices() -> None:
+    assert not fused_triton.supports(torch.device("cpu"))
+    if torch.cuda.is_available():
+        capability = torch.cuda.get_device_capability()
+        assert fused_triton.supports(torch.device("cuda", 0)) == (capability >= (7, 0))
+
+
+@pytest.mark.parametrize("rank", ["exact", "given"])
+def test_float32_matches_the_numba_kernel(rank: str) -> None:
+    """The training dtype: float32 sums against numba's float64 sums of the same scores."""
+    fused_kernel = pytest.importorskip("rmlc.losses.fused").fused_kernel
+    kernel, device = kernel_and_device()
+    generator = torch.Generator().manual_seed(11)
+    logits = torch.randn(12, 200, generator=generator) * 2
+    positive = (torch.rand(12, 200, generator=generator) < 0.1).float()
+    given = torch.randint(-1, 203, (12, 200), generator=generator) if rank == "given" else rank
+    expected = fused_kernel(
+        logits.double(), positive.double(), -0.7, 1.0, 3.0, given, "floor", None
+    )
+    got = fused_triton.fused_triton_kernel(
+        logits.to(device),
+        positive.to(device),
+        -0.7,
+        1.0,
+        3.0,
+        given.to(device) if rank == "given" else given,
+        "floor",
+        None,
+        kernel,
+    )
+    assert got[0].dtype == torch.float32 and got[1].dtype == torch.float32
+    torch.testing.assert_close(got[0].cpu().double(), expected[0], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got[1].cpu().double(), expected[1], rtol=1e-5, atol=1e-4)
+
+
+def test_binary_search_and_scan_give_the_inversion_draws() -> None:
+    """Few violators among many negatives take the binary search, many take the scan:
+    both give the draws of scanning the exact distribution (draws_by_inversion)."""
+    draws_by_inversion = pytest.importorskip("rmlc.losses.fused").draws_by_inversion
+    kernel, device = kernel_and_device()
+    n, m = 48, 600
+    generator = torch.Generator().manual_seed(4)
+    logits = torch.full((n, m), -50.0, dtype=torch.float64)
+    positive = torch.zeros(n, m, dtype=torch.float64)
+    positive[:, 0] = 1
+    logits[:, 0] = 10.0
+    violators = torch.tensor([1, 2, 3, 5, 8, 40, 150, 500] * (n // 8))
+    for row, count in enumerate(violators.tolist()):  # scores just above 10 - 1
+        spread = torch.rand(count, generator=generator, dtype=torch.float64)
+        logits[row, 1 : 1 + count] = 9.5 - 0.4 * spread
+    state_generator = torch.Generator(device).manual_seed(9)
+    state = state_generator.get_state()
+    sampled, _ = fused_triton.fused_triton_kernel(
+        logits.to(device),
+        positive.to(device),
+        -0.8,
+        1.0,
+        0.0,
+        "sampled",
+        "floor",
+        state_generator,
+        kernel,
+    )
+    state_generator.set_state(state)
+    uniforms = torch.rand(n, m, dtype=torch.float64, device=device, generator=state_generator)
+    draws = draws_by_inversion(violators.numpy(), np.full(n, m - 1), uniforms[:, 0].cpu().numpy())
+    ranks = torch.zeros(n, m, dtype=torch.int64)
+    ranks[:, 0] = R.ranks_from_draws(torch.from_numpy(draws), m, "floor")
+    expected = F.ranking_loss(logits, positive.bool(), kappa=0.0, rank=ranks, kernel="pairs")
+    torch.testing.assert_close(sampled.cpu(), expected, rtol=1e-12, atol=1e-12)
+    assert (torch.from_numpy(draws)[violators <= 3] > 20).any()  # long scans were needed
+
+
+def test_shapes_and_devices_are_checked() -> None:
+    kernel, device = kernel_and_device()
+    logits, positive = torch.zeros(3, 5, device=device), torch.zeros(3, 5, device=device)
+    with pytest.raises(ValueError, match=r"positive shape \(3, 4\) does not match"):
+        fused_triton.fused_triton_kernel(
+            logits, positive[:, :4], -0.8, 1.0, 5.0, "exact", "floor", None, kernel
+        )
+    with pytest.raises(ValueError, match=r"rank shape \(5, 3\) does not match"):
+        fused_triton.fused_triton_kernel(
+            logits,
+            positive,
+            -0.8,
+            1.0,
+            5.0,
+            torch.zeros(5, 3, dtype=torch.int64, device=device),
+            "floor",
+            None,
+            kernel,
+        )
+    if device == "cuda":
+        with pytest.raises(ValueError, match="rank is on cpu but logits on cuda"):
+            fused_triton.fused_triton_kernel(
+                logits,
+                positive,
+                -0.8,
+                1.0,
+                5.0,
+                torch.zeros(3, 5, dtype=torch.int64),
+                "floor",
+                None,
+            )

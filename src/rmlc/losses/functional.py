@@ -353,7 +353,7 @@ def choose_kernel(num_samples: int, num_labels: int, num_positive: int) -> str:
     The fused and pairs kernels do ``O((P + N) m)`` work, the sorted kernel
     ``O(N m log K)``; measured on CPU (``benchmarks/bench_losses.py``), the fused kernel wins
     below about 100 positives per sample (the pairs kernel, without numba, below 4).
-    On CUDA the dense kernel is used (see :func:`ranking_loss`).
+    On a GPU, :func:`choose_cuda_kernel` decides.
     """
     if fused_kernel is not None:
         return "fused" if num_positive <= _FUSED_POSITIVES_PER_SAMPLE * num_samples else "sorted"
@@ -362,11 +362,11 @@ def choose_kernel(num_samples: int, num_labels: int, num_positive: int) -> str:
     return "sorted"
 
 
-def choose_cuda_kernel(num_samples: int, num_labels: int) -> str:
+def choose_cuda_kernel(num_samples: int, num_labels: int, device: torch.device) -> str:
     """The kernel for a batch on a GPU: ``"fused"`` (one Triton launch) up to
-    ``MAX_LABELS`` labels when Triton is installed, else ``"dense"`` up to 64 M pairs and
-    ``"sorted"`` beyond. Decided from the shape alone: no host-device synchronisation."""
-    if fused_triton.available() and num_labels <= fused_triton.MAX_LABELS:
+    ``MAX_LABELS`` labels where Triton runs on the device, else ``"dense"`` up to 64 M
+    pairs and ``"sorted"`` beyond. Decided without host-device synchronisation."""
+    if fused_triton.supports(device) and num_labels <= fused_triton.MAX_LABELS:
         return "fused"
     return "dense" if num_samples * num_labels**2 <= _DENSE_MAX_PAIRS else "sorted"
 
@@ -393,7 +393,7 @@ class _RankingLossFunction(torch.autograd.Function):
         kernel: Kernel,
     ) -> torch.Tensor:
         if kernel == "auto" and logits.is_cuda:
-            kernel = choose_cuda_kernel(logits.shape[0], logits.shape[1])
+            kernel = choose_cuda_kernel(logits.shape[0], logits.shape[1], logits.device)
         if kernel == "fused" and logits.device.type != "cpu":
             # reads any dtype and layout of positives as they are: one launch, no casts
             per_sample, grad = fused_triton_kernel(
@@ -465,8 +465,8 @@ def ranking_loss(
             tensor of given ranks (read at positive entries; 0 where nothing violates).
         rounding: how the sampled rank ``(m - 1) / q`` becomes an integer.
         generator: random source of the sampled ranks.
-        kernel: ``"auto"``, ``"fused"`` (CPU), ``"pairs"``, ``"sorted"`` or ``"dense"``
-            (see the module docstring).
+        kernel: ``"auto"``, ``"fused"`` (numba on CPU, Triton on a GPU), ``"pairs"``,
+            ``"sorted"`` or ``"dense"`` (see the module docstring).
 
     Returns:
         ``(N,)`` losses, differentiable in ``logits``.

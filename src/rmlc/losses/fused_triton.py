@@ -14,21 +14,25 @@ the same algorithm as the fused CPU kernel (:mod:`rmlc.losses.fused`):
 
 A row of up to :data:`MAX_LABELS` labels is held in registers; sums are taken in float32
 (float64 for float64 logits); half-precision logits are read as they are, without a cast.
-Sampled ranks use one uniform number per label, drawn by torch (so ``generator`` keeps its
-meaning) and read at the positives: the number of draws ``q`` until the first of ``v``
-violators among ``n`` negatives is found by inverting its exact distribution, as
-:func:`rmlc.losses.fused.draws_by_inversion` does. No host-device synchronisation: the
-call is a few launches, ``torch.rand``, the kernel and nothing else. A sample with a
-non-finite score gets a NaN loss and gradient row.
 
-Without a GPU the same kernel runs in Triton's interpreter (:func:`interpreted`), which is
-how the test suite checks it on CPU.
+Sampled ranks use one uniform number ``U`` per label, drawn by torch (so ``generator`` keeps
+its meaning) and read at the positives: the number of draws ``q`` until the first of ``v``
+violators among ``n`` negatives is the smallest ``t`` with ``P(q > t) < 1 - U``, as in
+:func:`rmlc.losses.fused.draws_by_inversion`. Scanning ``t`` upwards takes about
+``n / (v + 1)`` serial steps; a binary search over ``t``, with
+``P(q > t) = prod_{i < v} (n - t - i) / (n - i)``, about ``v log2 n``. The kernel takes the
+shorter, so no positive costs more than about ``sqrt(n log2 n)`` steps.
+
+No host-device synchronisation: a call is ``torch.rand`` (sampled ranks) and the kernel. A
+sample with a non-finite score gets a NaN loss and gradient row. Without a GPU the same
+kernel runs in Triton's interpreter (:func:`interpreted`), which is how the test suite
+checks it on CPU.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -37,13 +41,19 @@ from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table
 try:
     import triton
     import triton.language as tl
-except ImportError:  # triton ships with torch's CUDA wheels; elsewhere the torch kernels run
-    triton = None
+except (ImportError, OSError, RuntimeError):  # ships with torch's CUDA wheels on Linux;
+    triton = None  # without it, or with a broken install, the torch kernels run
 
-__all__ = ["MAX_LABELS", "available", "fused_triton_kernel", "interpreted"]
+if TYPE_CHECKING:
+    from triton.runtime.jit import KernelInterface
+
+__all__ = ["MAX_LABELS", "available", "fused_triton_kernel", "interpreted", "supports"]
 
 # Labels per row the kernel holds in registers; beyond, the torch kernels run.
 MAX_LABELS = 16384
+# The oldest NVIDIA architecture Triton compiles for (Volta), as for torch.compile.
+_MIN_CAPABILITY = (7, 0)
+# How the kernel weighs a positive: by sampled draws, by the exact rank, by a given rank.
 _SAMPLED, _EXACT, _GIVEN = 0, 1, 2
 
 
@@ -52,7 +62,20 @@ def available() -> bool:
     return triton is not None
 
 
+@functools.lru_cache(maxsize=16)
+def supports(device: torch.device) -> bool:
+    """Whether the kernel runs on ``device``: Triton importable, and a CUDA device of
+    compute capability 7.0 or newer (or any ROCm device)."""
+    if triton is None or device.type != "cuda":
+        return False
+    if torch.version.hip is not None:
+        return True
+    return torch.cuda.get_device_capability(device) >= _MIN_CAPABILITY
+
+
 if triton is not None:
+    SAMPLED_MODE: tl.constexpr = tl.constexpr(_SAMPLED)
+    EXACT_MODE: tl.constexpr = tl.constexpr(_EXACT)
 
     @triton.jit
     def _ranking_kernel(
@@ -69,9 +92,17 @@ if triton is not None:
         ACC: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
-        """Row ``program_id`` of ``f`` ``(N, m)``: its loss into ``loss_ptr`` ``(N,)`` and
-        its gradient into ``grad_ptr`` ``(N, m)``; all tensors contiguous. ``constants_ptr``
-        holds ``(1 - s, 1 - beta, kappa)`` in the compute dtype ``ACC``."""
+        """Loss and gradient of row ``program_id``.
+
+        All tensors are contiguous. ``f_ptr``: ``(N, m)`` scores, any float dtype;
+        ``positive_ptr``: ``(N, m)``, nonzero at positives, any dtype; ``uniform_ptr``:
+        ``(N, m)`` uniforms (sampled mode); ``given_ptr``: ``(N, m)`` int64 ranks (given
+        mode); ``table_ptr``: ``(m + 1,)`` weights ``L`` indexed by the draws (sampled) or
+        the rank (exact, given); ``constants_ptr``: ``(cap, soft, kappa)`` with
+        ``cap = 1 - s`` and ``soft = 1 - beta``; outputs ``loss_ptr`` ``(N,)`` and
+        ``grad_ptr`` ``(N, m)``. Float tensors other than ``f`` are in ``ACC``, the
+        compute dtype; ``BLOCK`` is ``m`` rounded up to a power of two.
+        """
         row = tl.program_id(0).to(tl.int64)
         labels = tl.arange(0, BLOCK)
         valid = labels < m
@@ -100,24 +131,37 @@ if triton is not None:
         while j < BLOCK:
             threshold = tl.sum(tl.where(labels == j, f, 0.0)) - one
             violators = tl.sum((negative_scores > threshold).to(tl.int32))
-            if MODE == 0:  # sampled: invert P(q > t) = prod_{a < t} (n - v - a) / (n - a)
-                uniform = tl.load(uniform_ptr + row * m + j).to(tl.float64)
+            if MODE == SAMPLED_MODE:  # q: the smallest t with P(q > t) < 1 - U
+                target = 1.0 - tl.load(uniform_ptr + row * m + j).to(tl.float64)
                 free = negatives - violators
-                target = 1.0 - uniform
-                survival = tl.where(
-                    violators > 0,
-                    free.to(tl.float64) / tl.maximum(negatives, 1).to(tl.float64),
-                    0.0,
-                )
                 draws = tl.full((), 1, tl.int32)
-                while survival >= target:
-                    ratio = (free - draws).to(tl.float64) / (negatives - draws).to(tl.float64)
-                    survival = survival * ratio
-                    draws += 1
+                scan_steps = (negatives + 1).to(tl.float32) / (violators + 1).to(tl.float32)
+                search_steps = violators.to(tl.float32) * tl.log2((negatives + 1).to(tl.float32))
+                if (violators > 0) & (search_steps < scan_steps):  # binary search over t
+                    high = free + 1  # P(q > n - v + 1) = 0
+                    while draws < high:
+                        middle = (draws + high) // 2
+                        survival = tl.full((), 1.0, tl.float64)
+                        for i in range(0, violators):  # P(q > t) = C(n - t, v) / C(n, v)
+                            numerator = (negatives - middle - i).to(tl.float64)
+                            survival *= numerator / (negatives - i).to(tl.float64)
+                        below = survival < target
+                        high = tl.where(below, middle, high)
+                        draws = tl.where(below, draws, middle + 1)
+                else:  # scan t upwards: P(q > t) = prod_{a < t} (n - v - a) / (n - a)
+                    survival = tl.where(
+                        violators > 0,
+                        free.to(tl.float64) / tl.maximum(negatives, 1).to(tl.float64),
+                        0.0,
+                    )
+                    while survival >= target:
+                        numerator = (free - draws).to(tl.float64)
+                        survival = survival * (numerator / (negatives - draws).to(tl.float64))
+                        draws += 1
                 index = tl.where(violators > 0, draws, 0)
-            elif MODE == 1:  # exact: r = v
+            elif MODE == EXACT_MODE:  # r = v
                 index = violators
-            else:  # given ranks, read where something violates
+            else:  # a given rank, read where something violates
                 given = tl.load(given_ptr + row * m + j)
                 index = tl.where(violators > 0, tl.minimum(tl.maximum(given, 0), m), 0)
             weight = tl.load(table_ptr + index).to(ACC)
@@ -146,7 +190,7 @@ def _constants(
     return torch.tensor([1.0 - s, 1.0 - beta, kappa], dtype=dtype, device=device)
 
 
-def interpreted() -> Any:
+def interpreted() -> KernelInterface:
     """The kernel as Triton's interpreter runs it, on CPU tensors (slow; for tests).
 
     Triton decides at import whether it interprets: ``TRITON_INTERPRET=1`` must be set
@@ -161,6 +205,25 @@ def interpreted() -> Any:
     return _ranking_kernel
 
 
+def _check_inputs(f: torch.Tensor, positive: torch.Tensor, rank: object) -> None:
+    """Shapes and devices, which the kernel would otherwise read past or fault on."""
+    if f.dim() != 2:
+        raise ValueError(f"logits must have shape (N, m), got shape {tuple(f.shape)}")
+    if f.shape[1] > MAX_LABELS:
+        raise ValueError(
+            f"the fused GPU kernel holds at most {MAX_LABELS} labels per row, got "
+            f"{f.shape[1]}; use kernel='sorted' or 'dense'"
+        )
+    named = {"positive": positive} | ({"rank": rank} if isinstance(rank, torch.Tensor) else {})
+    for name, tensor in named.items():
+        if tensor.shape != f.shape:
+            raise ValueError(
+                f"{name} shape {tuple(tensor.shape)} does not match logits shape {tuple(f.shape)}"
+            )
+        if tensor.device != f.device:
+            raise ValueError(f"{name} is on {tensor.device} but logits on {f.device}")
+
+
 def fused_triton_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
@@ -170,17 +233,17 @@ def fused_triton_kernel(
     rank: RankMode | torch.Tensor,
     rounding: RankRounding,
     generator: torch.Generator | None,
-    kernel: Any = None,
+    launcher: KernelInterface | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking and margin terms with their gradient, one launch for the batch (GPU).
 
     Args:
         f: ``(N, m)`` scores of any floating dtype on a GPU, ``m <= MAX_LABELS``; float64
             is computed in float64, the others in float32.
-        positive: ``(N, m)`` positive labels, bool or 0/1 of any dtype.
+        positive: ``(N, m)``, nonzero at positive labels (bool or numbers of any dtype).
         s, beta, kappa, rank, rounding, generator: as
             :func:`rmlc.losses.functional.ranking_loss` (``kappa`` is included here).
-        kernel: the compiled kernel by default; :func:`interpreted` runs on CPU tensors.
+        launcher: the compiled kernel by default; :func:`interpreted` runs on CPU tensors.
 
     Returns:
         ``(per_sample (N,), grad (N, m))`` in the compute dtype, with
@@ -188,16 +251,10 @@ def fused_triton_kernel(
     """
     if triton is None:
         raise ImportError("kernel='fused' on a GPU needs triton: pip install triton")
-    if kernel is None:
-        if f.device.type != "cuda":
-            raise ValueError(f"the fused GPU kernel runs on CUDA; the logits are on {f.device}")
-        kernel = _ranking_kernel
+    if launcher is None and f.device.type != "cuda":
+        raise ValueError(f"the fused GPU kernel runs on CUDA; the logits are on {f.device}")
+    _check_inputs(f, positive, rank)
     n_rows, m = f.shape
-    if m > MAX_LABELS:
-        raise ValueError(
-            f"the fused GPU kernel holds at most {MAX_LABELS} labels per row, got {m}; "
-            "use kernel='sorted' or 'dense'"
-        )
     compute = torch.float64 if f.dtype == torch.float64 else torch.float32
     f, positive = f.contiguous(), positive.contiguous()
     per_sample = torch.empty(n_rows, dtype=compute, device=f.device)
@@ -211,20 +268,29 @@ def fused_triton_kernel(
     else:
         mode, table = _SAMPLED, rank_weight_table(m, "sampled", rounding, f.device, compute)
         uniforms = torch.rand(n_rows, m, dtype=compute, device=f.device, generator=generator)
+    constants = _constants(float(s), float(beta), float(kappa), f.device, compute)
     block = max(16, triton.next_power_of_2(m))
-    kernel[(n_rows,)](
-        f,
-        positive,
-        uniforms,
-        given,
-        table,
-        _constants(float(s), float(beta), float(kappa), f.device, compute),
-        per_sample,
-        grad,
-        m,
-        MODE=mode,
-        ACC=tl.float64 if compute == torch.float64 else tl.float32,
-        BLOCK=block,
-        num_warps=min(max(block // 256, 1), 16),
-    )
+
+    def launch(kernel: KernelInterface) -> None:
+        kernel[(n_rows,)](
+            f,
+            positive,
+            uniforms,
+            given,
+            table,
+            constants,
+            per_sample,
+            grad,
+            m,
+            MODE=mode,
+            ACC=tl.float64 if compute == torch.float64 else tl.float32,
+            BLOCK=block,
+            num_warps=min(max(block // 256, 1), 16),
+        )
+
+    if launcher is not None:
+        launch(launcher)
+    else:
+        with torch.cuda.device(f.device):  # Triton launches on the current device
+            launch(_ranking_kernel)
     return per_sample, grad

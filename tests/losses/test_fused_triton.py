@@ -270,31 +270,16 @@ def test_binary_search_and_scan_give_the_inversion_draws() -> None:
 def test_shapes_and_devices_are_checked() -> None:
     kernel, device = kernel_and_device()
     logits, positive = torch.zeros(3, 5, device=device), torch.zeros(3, 5, device=device)
+
+    def call(positive: torch.Tensor, rank: str | torch.Tensor) -> None:
+        fused_triton.fused_triton_kernel(
+            logits, positive, -0.8, 1.0, 5.0, rank, "floor", None, kernel
+        )
+
     with pytest.raises(ValueError, match=r"positive shape \(3, 4\) does not match"):
-        fused_triton.fused_triton_kernel(
-            logits, positive[:, :4], -0.8, 1.0, 5.0, "exact", "floor", None, kernel
-        )
+        call(positive[:, :4], "exact")
     with pytest.raises(ValueError, match=r"rank shape \(5, 3\) does not match"):
-        fused_triton.fused_triton_kernel(
-            logits,
-            positive,
-            -0.8,
-            1.0,
-            5.0,
-            torch.zeros(5, 3, dtype=torch.int64, device=device),
-            "floor",
-            None,
-            kernel,
-        )
+        call(positive, torch.zeros(5, 3, dtype=torch.int64, device=device))
     if device == "cuda":
         with pytest.raises(ValueError, match="rank is on cpu but logits on cuda"):
-            fused_triton.fused_triton_kernel(
-                logits,
-                positive,
-                -0.8,
-                1.0,
-                5.0,
-                torch.zeros(3, 5, dtype=torch.int64),
-                "floor",
-                None,
-            )
+            call(positive, torch.zeros(3, 5, dtype=torch.int64))

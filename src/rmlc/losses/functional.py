@@ -376,6 +376,45 @@ def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
+def _loss_and_gradient(
+    f: torch.Tensor,
+    positive: torch.Tensor,
+    s: float,
+    beta: float,
+    kappa: float,
+    rank: RankMode | torch.Tensor,
+    rounding: RankRounding,
+    generator: torch.Generator | None,
+    kernel: Kernel,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(per_sample (N,), grad (N, m))`` of ``ranking + kappa * margin`` for detached
+    scores ``f``, by the kernel asked for (``"auto"``: by device and shape)."""
+    if kernel == "auto" and f.is_cuda:
+        kernel = choose_cuda_kernel(f.shape[0], f.shape[1], f.device)
+    if kernel == "fused" and f.device.type != "cpu":
+        # reads any dtype and layout of positives as they are: one launch, no casts
+        return fused_triton_kernel(f, positive, s, beta, kappa, rank, rounding, generator)
+    dtype = _compute_dtype(f)
+    f = f if f.dtype == dtype else f.to(dtype)
+    indicator = positive if positive.dtype == dtype else positive.to(dtype)
+    num_positive = indicator.sum(dim=1)
+    positive_count = None  # a host sync: taken on CPU only, where it is free
+    if kernel == "auto":
+        positive_count = int(num_positive.sum())
+        kernel = choose_kernel(f.shape[0], f.shape[1], positive_count)
+    if kernel == "fused":
+        if fused_kernel is None:
+            raise ImportError("kernel='fused' needs numba: pip install numba")
+        return fused_kernel(f, indicator, s, beta, kappa, rank, rounding, generator, positive_count)
+    compute = {"pairs": _pairs_kernel, "sorted": _sorted_kernel, "dense": _dense_kernel}
+    per_sample, grad = compute[kernel](
+        f, indicator, num_positive, s, beta, rank, rounding, generator
+    )
+    if kappa != 0.0:
+        _add_margin_term(f, indicator, per_sample, grad, s, beta, kappa)
+    return per_sample, grad
+
+
 class _RankingLossFunction(torch.autograd.Function):
     """Per-sample ``ranking + kappa * margin``; backward scales the stored gradient."""
 
@@ -392,38 +431,9 @@ class _RankingLossFunction(torch.autograd.Function):
         generator: torch.Generator | None,
         kernel: Kernel,
     ) -> torch.Tensor:
-        if kernel == "auto" and logits.is_cuda:
-            kernel = choose_cuda_kernel(logits.shape[0], logits.shape[1], logits.device)
-        if kernel == "fused" and logits.device.type != "cpu":
-            # reads any dtype and layout of positives as they are: one launch, no casts
-            per_sample, grad = fused_triton_kernel(
-                logits.detach(), positive, s, beta, kappa, rank, rounding, generator
-            )
-            ctx.save_for_backward(grad)
-            ctx.logits_dtype = logits.dtype
-            return per_sample
-        dtype = _compute_dtype(logits)
-        f = logits.detach()
-        f = f if f.dtype == dtype else f.to(dtype)
-        indicator = positive if positive.dtype == dtype else positive.to(dtype)
-        num_positive = indicator.sum(dim=1)
-        positive_count = None  # a host sync: taken on CPU only, where it is free
-        if kernel == "auto":
-            positive_count = int(num_positive.sum())
-            kernel = choose_kernel(f.shape[0], f.shape[1], positive_count)
-        if kernel == "fused":
-            if fused_kernel is None:
-                raise ImportError("kernel='fused' needs numba: pip install numba")
-            per_sample, grad = fused_kernel(
-                f, indicator, s, beta, kappa, rank, rounding, generator, positive_count
-            )
-        else:
-            compute = {"pairs": _pairs_kernel, "sorted": _sorted_kernel, "dense": _dense_kernel}
-            per_sample, grad = compute[kernel](
-                f, indicator, num_positive, s, beta, rank, rounding, generator
-            )
-            if kappa != 0.0:
-                _add_margin_term(f, indicator, per_sample, grad, s, beta, kappa)
+        per_sample, grad = _loss_and_gradient(
+            logits.detach(), positive, s, beta, kappa, rank, rounding, generator, kernel
+        )
         ctx.save_for_backward(grad)
         ctx.logits_dtype = logits.dtype
         return per_sample

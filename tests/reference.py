@@ -148,3 +148,54 @@ def literal_subgradient(
                     g[j] -= w * kappa * y[j]
         grad.append(g)
     return grad
+
+
+def literal_balanced_margin(
+    f: Sequence[float], y: Sequence[int], s: float = -0.8, beta: float = 1.0
+) -> float:
+    """Margin term with each side's weights summing to m / 2: w = m / (2 |C+|) on
+    positives, m / (2 |C-|) on negatives (y in {-1, +1})."""
+    m = len(f)
+    positives = sum(1 for v in y if v == 1)
+    negatives = m - positives
+    total = 0.0
+    for fj, yj in zip(f, y, strict=True):
+        count = positives if yj == 1 else negatives
+        total += m / (2.0 * count) * ramp(yj * fj, s, beta)
+    return total
+
+
+def literal_ramp_statistics(logits: Matrix, targets: Matrix, s: float = -0.8) -> dict[str, float]:
+    """Shares of positives, negatives and (positive, negative) pairs on the ramp's flat
+    part (``y f <= s``; ``f_j - f_k <= s``), of active pairs (``s < f_j - f_k < 1``), mean
+    scores, and the share of positives scored above 0, by loops over every pair."""
+    counts = dict.fromkeys(("pos", "neg", "pos_flat", "neg_flat", "pairs", "flat", "active"), 0)
+    pos_sum = neg_sum = 0.0
+    above = 0
+    for row, target in zip(logits, targets, strict=True):
+        f = [float(x) for x in row]
+        positives = [j for j, t in enumerate(target) if float(t) == 1.0]
+        negatives = [k for k, t in enumerate(target) if float(t) != 1.0]
+        for j in positives:
+            counts["pos"] += 1
+            counts["pos_flat"] += f[j] <= s
+            pos_sum += f[j]
+            above += f[j] > 0
+            for k in negatives:
+                counts["pairs"] += 1
+                d = f[j] - f[k]
+                counts["flat"] += d <= s
+                counts["active"] += s < d < 1
+        for k in negatives:
+            counts["neg"] += 1
+            counts["neg_flat"] += -f[k] <= s
+            neg_sum += f[k]
+    return {
+        "positive_flat": counts["pos_flat"] / counts["pos"],
+        "negative_flat": counts["neg_flat"] / counts["neg"],
+        "pair_flat": counts["flat"] / counts["pairs"],
+        "pair_active": counts["active"] / counts["pairs"],
+        "positive_mean": pos_sum / counts["pos"],
+        "negative_mean": neg_sum / counts["neg"],
+        "positive_above_zero": above / counts["pos"],
+    }

@@ -58,3 +58,78 @@ def test_aggregate_means_and_spreads() -> None:
 def test_unknown_experiment() -> None:
     with pytest.raises(ValueError, match="unknown experiment 'table9'"):
         reproduce("table9", quick=True)
+
+
+@pytest.mark.parametrize(
+    ("differences", "verdict"),
+    [
+        ([2.0, 2.5, 3.0], "held"),
+        ([-2.0, -2.5, -3.0], "did not hold"),
+        ([5.0, -1.0, 0.5], "inconclusive"),  # mean > 0, ahead in 2 of 3, interval holds 0
+        ([4.0], "inconclusive"),
+    ],
+)
+def test_paired_verdicts_use_the_interval(differences, verdict) -> None:
+    from rmlc.experiments.report import paired_verdict
+
+    got, low, high = paired_verdict(differences)
+    assert got == verdict
+    assert low <= sum(differences) / len(differences) <= high
+
+
+def test_paired_interval_is_students_t() -> None:
+    from scipy import stats
+
+    from rmlc.experiments.report import paired_verdict
+
+    differences = [1.0, 2.0, 4.0, 3.0]
+    _, low, high = paired_verdict(differences)
+    mean, sem = 2.5, stats.sem(differences)
+    half = stats.t.ppf(0.975, 3) * sem
+    assert (low, high) == pytest.approx((mean - half, mean + half))
+
+
+def test_report_flags_learning_rates_at_the_grid_edge(tmp_path) -> None:
+    from rmlc.experiments.report import write_report
+    from rmlc.provenance import provenance
+
+    spec = load_spec("table3")
+    runs = tmp_path / "runs.csv"
+    with runs.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, ["variant", "axis", "seed", "method", "seconds", "metrics"])
+        writer.writeheader()
+        for seed in range(2):
+            writer.writerow(
+                {
+                    "variant": "",
+                    "axis": "",
+                    "seed": seed,
+                    "method": "WARP",
+                    "seconds": 1,
+                    "metrics": '{"mAP": 50.0}',
+                }
+            )
+    rates = {
+        "WARP": 0.02,
+        "RMLC": 0.002,
+        "_scores": {"WARP": [[1, 0.002], [2, 0.02]], "RMLC": [[1, 0.0002], [3, 0.002], [2, 0.02]]},
+    }
+    report = write_report(spec, runs, tmp_path, "", 2, rates, provenance("rmlc reproduce x"))
+    text = report.read_text()
+    assert "At the edge of the learning-rate grid: WARP (largest)" in text
+    assert "RMLC (" not in text.split("At the edge")[1].split("\n")[0]
+    assert "## Provenance" in text and "- command: `rmlc reproduce x`" in text
+    assert "runs from commit(s): `not recorded`" in text
+
+
+@pytest.mark.slow
+def test_parallel_jobs_run_every_method_once(tmp_path) -> None:
+    """``jobs=2`` trains in worker processes; the fixed-feature method runs beside its
+    source network, and each run records its commit and device."""
+    reproduce("table3", quick=True, out=tmp_path, jobs=2)
+    with (tmp_path / "table3-quick-runs.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    spec = load_spec("table3")
+    assert sorted(row["method"] for row in rows) == sorted(m["name"] for m in spec.methods)
+    assert all(row["commit"] and row["device"].startswith("cpu") for row in rows)
+    assert "## Provenance" in (tmp_path / "table3-quick.md").read_text()

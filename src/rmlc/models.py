@@ -143,7 +143,9 @@ def build_model(
             ``"small-cnn"``.
         num_classes: number of labels ``m``.
         in_channels: image channels (1 for grayscale).
-        pretrained: ImageNet weights through torchvision (needs internet or a cache).
+        pretrained: ImageNet weights through torchvision (needs internet or a cache); for
+            the small CNN, rmlc's own self-supervised weights (:mod:`rmlc.pretrain`, shipped
+            for grayscale images at widths 8 and 16), which saw no task's labels.
         weights: a local weights file for the backbone (see :func:`load_backbone_weights`).
         small_input: for ResNets on 32-64 px images, a 3x3 stem without max pooling.
         width, norm: of the small CNN.
@@ -153,10 +155,14 @@ def build_model(
     if backbone in RESNETS:
         network, feature_dim = _resnet_backbone(backbone, in_channels, small_input, pretrained)
     elif backbone == "small-cnn":
-        if pretrained:
-            raise ValueError("small-cnn has no ImageNet weights; use --weights for our own")
         network = SmallCNN(in_channels, width, norm)
         feature_dim = network.out_features
+        if pretrained and weights is None:  # the rotation-pretrained stand-in, shipped
+            from rmlc.pretrain import shipped_weights
+
+            if in_channels != 1:
+                raise ValueError("the shipped small-cnn weights are for grayscale images")
+            weights = shipped_weights(width, norm)
     else:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     model = MultiLabelNet(network, feature_dim, num_classes, backbone)

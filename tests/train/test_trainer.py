@@ -113,3 +113,50 @@ def test_second_ctrl_c_aborts_without_saving(mosaic_tables, tmp_path) -> None:
     assert info.value.exit_code == 130
     # 5 steps per epoch: the checkpoints came at steps 4 and 5 (end of epoch 1), none at 7.
     assert load_checkpoint(tmp_path / "b" / "last.pt")["position"]["global_step"] == 5
+
+
+def test_dynamics_are_logged_every_few_steps_with_the_fit_to_clean_labels(
+    mosaic_tables, tmp_path
+) -> None:
+    """``dynamics_every`` writes the ramp statistics of the configured steps, the warm
+    start's beta, and each epoch's training fit to the noisy and to the clean labels."""
+    import csv
+
+    from rmlc.losses.dynamics import DYNAMICS_KEYS
+
+    config = tiny_config(
+        mosaic_tables,
+        tmp_path / "run",
+        dynamics_every=2,
+        label_noise=0.5,
+        loss_params={"hinge_steps": 3},
+    )
+    trainer = build_trainer(config)
+    trainer.fit()
+    steps_per_epoch = trainer._steps
+    rows = list(csv.DictReader((tmp_path / "run" / "dynamics.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(0, 2 * steps_per_epoch, 2))
+    assert set(DYNAMICS_KEYS) <= set(rows[0])
+    assert [float(r["beta"]) for r in rows] == [0.0 if int(r["step"]) < 3 else 1.0 for r in rows]
+    for row in rows:
+        for key in ("positive_flat", "negative_flat", "pair_flat", "pair_active"):
+            assert 0.0 <= float(row[key]) <= 1.0
+    log = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert all({"fit_train_mAP", "fit_clean_mAP", "fit_corrupted_mAP"} <= set(r) for r in log)
+    # Half of the label vectors were redrawn: the fits to noisy and clean labels differ.
+    assert any(r["fit_train_mAP"] != r["fit_clean_mAP"] for r in log)
+    assert trainer.data.clean_targets is not None
+    assert not torch.equal(trainer.data.clean_targets, trainer.targets[trainer.data.labeled])
+
+
+def test_warm_start_position_is_restored_on_resume(mosaic_tables, tmp_path) -> None:
+    config = tiny_config(mosaic_tables, tmp_path / "run", loss_params={"hinge_steps": 100})
+    trainer = build_trainer(config)
+    trainer.fit()
+    done = trainer.loss_fn.steps_done
+    assert done == trainer.position.global_step > 0
+    resumed = build_trainer(
+        tiny_config(mosaic_tables, tmp_path / "run", resume=True, loss_params={"hinge_steps": 100})
+    )
+    resumed.resume(tmp_path / "run" / "last.pt")
+    assert resumed.loss_fn.steps_done == done

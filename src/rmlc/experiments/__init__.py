@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,12 @@ from tqdm.auto import tqdm
 
 from rmlc.experiments.report import write_report
 from rmlc.experiments.runner import fit_on_features, train_network
+from rmlc.provenance import describe_device, git_commit, provenance
 from rmlc.train import TrainConfig
 
 __all__ = ["EXPERIMENTS", "ExperimentSpec", "load_spec", "reproduce"]
 
-EXPERIMENTS = ("table1", "table2", "table3", "table4", "fig3", "missing")
+EXPERIMENTS = ("table1", "table2", "table3", "table4", "fig3", "missing", "remedies")
 SPEC_FOLDER = Path(__file__).resolve().parents[3] / "configs" / "reproduce"
 
 
@@ -104,7 +108,51 @@ def _selection_metric(result_metrics: dict[str, Any]) -> float:
     return validation.get("accuracy", validation.get("mAP", float("nan")))
 
 
-def tuned_learning_rates(spec: ExperimentSpec, out: Path, quick: bool) -> dict[str, float]:
+def _train_task(task: dict[str, Any]) -> dict[str, Any]:
+    """One trained network of an experiment, and the fixed-feature methods that read its
+    features (run in a worker process when ``jobs > 1``).
+
+    Returns:
+        ``{"result": the trainer's result, "metrics": {method name: (metrics, seconds)}}``.
+    """
+    started = time.perf_counter()
+    run = train_network(TrainConfig.from_dict(task["values"], source=task["source"]))
+    metrics = {task["name"]: (run.metrics, time.perf_counter() - started)}
+    for feature_method in task["features"]:
+        values, seconds = fit_on_features(run, feature_method.get("params", {}), task["seed"])
+        metrics[feature_method["name"]] = (values, seconds)
+    return {"result": run.result, "metrics": metrics}
+
+
+def _worker_start(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _map(tasks: list[dict[str, Any]], jobs: int, description: str):
+    """Yield ``(task, outcome)`` as each task finishes: in this process when ``jobs`` is 1,
+    else in ``jobs`` worker processes sharing the machine's cores."""
+    bar = tqdm(total=len(tasks), desc=description, unit="run")
+    if jobs <= 1:
+        for task in tasks:
+            yield task, _train_task(task)
+            bar.update()
+        bar.close()
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, context, _worker_start, (threads,)) as pool:
+        futures = {pool.submit(_train_task, task): task for task in tasks}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+            bar.update()
+    bar.close()
+
+
+def tuned_learning_rates(
+    spec: ExperimentSpec, out: Path, quick: bool, jobs: int = 1
+) -> dict[str, float]:
     """Each method's learning rate: its default times the factor of ``spec.tune`` with the
     best validation score (seed 0, first variant, first axis value), every method with the
     same factors; or the rates another experiment chose (``tune_from``); or the defaults
@@ -125,15 +173,25 @@ def tuned_learning_rates(spec: ExperimentSpec, out: Path, quick: bool) -> dict[s
     if path.is_file():
         return json.loads(path.read_text())
     first_value = spec.axis["values"][0] if spec.axis else None
-    chosen: dict[str, float] = {}
-    tuned = [m for m in trained if "tune_as" not in m]
-    plan = [(m, f) for m in tuned for f in spec.tune["factors"]]
+    tasks = []
+    for method in (m for m in trained if "tune_as" not in m):
+        for factor in spec.tune["factors"]:
+            values = _config_values(spec, quick, spec.variants[0], first_value, method)
+            values.update(seed=0, lr=default(method) * factor)
+            tasks.append(
+                {
+                    "name": method["name"],
+                    "values": values,
+                    "source": str(spec.path),
+                    "seed": 0,
+                    "features": [],
+                }
+            )
     scores: dict[str, list[tuple[float, float]]] = {}
-    for method, factor in tqdm(plan, desc=f"{spec.name} tuning", unit="run"):
-        values = _config_values(spec, quick, spec.variants[0], first_value, method)
-        values.update(seed=0, lr=default(method) * factor)
-        run = train_network(TrainConfig.from_dict(values, source=str(spec.path)))
-        scores.setdefault(method["name"], []).append((_selection_metric(run.result), values["lr"]))
+    for task, outcome in _map(tasks, jobs, f"{spec.name} tuning"):
+        score = _selection_metric(outcome["result"])
+        scores.setdefault(task["name"], []).append((score, task["values"]["lr"]))
+    chosen: dict[str, float] = {}
     for name, candidates in scores.items():
         chosen[name] = max(candidates)[1]
     for method in trained:
@@ -143,67 +201,96 @@ def tuned_learning_rates(spec: ExperimentSpec, out: Path, quick: bool) -> dict[s
     return chosen
 
 
+def _run_fields(path: Path) -> list[str]:
+    """The columns of a runs file: those it already has, or the current ones."""
+    if path.is_file():
+        with path.open() as stream:
+            header = next(csv.reader(stream), None)
+        if header:
+            return header
+    return ["variant", "axis", "seed", "method", "seconds", "metrics", "commit", "device"]
+
+
 def run_experiment(
-    spec: ExperimentSpec, quick: bool = False, seeds: int | None = None, out: Path = Path("results")
+    spec: ExperimentSpec,
+    quick: bool = False,
+    seeds: int | None = None,
+    out: Path = Path("results"),
+    jobs: int = 1,
 ) -> Path:
-    """Run (or resume) one experiment and write its results; returns the report's path."""
+    """Run (or resume) one experiment and write its results; returns the report's path.
+
+    ``jobs`` > 1 trains that many networks at once in worker processes, each with an
+    equal share of the cores (results do not depend on it: every run is seeded).
+    """
     seeds = seeds or (spec.quick_seeds if quick else spec.seeds)
     suffix = "-quick" if quick else ""
     out.mkdir(parents=True, exist_ok=True)
-    rates = tuned_learning_rates(spec, out, quick)
+    rates = tuned_learning_rates(spec, out, quick, jobs)
     runs_path = out / f"{spec.name}{suffix}-runs.csv"
     done = _runs_done(runs_path)
-    plan = _plan(spec, quick, seeds)
-    trained: dict[tuple, Any] = {}
-    fields = ["variant", "axis", "seed", "method", "seconds", "metrics"]
+    tasks = []
+    for variant, value, seed, method in _plan(spec, quick, seeds):
+        if method.get("kind") == "features":
+            continue
+        key = (variant["name"], "" if value is None else str(value), seed, method["name"])
+        features = [
+            m
+            for m in spec.methods
+            if m.get("source") == method["name"] and (key[0], key[1], seed, m["name"]) not in done
+        ]
+        if key in done and not features:
+            continue
+        values = _config_values(spec, quick, variant, value, method)
+        values.update(seed=seed, lr=rates[method["name"]])
+        tasks.append(
+            {
+                "name": method["name"],
+                "key": key,
+                "values": values,
+                "source": str(spec.path),
+                "seed": seed,
+                "features": features,
+            }
+        )
+    fields = _run_fields(runs_path)
+    origin = {"commit": git_commit(), "device": describe_device()}
     new_file = not runs_path.is_file()
     with runs_path.open("a", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=fields)
+        writer = csv.DictWriter(stream, fieldnames=fields, extrasaction="ignore")
         if new_file:
             writer.writeheader()
-        bar = tqdm(plan, desc=spec.name, unit="run")
-        for variant, value, seed, method in bar:
-            key = (variant["name"], "" if value is None else str(value), seed, method["name"])
-            needed_later = any(
-                m.get("source") == method["name"] and (key[0], key[1], seed, m["name"]) not in done
-                for m in spec.methods
-            )
-            if key in done and not needed_later:
-                continue
-            bar.set_postfix_str(f"{variant['name'] or 'all'} {value} seed {seed} {method['name']}")
-            started = time.perf_counter()
-            if method.get("kind") == "features":
-                source = trained[(key[0], key[1], seed, method["source"])]
-                metrics, _ = fit_on_features(source, method.get("params", {}), seed)
-            else:
-                values = _config_values(spec, quick, variant, value, method)
-                values.update(seed=seed, lr=rates[method["name"]])
-                run = train_network(TrainConfig.from_dict(values, source=str(spec.path)))
-                metrics = run.metrics
-                if needed_later:
-                    trained[(key[0], key[1], seed, method["name"])] = run
+        for task, outcome in _map(tasks, jobs, spec.name):
+            for name, (metrics, seconds) in outcome["metrics"].items():
+                key = (*task["key"][:3], name)
                 if key in done:
                     continue
-            writer.writerow(
-                {
-                    "variant": key[0],
-                    "axis": key[1],
-                    "seed": seed,
-                    "method": key[3],
-                    "seconds": f"{time.perf_counter() - started:.1f}",
-                    "metrics": json.dumps(metrics),
-                }
-            )
+                writer.writerow(
+                    {
+                        "variant": key[0],
+                        "axis": key[1],
+                        "seed": key[2],
+                        "method": name,
+                        "seconds": f"{seconds:.1f}",
+                        "metrics": json.dumps(metrics),
+                        **origin,
+                    }
+                )
             stream.flush()
-    return write_report(spec, runs_path, out, suffix, seeds, rates)
+    command = f"rmlc reproduce {spec.name}" + (" --quick" if quick else "")
+    return write_report(spec, runs_path, out, suffix, seeds, rates, provenance(command))
 
 
 def reproduce(
-    target: str, quick: bool = False, seeds: int | None = None, out: Path = Path("results")
+    target: str,
+    quick: bool = False,
+    seeds: int | None = None,
+    out: Path = Path("results"),
+    jobs: int = 1,
 ) -> list[Path]:
     """Run one experiment by name, or ``"all"`` of them; returns the report paths."""
     names = EXPERIMENTS if target == "all" else (target,)
     for name in names:
         if name not in EXPERIMENTS:
             raise ValueError(f"unknown experiment {name!r}; choose {', '.join(EXPERIMENTS)}")
-    return [run_experiment(load_spec(name), quick, seeds, Path(out)) for name in names]
+    return [run_experiment(load_spec(name), quick, seeds, Path(out), jobs) for name in names]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["aggregate", "write_report"]
+from rmlc.provenance import provenance_markdown
+
+__all__ = ["aggregate", "paired_verdict", "write_report"]
 
 _PANEL_INCHES = (4.2, 3.4)  # width, height of one plot panel
 _TITLE_CHARACTERS_PER_INCH = 12  # at the title's font size 10
@@ -74,6 +77,29 @@ def _paired_differences(
     ]
 
 
+def paired_verdict(differences: list[float]) -> tuple[str, float, float]:
+    """Verdict on paired differences ``better - worse``: the 95% confidence interval of
+    their mean (Student's t) decides.
+
+    Returns:
+        ``(verdict, low, high)``: ``"held"`` when the interval lies above 0, ``"did not
+        hold"`` when below, ``"inconclusive"`` when it contains 0 (or with one pair).
+    """
+    from scipy import stats
+
+    mean = statistics.fmean(differences)
+    if len(differences) < 2:
+        return "inconclusive", -math.inf, math.inf
+    sem = statistics.stdev(differences) / math.sqrt(len(differences))
+    half = float(stats.t.ppf(0.975, len(differences) - 1)) * sem
+    low, high = mean - half, mean + half
+    if low > 0:
+        return "held", low, high
+    if high < 0:
+        return "did not hold", low, high
+    return "inconclusive", low, high
+
+
 def _claim_lines(spec, runs: list[dict[str, Any]]) -> list[str]:
     lines = []
     for claim in spec.claims:
@@ -82,12 +108,13 @@ def _claim_lines(spec, runs: list[dict[str, Any]]) -> list[str]:
             continue
         mean, std = _stats(differences)
         n, wins = len(differences), sum(d > 0 for d in differences)
-        verdict = "**held**" if mean > 0 and wins > n / 2 else "**did not hold**"
+        verdict, low, high = paired_verdict(differences)
         paper = f" (paper: {claim['paper']})" if "paper" in claim else ""
         lines.append(
-            f"- {claim['text']}{paper}: {verdict} here: {claim['better']} − {claim['worse']} = "
-            f"{mean:+.2f} ± {std:.2f} {claim['metric']} points over {n} paired runs; "
-            f"{claim['better']} ahead in {wins} of {n}."
+            f"- {claim['text']}{paper}: **{verdict}** here: {claim['better']} − "
+            f"{claim['worse']} = {mean:+.2f} ± {std:.2f} {claim['metric']} points over {n} "
+            f"paired runs (95% interval {low:+.2f} to {high:+.2f}); {claim['better']} ahead "
+            f"in {wins} of {n}."
         )
     return lines
 
@@ -137,10 +164,45 @@ def _plot(spec, rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def _grid_edges(spec, rates: dict[str, float]) -> list[str]:
+    """Methods whose tuned learning rate is the smallest or largest factor of the grid."""
+    scores = rates.get("_scores")
+    if not isinstance(scores, dict):
+        return []
+    edges = []
+    for name, candidates in scores.items():
+        grid = sorted(lr for _, lr in candidates)
+        if len(grid) > 1 and rates.get(name) in (grid[0], grid[-1]):
+            side = "smallest" if rates[name] == grid[0] else "largest"
+            edges.append(f"{name} ({side})")
+    return edges
+
+
+def _provenance_lines(runs: list[dict[str, Any]], record: dict[str, Any] | None) -> list[str]:
+    if record is None:
+        return []
+    lines = ["", "## Provenance", "", *provenance_markdown(record)]
+    commits = sorted({run.get("commit") or "not recorded" for run in runs})
+    devices = sorted({run.get("device") or "not recorded" for run in runs})
+    lines.append(f"- runs from commit(s): {', '.join(f'`{c}`' for c in commits)}")
+    lines.append(f"- runs on: {'; '.join(devices)}")
+    return lines
+
+
 def write_report(
-    spec, runs_path: Path, out: Path, suffix: str, seeds: int, rates: dict[str, float]
+    spec,
+    runs_path: Path,
+    out: Path,
+    suffix: str,
+    seeds: int,
+    rates: dict[str, float],
+    record: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``<name>.csv``, ``<name>.md`` (and ``<name>.png`` for a swept axis)."""
+    """Write ``<name>.csv``, ``<name>.md`` (and ``<name>.png`` for a swept axis).
+
+    ``record``: the :func:`~rmlc.provenance.provenance` of this report, written with the
+    commits and devices the runs recorded.
+    """
     runs = _read_runs(runs_path)
     rows = aggregate(runs, spec.metrics)
     extra = [m for m in ("s_in", "s_out") if any(m in row for row in rows)]
@@ -176,6 +238,13 @@ def write_report(
         + ".",
         "",
     ]
+    edges = _grid_edges(spec, rates)
+    if edges:
+        lines[-1:-1] = [
+            f"At the edge of the learning-rate grid: {', '.join(edges)}: a wider grid may "
+            "change that method's result.",
+            "",
+        ]
     axis_label = spec.axis.get("label", spec.axis["key"]) if spec.axis else None
     header = ["method"] + (["variant"] if len(spec.variants) > 1 else [])
     header += [axis_label] if axis_label else []
@@ -200,6 +269,7 @@ def write_report(
         lines += ["", f"![{spec.name}]({figure.name})"]
     if spec.notes:
         lines += ["", "## Deviations from the paper's protocol", "", spec.notes.strip()]
+    lines += _provenance_lines(runs, record)
     report = out / f"{spec.name}{suffix}.md"
     report.write_text("\n".join(lines) + "\n")
     return report

@@ -31,9 +31,11 @@ class TrainedRun:
 def train_network(config: TrainConfig, keep_files: bool = False) -> TrainedRun:
     """Train and evaluate one network; checkpoints go to a temporary folder.
 
-    Returns the test metrics; for semi-supervised runs whose unlabeled samples have known
-    classes (``classes`` set), also the mean heat-kernel weight ``s_i`` given to unlabeled
-    images of the labeled classes (``s_in``) and of the other classes (``s_out``).
+    Returns the test metrics and the validation ones (``val_mAP`` ...: the only ones a
+    choice between methods may be based on); for semi-supervised runs whose unlabeled
+    samples have known classes (``classes`` set), also the mean heat-kernel weight ``s_i``
+    given to unlabeled images of the labeled classes (``s_in``) and of the other classes
+    (``s_out``).
     """
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="rmlc-run-"))
@@ -50,6 +52,8 @@ def train_network(config: TrainConfig, keep_files: bool = False) -> TrainedRun:
         for key, value in result.get("test", result).items()
         if isinstance(value, int | float)
     }
+    for key, value in result.get("validation", {}).items():  # what selection may look at
+        metrics[f"val_{key}"] = float(value)
     if data.unlabeled_classes is not None and config.classes and len(data.unlabeled):
         weights = trainer.sample_weights[data.unlabeled]
         inside = torch.isin(data.unlabeled_classes, torch.tensor(config.classes))

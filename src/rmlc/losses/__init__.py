@@ -1,11 +1,13 @@
 """Losses for multi-label learning, all called as ``loss(logits, targets, sample_weight=None)``.
 
-``RMLCLoss`` is the paper's robust loss; ``WARPLoss``, ``BCELoss``, ``SoftmaxLoss`` and
+``RMLCLoss`` is the paper's robust loss (``RMLCLoss()`` the recommended configuration,
+``RMLCLoss.paper()`` the paper's own); ``WARPLoss``, ``BCELoss``, ``SoftmaxLoss`` and
 ``AsymmetricLoss`` are baselines. :func:`build_loss` makes one by name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rmlc.losses.base import MultiLabelLoss
@@ -23,8 +25,9 @@ __all__ = [
     "build_loss",
 ]
 
-LOSSES: dict[str, type[MultiLabelLoss]] = {
+LOSSES: dict[str, Callable[..., MultiLabelLoss]] = {
     "rmlc": RMLCLoss,
+    "rmlc-paper": RMLCLoss.paper,
     "warp": WARPLoss,
     "bce": BCELoss,
     "softmax": SoftmaxLoss,
@@ -33,7 +36,10 @@ LOSSES: dict[str, type[MultiLabelLoss]] = {
 
 
 def build_loss(name: str, **params: Any) -> MultiLabelLoss:
-    """Make a loss by name (``rmlc``, ``warp``, ``bce``, ``softmax``, ``asl``).
+    """Make a loss by name (``rmlc``, ``rmlc-paper``, ``warp``, ``bce``, ``softmax``, ``asl``).
+
+    ``rmlc`` is :class:`RMLCLoss` at its defaults (the recommended configuration);
+    ``rmlc-paper`` is :meth:`RMLCLoss.paper`, the loss exactly as the paper states it.
 
     Raises:
         ValueError: unknown name, or a parameter the loss does not take.

@@ -54,6 +54,7 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching in the tes
 __all__ = [
     "Kernel",
     "asymmetric_per_sample",
+    "balanced_margin_term",
     "bce_per_sample",
     "choose_cuda_kernel",
     "choose_kernel",
@@ -117,6 +118,35 @@ def margin_term(
         ``(N,)``, differentiable by autograd.
     """
     return ramp(torch.where(positive, logits, -logits), s, beta).sum(dim=1)
+
+
+def balanced_margin_term(
+    logits: torch.Tensor, positive: torch.Tensor, s: float = -0.8, beta: float = 1.0
+) -> torch.Tensor:
+    """Per-sample margin term with positives and negatives weighted to equal totals.
+
+    ``sum_j w_j R_s(y_j f_j)`` with ``w_j = m / (2 |C+|)`` on positives and
+    ``m / (2 |C-|)`` on negatives (a side that is empty adds nothing), so the weights still
+    sum to about ``m``. With the plain term, a sample's many negatives outvote its few
+    positives: on features that do not yet separate a class, the term is least at a score
+    below ``-1`` for every image, which puts the positives on the ramp's flat part.
+
+    Args:
+        logits: ``(N, m)`` scores.
+        positive: ``(N, m)`` bool mask.
+
+    Returns:
+        ``(N,)``, differentiable by autograd.
+    """
+    work = logits.to(_compute_dtype(logits))
+    m = work.shape[1]
+    num_positive = positive.sum(dim=1, keepdim=True).to(work.dtype)
+    weight = torch.where(
+        positive,
+        m / (2.0 * num_positive.clamp(min=1.0)),
+        m / (2.0 * (m - num_positive).clamp(min=1.0)),
+    )
+    return (weight * ramp(torch.where(positive, work, -work), s, beta)).sum(dim=1)
 
 
 def violation_penalty(

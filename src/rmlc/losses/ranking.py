@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 
 from rmlc.losses import functional as F
 from rmlc.losses.base import MultiLabelLoss, check_choice
 
-__all__ = ["KERNELS", "RANK_MODES", "ROUNDINGS", "RMLCLoss", "WARPLoss"]
+__all__ = ["KERNELS", "PAPER", "RANK_MODES", "ROUNDINGS", "RMLCLoss", "WARPLoss"]
 
+# The paper's configuration (Eq. 1, Section 4), the starting point of every variant.
+PAPER: dict[str, Any] = {
+    "s": -0.8,
+    "kappa": 5.0,
+    "rank": "sampled",
+    "rounding": "floor",
+    "ramp_beta": 1.0,
+    "hinge_steps": 0,
+    "balance_margin": False,
+}
 RANK_MODES = ("sampled", "exact")
 ROUNDINGS = ("floor", "round")
 KERNELS = ("auto", "fused", "pairs", "sorted", "dense")
@@ -33,6 +46,16 @@ class RMLCLoss(MultiLabelLoss):
         kernel: ``"auto"`` (by device and batch shape), ``"fused"`` (numba on CPU, Triton
             on a GPU), ``"pairs"``, ``"sorted"`` or ``"dense"``: exact algorithms for the
             pairwise term, see :mod:`rmlc.losses.functional`.
+        hinge_steps: warm start: the first ``hinge_steps`` calls made in training mode
+            use the hinge ``H_1`` (the ramp's cap off, ``ramp_beta = 0``) for both terms,
+            the convex problem that CCCP solves first; later calls use the ramp. The count
+            is ``steps_done``, saved in ``state_dict`` (resumes continue where they were).
+        balance_margin: weight each sample's positives and negatives to equal totals in the
+            margin term (:func:`~rmlc.losses.functional.balanced_margin_term`); the paper
+            weights every label alike.
+
+    Attributes:
+        steps_done: calls made in training mode so far (counted only with ``hinge_steps``).
     """
 
     def __init__(
@@ -45,6 +68,8 @@ class RMLCLoss(MultiLabelLoss):
         reduction: str = "mean",
         generator: torch.Generator | None = None,
         kernel: str = "auto",
+        hinge_steps: int = 0,
+        balance_margin: bool = False,
     ) -> None:
         super().__init__(reduction)
         if not -1.0 < s <= 0.0:
@@ -56,27 +81,62 @@ class RMLCLoss(MultiLabelLoss):
         check_choice("rank", rank, RANK_MODES)
         check_choice("rounding", rounding, ROUNDINGS)
         check_choice("kernel", kernel, KERNELS)
+        if isinstance(hinge_steps, bool) or not (
+            isinstance(hinge_steps, int | np.integer) and hinge_steps >= 0
+        ):
+            raise ValueError(f"hinge_steps must be an integer >= 0, got {hinge_steps!r}")
         self.s, self.kappa, self.rank = float(s), float(kappa), rank
         self.rounding, self.ramp_beta, self.generator = rounding, float(ramp_beta), generator
-        self.kernel = kernel
+        self.kernel, self.hinge_steps = kernel, int(hinge_steps)
+        self.balance_margin = bool(balance_margin)
+        self.steps_done = 0  # a host integer: counting never waits for a GPU
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> RMLCLoss:
+        """The loss exactly as the paper states it: ``s = -0.8``, ``kappa = 5``, the hard
+        ramp from the first step, every label alike in the margin term, sampled ranks
+        rounded down. ``overrides`` change single parameters (``RMLCLoss.paper(kappa=2)``).
+        """
+        params: dict[str, Any] = {**PAPER, **overrides}
+        return cls(**params)
+
+    @property
+    def current_beta(self) -> float:
+        """The ``ramp_beta`` the next training call uses: 0 during the warm start."""
+        return 0.0 if self.steps_done < self.hinge_steps else self.ramp_beta
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"steps_done": self.steps_done}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.steps_done = int(state["steps_done"])
 
     def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-        return F.ranking_loss(
+        beta = self.ramp_beta
+        if self.training and self.hinge_steps:
+            beta = self.current_beta
+            self.steps_done += 1
+        loss = F.ranking_loss(
             logits,
             positive,
             s=self.s,
-            beta=self.ramp_beta,
-            kappa=self.kappa,
+            beta=beta,
+            kappa=0.0 if self.balance_margin else self.kappa,
             rank=self.rank,
             rounding=self.rounding,
             generator=self.generator,
             kernel=self.kernel,
         )
+        if self.balance_margin and self.kappa:
+            margin = F.balanced_margin_term(logits, positive.bool(), self.s, beta)
+            loss = loss + self.kappa * margin.to(loss.dtype)
+        return loss
 
     def extra_repr(self) -> str:
         return (
             f"s={self.s}, kappa={self.kappa}, rank={self.rank!r}, rounding={self.rounding!r}, "
-            f"ramp_beta={self.ramp_beta}, reduction={self.reduction!r}, kernel={self.kernel!r}"
+            f"ramp_beta={self.ramp_beta}, reduction={self.reduction!r}, kernel={self.kernel!r}, "
+            f"hinge_steps={self.hinge_steps}, balance_margin={self.balance_margin}"
         )
 
 

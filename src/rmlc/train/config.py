@@ -24,7 +24,14 @@ __all__ = ["DEFAULT_LEARNING_RATES", "TrainConfig", "load_config"]
 # The ranking losses sum over (positive, negative) pairs, so their gradients are an order of
 # magnitude larger than those of per-label losses: their default step is smaller (chosen on
 # the fashion-mosaic validation split; see README, Benchmarks).
-DEFAULT_LEARNING_RATES = {"rmlc": 0.002, "warp": 0.002, "bce": 0.05, "softmax": 0.05, "asl": 0.05}
+DEFAULT_LEARNING_RATES = {
+    "rmlc": 0.002,
+    "rmlc-paper": 0.002,
+    "warp": 0.002,
+    "bce": 0.05,
+    "softmax": 0.05,
+    "asl": 0.05,
+}
 
 
 @dataclass
@@ -43,6 +50,11 @@ class TrainConfig:
     unreadable, truncated, empty or missing image file of a tags table is an error naming
     it (``"raise"``) or is left out with a warning counting them (``"skip"``); files are
     checked before training starts.
+
+    Diagnostics: ``dynamics_every`` > 0 records, every that many steps, where the batch sits
+    on the ramp and each loss term's gradient norm (:func:`rmlc.losses.dynamics.
+    ramp_statistics`) into ``dynamics.csv``, and after each epoch the training set's fit
+    (mAP) to its training labels and, when they were corrupted, to the clean ones.
     """
 
     # data
@@ -107,6 +119,7 @@ class TrainConfig:
     dist_timeout: float = 600.0
     tensorboard: bool = True
     progress: bool = True
+    dynamics_every: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -164,6 +177,7 @@ class TrainConfig:
             self.checkpoint_every_steps >= 0,
             f"checkpoint_every_steps must be >= 0, got {self.checkpoint_every_steps}",
         )
+        require(self.dynamics_every >= 0, f"dynamics_every must be >= 0, got {self.dynamics_every}")
         require(self.dist_timeout > 0, f"dist_timeout must be > 0, got {self.dist_timeout}")
         require(
             (isinstance(self.t, int | float) and self.t > 0) or self.t in ("mean", "authors"),

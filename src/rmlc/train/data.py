@@ -177,6 +177,9 @@ class TrainingData:
         normalization: ``{"mean": ..., "std": ..., "size": ...}`` of the images.
         unlabeled_classes: true class of each unlabeled sample when known (analysis only,
             never used in training), else None.
+        clean_targets: ``(len(labeled), m)`` targets of the labeled training samples before
+            label noise or dropped tags were applied (analysis only: the trainer measures
+            how far it fits the corrupted labels), else None.
     """
 
     train: ImageView
@@ -190,6 +193,7 @@ class TrainingData:
     single_label: bool
     normalization: dict = field(default_factory=dict)
     unlabeled_classes: torch.Tensor | None = None
+    clean_targets: torch.Tensor | None = None
 
 
 def _channel_statistics(store: ArrayStore, limit: int = 5000) -> tuple[list[float], list[float]]:
@@ -209,6 +213,7 @@ def assemble(
     config: TrainConfig,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    clean_targets: np.ndarray | torch.Tensor | None = None,
 ) -> TrainingData:
     """Split the labeled rows into training and validation, and build the views.
 
@@ -217,6 +222,7 @@ def assemble(
         targets: ``(N, m)`` 0/1 targets of the store's rows (any values for unlabeled rows).
         labeled_rows, unlabeled_rows: rows of the store.
         test: ``(store, targets)`` of the test split.
+        clean_targets: ``(N, m)`` targets of the store's rows before corruption, if any.
     """
     targets = torch.as_tensor(np.asarray(targets), dtype=torch.float32)
     labeled_rows = torch.as_tensor(np.asarray(labeled_rows), dtype=torch.int64)
@@ -274,6 +280,9 @@ def assemble(
         in_channels=store.channels,
         single_label=single,
         normalization={"mean": list(mean), "std": list(std), "size": int(size)},
+        clean_targets=None
+        if clean_targets is None
+        else torch.as_tensor(np.asarray(clean_targets), dtype=torch.float32)[train_rows],
     )
 
 

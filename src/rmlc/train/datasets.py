@@ -104,6 +104,7 @@ def _from_arrays(
         rows = rows[np.sort(chosen)]
     chosen_labeled, chosen_unlabeled = _choose_labeled(targets[rows], config)
     labeled, unlabeled = rows[chosen_labeled], np.concatenate([rows[chosen_unlabeled], outside])
+    clean = targets
     targets = _corrupt(targets, labeled, config)
     if unlabeled_images is not None:  # a separate unlabeled pool (STL-10)
         offset = len(images)
@@ -120,7 +121,17 @@ def _from_arrays(
         picked = np.random.default_rng(config.seed).permutation(len(unlabeled))
         unlabeled = np.sort(unlabeled[picked[: config.max_unlabeled]])
     test_split = None if test is None else (ArrayStore(test[0]), test[1].astype(np.float32))
-    data = assemble(ArrayStore(images), targets, labeled, unlabeled, test_split, classes, config)
+    corrupted = config.label_noise > 0 or config.missing_labels > 0
+    data = assemble(
+        ArrayStore(images),
+        targets,
+        labeled,
+        unlabeled,
+        test_split,
+        classes,
+        config,
+        clean_targets=clean if corrupted else None,
+    )
     if labels is not None:  # for analysis: the true class of each unlabeled sample
         data.unlabeled_classes = torch.as_tensor(labels[unlabeled])
     return data
@@ -190,12 +201,21 @@ def _from_files(
     if test is not None:
         keep = _readable(test[0], np.arange(len(test[0])), config, "test")
         test = ([test[0][row] for row in keep], test[1][keep])
-    targets = _corrupt(targets.astype(np.float32), labeled, config)
+    clean = targets.astype(np.float32)
+    targets = _corrupt(clean, labeled, config)
     if not config.semi_supervised:
         unlabeled = unlabeled[:0]
     test_split = None if test is None else (FileStore(test[0], None, size), test[1])
+    corrupted = config.label_noise > 0 or config.missing_labels > 0
     return assemble(
-        FileStore(paths, None, size), targets, labeled, unlabeled, test_split, classes, config
+        FileStore(paths, None, size),
+        targets,
+        labeled,
+        unlabeled,
+        test_split,
+        classes,
+        config,
+        clean_targets=clean if corrupted else None,
     )
 
 

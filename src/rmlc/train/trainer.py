@@ -17,6 +17,7 @@ resumable checkpoint and exits (:mod:`rmlc.train.stopping`).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from rmlc.atomic import WriteError, atomic_write_text
 from rmlc.losses import build_loss
+from rmlc.losses.dynamics import ramp_statistics
 from rmlc.metrics import MultiLabelMeter
 from rmlc.models import MultiLabelNet
 from rmlc.propagation import propagate_labels
@@ -100,10 +102,9 @@ class Trainer:
         if config.compile:
             self.network = torch.compile(self.network)
         self.loss_generator = torch.Generator(device=self.device)
-        loss_params = dict(config.loss_params)
-        if config.loss in ("rmlc", "warp"):
-            loss_params.setdefault("generator", self.loss_generator)
-        self.loss_fn = build_loss(config.loss, **loss_params)
+        self.loss_fn = build_loss(config.loss, **config.loss_params)
+        if getattr(self.loss_fn, "generator", False) is None:  # sampled ranks: seeded per epoch
+            self.loss_fn.generator = self.loss_generator
         # Targets are validated once, when the data is loaded; per-step value checks would
         # make every CUDA step wait for the GPU.
         self.loss_fn.check_values = False
@@ -131,10 +132,12 @@ class Trainer:
             data.normalization["mean"], data.normalization["std"], data.normalization["size"]
         )
         self.position = Position()
+        self._steps = 0
         self.stop = StopRequest()
         self.best_metric, self.best_epoch = -math.inf, -1
         self._saved_rng: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
+        self.dynamics: list[dict[str, Any]] = []
         self.writer = None
 
     # ---- phases -------------------------------------------------------------------------
@@ -244,7 +247,7 @@ class Trainer:
             refresh_seconds = time.perf_counter() - refresh_started
         sampler = self._sampler(epoch)
         sampler.set_epoch(epoch, self.position.step_in_epoch)
-        steps = sampler.steps_per_epoch()
+        steps = self._steps = sampler.steps_per_epoch()
         # The loader draws a seed from the global generator when its iterator is made: make
         # it first, then seed (or restore) the epoch's random state.
         batches = iter(self._loader(self.data.train, sampler=sampler))
@@ -302,6 +305,10 @@ class Trainer:
             "refresh_seconds": refresh_seconds,
             "unlabeled_in_use": int(self.uses_unlabeled(epoch)),
         }
+        if config.dynamics_every:
+            record.update(self._training_fit())
+            if self.context.is_main:
+                self._write_dynamics()
         if self.data.validation is not None:
             metrics = self.evaluate(self.data.validation)
             record.update({f"val_{key}": value for key, value in metrics.items()})
@@ -325,11 +332,68 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             logits = self.network(images)
+        every = self.config.dynamics_every
+        record = every and self.position.global_step % every == 0 and self.context.is_main
+        ramp = self._ramp_parameters() if record else None
         loss = self.loss_fn(logits.float(), targets, weights)
+        if ramp is not None:
+            self._record_dynamics(logits, targets, loss, ramp)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach()
+
+    def _ramp_parameters(self) -> dict[str, float]:
+        """The ramp this step uses: the loss's own ``s``, ``ramp_beta`` (0 during a hinge
+        warm start) and ``kappa`` where it has them; the paper's for other losses."""
+        return {
+            "s": getattr(self.loss_fn, "s", -0.8),
+            "beta": getattr(self.loss_fn, "current_beta", 1.0),
+            "kappa": getattr(self.loss_fn, "kappa", 5.0),
+        }
+
+    def _record_dynamics(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        loss: torch.Tensor,
+        ramp: dict[str, float],
+    ) -> None:
+        """Where this batch sits on the ramp, kept for ``dynamics.csv``."""
+        record = {
+            "step": self.position.global_step,
+            "epoch": self.position.epoch + self.position.step_in_epoch / max(self._steps, 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "loss": float(loss.detach()),
+            **ramp,
+        }
+        record.update(ramp_statistics(logits.detach().float(), targets > 0, **ramp))
+        self.dynamics.append(record)
+
+    def _training_fit(self) -> dict[str, float]:
+        """mAP of the labeled training samples against their training labels
+        (``fit_train_mAP``); where labels were corrupted, also against the clean ones
+        (``fit_clean_mAP``), and on the corrupted samples alone against their corrupted
+        labels (``fit_corrupted_mAP``: it rises when the network memorises the noise)."""
+        labeled = self.data.labeled
+        view = torch.utils.data.Subset(self.data.train, labeled.tolist())
+        scores, positions = self.predict_scores(view)
+        noisy = self.targets[labeled][positions]
+
+        def fit(rows: torch.Tensor, targets: torch.Tensor) -> float:
+            meter = MultiLabelMeter()
+            meter.update(scores[rows], targets[rows])
+            return meter.compute(k=self.config.topk)["mAP"]
+
+        every = torch.ones(len(positions), dtype=torch.bool)
+        result = {"fit_train_mAP": fit(every, noisy)}
+        if self.data.clean_targets is not None:
+            clean = self.data.clean_targets[positions]
+            result["fit_clean_mAP"] = fit(every, clean)
+            corrupted = (clean != noisy).any(dim=1)
+            if corrupted.any():
+                result["fit_corrupted_mAP"] = fit(corrupted, noisy)
+        return result
 
     def _checked_mean_loss(self, loss_sum: torch.Tensor, count: int) -> float:
         """Mean of the losses so far; a non-finite value stops training with advice."""
@@ -440,6 +504,8 @@ class Trainer:
             "best_metric": self.best_metric,
             "best_epoch": self.best_epoch,
             "history": self.history,
+            "dynamics": self.dynamics,
+            "loss": self.loss_fn.state_dict(),
             "targets": self.targets,
             "sample_weights": self.sample_weights,
             "propagation_epoch": self.propagation_epoch,
@@ -466,6 +532,9 @@ class Trainer:
         self.position = Position(**checkpoint["position"])
         self.best_metric, self.best_epoch = checkpoint["best_metric"], checkpoint["best_epoch"]
         self.history = checkpoint["history"]
+        self.dynamics = checkpoint.get("dynamics", [])
+        if "loss" in checkpoint:  # checkpoints of older versions hold no loss state
+            self.loss_fn.load_state_dict(checkpoint["loss"])
         self.targets = checkpoint["targets"]
         self.sample_weights = checkpoint["sample_weights"]
         self.propagation_epoch = checkpoint["propagation_epoch"]
@@ -544,6 +613,16 @@ class Trainer:
             if key != "epoch" and isinstance(value, float)
         )
         self._log_text(f"epoch {record['epoch']}: {summary}")
+
+    def _write_dynamics(self) -> None:
+        """Rewrite ``dynamics.csv`` with every record so far (atomically)."""
+        if not self.dynamics:
+            return
+        stream = io.StringIO()
+        writer = csv.DictWriter(stream, fieldnames=list(self.dynamics[0]))
+        writer.writeheader()
+        writer.writerows(self.dynamics)
+        atomic_write_text(stream.getvalue(), self.out / "dynamics.csv")
 
     def _log_text(self, message: str) -> None:
         if self.config.progress:

@@ -1,0 +1,125 @@
+"""The remedies of the ramp's slow start (warm start, balanced margin) and the dynamics
+statistics that measure it, against literal loops."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import reference
+from rmlc.losses import RMLCLoss, WARPLoss
+from rmlc.losses import functional as F
+from rmlc.losses.dynamics import flat_pair_share, ramp_statistics
+
+
+def batch(n: int = 6, m: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, m, generator=generator, dtype=torch.float64) * 1.5
+    targets = (torch.rand(n, m, generator=generator) < 0.3).double()
+    targets[:, 0], targets[:, 1] = 1.0, 0.0  # every row has a positive and a negative
+    return logits, targets
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("beta", [1.0, 0.9])
+def test_balanced_margin_matches_the_literal_sum(seed: int, beta: float) -> None:
+    logits, targets = batch(seed=seed)
+    got = F.balanced_margin_term(logits, targets.bool(), -0.8, beta)
+    for i in range(len(logits)):
+        y = [1 if t == 1 else -1 for t in targets[i].tolist()]
+        want = reference.literal_balanced_margin(logits[i].tolist(), y, -0.8, beta)
+        assert got[i].item() == pytest.approx(want, abs=1e-12)
+
+
+def test_balanced_margin_weights_each_side_equally() -> None:
+    """One positive among nine labels weighs as much as the eight negatives together."""
+    logits = torch.zeros(1, 9, dtype=torch.float64)  # every margin violated by 1
+    positive = torch.zeros(1, 9, dtype=torch.bool)
+    positive[0, 0] = True
+    logits.requires_grad_(True)
+    F.balanced_margin_term(logits, positive).sum().backward()
+    grad = logits.grad[0]
+    assert grad[0].item() == pytest.approx(-4.5)
+    assert grad[1:].sum().item() == pytest.approx(4.5)
+    # A row without positives weighs its negatives to m / 2 in all.
+    empty = F.balanced_margin_term(torch.zeros(1, 4), torch.zeros(1, 4, dtype=torch.bool))
+    assert empty.item() == pytest.approx(2.0)
+
+
+def test_rmlc_with_balanced_margin_is_ranking_plus_balanced_margin() -> None:
+    logits, targets = batch()
+    loss = RMLCLoss(rank="exact", balance_margin=True, kappa=3.0, reduction="none")
+    ranking = F.ranking_loss(logits, targets, kappa=0.0, rank="exact")
+    want = ranking + 3.0 * F.balanced_margin_term(logits, targets.bool())
+    torch.testing.assert_close(loss(logits, targets), want)
+    # and it differs from the paper's margin term on these rows
+    paper = RMLCLoss(rank="exact", kappa=3.0, reduction="none")(logits, targets)
+    assert not torch.allclose(paper, want)
+
+
+def test_hinge_steps_start_with_the_hinge_then_switch_to_the_ramp() -> None:
+    logits, targets = batch(seed=3)
+    logits = logits * 3  # many pairs beyond the ramp's cap: ramp and hinge differ
+    warm = RMLCLoss(rank="exact", hinge_steps=2)
+    hinge = RMLCLoss(rank="exact", ramp_beta=0.0)
+    ramp = RMLCLoss(rank="exact")
+    assert not torch.allclose(hinge(logits, targets), ramp(logits, targets))
+    for _ in range(2):
+        assert warm.current_beta == 0.0
+        torch.testing.assert_close(warm(logits, targets), hinge(logits, targets))
+    assert warm.current_beta == 1.0
+    torch.testing.assert_close(warm(logits, targets), ramp(logits, targets))
+    assert warm.steps_done == 3
+
+
+def test_hinge_steps_count_training_calls_only_and_survive_state_dict() -> None:
+    logits, targets = batch()
+    warm = RMLCLoss(hinge_steps=5).eval()
+    warm(logits, targets)  # evaluation: the paper's ramp, not counted
+    assert warm.steps_done == 0
+    torch.testing.assert_close(
+        warm(logits, targets), RMLCLoss(rank="sampled")(logits, targets), rtol=1, atol=1e9
+    )
+    warm.train()
+    for _ in range(3):
+        warm(logits, targets)
+    restored = RMLCLoss(hinge_steps=5)
+    restored.load_state_dict(warm.state_dict())
+    assert restored.steps_done == 3 and restored.current_beta == 0.0
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, True, "3"])
+def test_hinge_steps_must_be_a_non_negative_integer(value) -> None:
+    with pytest.raises(ValueError, match="hinge_steps"):
+        RMLCLoss(hinge_steps=value)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ramp_statistics_match_the_literal_count(seed: int) -> None:
+    logits, targets = batch(n=7, m=11, seed=seed)
+    logits[0, 2] = logits[0, 0] + 0.8  # a tie at the cap: f_j - f_k = s exactly is flat
+    got = ramp_statistics(logits, targets)
+    want = reference.literal_ramp_statistics(logits.tolist(), targets.tolist())
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_flat_pair_share_of_a_batch_without_pairs_is_zero() -> None:
+    assert flat_pair_share(torch.randn(3, 4), torch.zeros(3, 4, dtype=torch.bool), -0.8) == (
+        0.0,
+        0.0,
+    )
+
+
+def test_gradient_norms_are_those_of_each_term() -> None:
+    logits, targets = batch(seed=1)
+    stats = ramp_statistics(logits, targets, kappa=2.0)
+    leaf = logits.clone().requires_grad_(True)
+    (2.0 * F.margin_term(leaf, targets.bool())).mean().backward()
+    assert stats["margin_grad_norm"] == pytest.approx(leaf.grad.norm().item(), rel=1e-6)
+    assert stats["ranking_grad_norm"] > 0
+    assert ramp_statistics(logits, targets, kappa=0.0)["margin_grad_norm"] == 0.0
+
+
+def test_warp_has_no_warm_start_state() -> None:
+    assert WARPLoss().state_dict() == {}

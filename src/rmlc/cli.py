@@ -412,11 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.set_defaults(handler=command_pretrain)
 
+    from rmlc.experiments import EXPERIMENTS
+
     reproduce = commands.add_parser("reproduce", help="re-test a table or figure of the paper")
-    reproduce.add_argument(
-        "target",
-        choices=["table1", "table2", "table3", "table4", "fig3", "missing", "remedies", "all"],
-    )
+    reproduce.add_argument("target", choices=[*EXPERIMENTS, "all"])
     reproduce.add_argument("--quick", action="store_true")
     reproduce.add_argument("--seeds", type=int, default=None)
     reproduce.add_argument("--out", default="results")

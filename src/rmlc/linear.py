@@ -40,7 +40,8 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     """Linear multi-label classifier trained with the RMLC loss (or a baseline loss).
 
     Args:
-        loss: ``"rmlc"`` (paper), ``"warp"``, ``"bce"``, ``"softmax"`` or ``"asl"``.
+        loss: ``"rmlc"`` (the paper's loss, :meth:`~rmlc.losses.RMLCLoss.paper`, also as
+            ``"rmlc-paper"``), ``"warp"``, ``"bce"``, ``"softmax"`` or ``"asl"``.
         alpha: the ``lambda`` of Eq. 1: L2 penalty ``alpha / 2 ||W||^2`` (weight decay).
         kappa: weight of the RMLC margin term.
         s: ramp parameter of RMLC in ``(-1, 0]``.
@@ -164,9 +165,13 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
 
     def _build_loss(self, generator: torch.Generator):
         params: dict[str, Any] = {"reduction": "mean"}
-        if self.loss == "rmlc":
+        if self.loss in ("rmlc", "rmlc-paper"):
+            # On fixed features the paper's loss is kept (it is the most robust one in the
+            # linear benchmark); the warm start and the balanced margin remedy a network's
+            # start from random weights, which a linear model from W = 0 does not have.
             params.update(s=self.s, kappa=self.kappa, rank=self.rank, generator=generator)
-        elif self.loss == "warp":
+            return build_loss("rmlc-paper", **params)
+        if self.loss == "warp":
             params.update(rank=self.rank, generator=generator)
         return build_loss(self.loss, **params)
 

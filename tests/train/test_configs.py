@@ -44,3 +44,25 @@ def test_full_scale_configs_follow_the_paper() -> None:
     for name in ("coco-rmlc-resnet101", "nus-wide-rmlc-resnet101"):
         config = load_config(folder / f"{name}.yaml")
         assert (config.lr, config.weight_decay, config.milestones) == (5e-5, 5e-5, [10000, 16000])
+
+
+def test_recommended_rmlc_starts_the_ramp_half_way_and_the_paper_at_once() -> None:
+    assert TrainConfig(loss="rmlc").ramp_start == 0.5
+    assert TrainConfig(loss="rmlc-paper").ramp_start is None
+    assert TrainConfig(loss="warp").ramp_start is None
+    assert TrainConfig(loss="rmlc", loss_params={"hinge_steps": 7}).ramp_start is None
+    assert TrainConfig(loss="rmlc-paper", ramp_start=0.25).ramp_start == 0.25
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"ramp_start": 1.5}, "ramp_start must lie in"),
+        ({"ramp_start": 0.5, "loss_params": {"hinge_steps": 3}}, "not both"),
+        ({"ramp_start": 0.5, "loss": "bce"}, "applies to the RMLC losses"),
+        ({"dynamics_every": -1}, "dynamics_every must be >= 0"),
+    ],
+)
+def test_bad_warm_start_settings_name_the_problem(values, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**values)

@@ -160,3 +160,19 @@ def test_warm_start_position_is_restored_on_resume(mosaic_tables, tmp_path) -> N
     )
     resumed.resume(tmp_path / "run" / "last.pt")
     assert resumed.loss_fn.steps_done == done
+
+
+@pytest.mark.parametrize(
+    ("loss", "ramp_start", "fraction"),
+    [("rmlc", None, 0.5), ("rmlc-paper", None, 0.0), ("rmlc-paper", 0.25, 0.25)],
+)
+def test_trainer_sets_the_warm_start_from_the_runs_length(
+    mosaic_tables, tmp_path, loss, ramp_start, fraction
+) -> None:
+    config = tiny_config(
+        mosaic_tables, tmp_path / "run", loss=loss, ramp_start=ramp_start, epochs=4
+    )
+    trainer = build_trainer(config)
+    total = trainer.total_steps()
+    assert total == 4 * trainer._sampler(0).steps_per_epoch()
+    assert trainer.loss_fn.hinge_steps == round(fraction * total)

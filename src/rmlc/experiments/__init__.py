@@ -31,7 +31,16 @@ from rmlc.train import TrainConfig
 
 __all__ = ["EXPERIMENTS", "ExperimentSpec", "load_spec", "reproduce"]
 
-EXPERIMENTS = ("table1", "table2", "table3", "table4", "fig3", "missing", "remedies")
+EXPERIMENTS = (
+    "table1",
+    "table2",
+    "table3",
+    "table3-pretrained",
+    "table4",
+    "fig3",
+    "missing",
+    "remedies",
+)
 SPEC_FOLDER = Path(__file__).resolve().parents[3] / "configs" / "reproduce"
 
 

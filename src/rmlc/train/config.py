@@ -19,7 +19,7 @@ from rmlc.losses import LOSSES
 from rmlc.models import BACKBONES
 from rmlc.train.schedule import SCHEDULES
 
-__all__ = ["DEFAULT_LEARNING_RATES", "TrainConfig", "load_config"]
+__all__ = ["DEFAULT_LEARNING_RATES", "DEFAULT_RAMP_START", "TrainConfig", "load_config"]
 
 # The ranking losses sum over (positive, negative) pairs, so their gradients are an order of
 # magnitude larger than those of per-label losses: their default step is smaller (chosen on
@@ -32,6 +32,9 @@ DEFAULT_LEARNING_RATES = {
     "softmax": 0.05,
     "asl": 0.05,
 }
+# The recommended RMLC (``loss: rmlc``) trains this fraction of the run with the hinge before
+# the ramp's cap is switched on (CCCP's warm start; see README, "Why RMLC un-learned").
+DEFAULT_RAMP_START = {"rmlc": 0.5}
 
 
 @dataclass
@@ -50,6 +53,10 @@ class TrainConfig:
     unreadable, truncated, empty or missing image file of a tags table is an error naming
     it (``"raise"``) or is left out with a warning counting them (``"skip"``); files are
     checked before training starts.
+
+    Loss: ``ramp_start`` is the fraction of the run's steps that an RMLC loss trains with the
+    hinge before the ramp's cap is switched on (sets ``RMLCLoss.hinge_steps``); by default
+    0.5 for ``rmlc`` (the recommended loss) and none for ``rmlc-paper``.
 
     Diagnostics: ``dynamics_every`` > 0 records, every that many steps, where the batch sits
     on the ramp and each loss term's gradient norm (:func:`rmlc.losses.dynamics.
@@ -84,6 +91,7 @@ class TrainConfig:
     # loss
     loss: str = "rmlc"
     loss_params: dict[str, Any] = field(default_factory=dict)
+    ramp_start: float | None = None
     # optimisation
     epochs: int = 5
     batch_size: int = 96
@@ -128,6 +136,9 @@ class TrainConfig:
         """Fill loss-dependent defaults; raise a ``ValueError`` naming a bad parameter."""
         if self.lr is None and self.loss in DEFAULT_LEARNING_RATES:
             self.lr = DEFAULT_LEARNING_RATES[self.loss]
+        explicit_steps = "hinge_steps" in self.loss_params
+        if self.ramp_start is None and not explicit_steps:
+            self.ramp_start = DEFAULT_RAMP_START.get(self.loss)
 
         def require(ok: bool, message: str) -> None:
             if not ok:
@@ -141,6 +152,18 @@ class TrainConfig:
         require(
             self.schedule in SCHEDULES,
             f"schedule must be one of {SCHEDULES}, got {self.schedule!r}",
+        )
+        require(
+            self.ramp_start is None or 0.0 <= self.ramp_start <= 1.0,
+            f"ramp_start must lie in [0, 1], got {self.ramp_start}",
+        )
+        require(
+            self.ramp_start is None or not explicit_steps,
+            "give ramp_start (a fraction of the run) or loss_params hinge_steps, not both",
+        )
+        require(
+            self.ramp_start is None or self.loss in ("rmlc", "rmlc-paper"),
+            f"ramp_start applies to the RMLC losses, not {self.loss!r}",
         )
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")

@@ -105,6 +105,8 @@ class Trainer:
         self.loss_fn = build_loss(config.loss, **config.loss_params)
         if getattr(self.loss_fn, "generator", False) is None:  # sampled ranks: seeded per epoch
             self.loss_fn.generator = self.loss_generator
+        if config.ramp_start is not None:  # the hinge for that fraction of the run's steps
+            self.loss_fn.hinge_steps = round(config.ramp_start * self.total_steps())
         # Targets are validated once, when the data is loaded; per-step value checks would
         # make every CUDA step wait for the GPU.
         self.loss_fn.check_values = False
@@ -152,6 +154,10 @@ class Trainer:
 
     def _first_refresh_epoch(self) -> int:
         return 0 if self.config.init_checkpoint else self.config.warmup_epochs
+
+    def total_steps(self) -> int:
+        """Optimisation steps of the whole run (epochs with propagated samples are longer)."""
+        return sum(self._sampler(epoch).steps_per_epoch() for epoch in range(self.config.epochs))
 
     def refresh_due(self, epoch: int) -> bool:
         """Whether labels are (re)propagated at the start of this epoch."""

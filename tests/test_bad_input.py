@@ -80,7 +80,7 @@ def features_file(path: Path, **arrays) -> Path:
 
 def test_01_targets_outside_the_encodings(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"found values \{0, 1, 3\}"):
-        RMLCLoss()(torch.zeros(2, 3), torch.tensor([[0.0, 1, 3], [0, 0, 1]]))
+        RMLCLoss.paper()(torch.zeros(2, 3), torch.tensor([[0.0, 1, 3], [0, 0, 1]]))
     train = features_file(tmp_path / "t.npz", X=np.ones((4, 3)), Y=np.array([[0, 2], [1, 0]] * 2))
     code, error = cli("fit-features", "--train", train, "--out", tmp_path / "o")
     assert code == 2 and "found values {0, 1, 2}" in error
@@ -88,14 +88,14 @@ def test_01_targets_outside_the_encodings(tmp_path) -> None:
 
 def test_02_wrong_shapes() -> None:
     with pytest.raises(ValueError, match=r"does not match logits shape \(2, 3\)"):
-        RMLCLoss()(torch.zeros(2, 3), torch.zeros(2, 4))
+        RMLCLoss.paper()(torch.zeros(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="shape"):
         topk_metrics(torch.zeros(3, 4), torch.zeros(3, 5))
 
 
 def test_03_wrong_dtypes() -> None:
     with pytest.raises(TypeError, match="floating point"):
-        RMLCLoss()(torch.zeros(2, 3, dtype=torch.int32), torch.zeros(2, 3))
+        RMLCLoss.paper()(torch.zeros(2, 3, dtype=torch.int32), torch.zeros(2, 3))
 
 
 # 4-5: NaN and inf in features ----------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_06_empty_dataset(tmp_path, tables) -> None:
     code, error = cli(*train_args({**tables, "train": empty}, tmp_path / "run"))
     assert code == 2 and "empty.csv has no rows" in error
     with pytest.raises(ValueError, match="empty"):
-        RMLCLoss()(torch.zeros(0, 3), torch.zeros(0, 3))
+        RMLCLoss.paper()(torch.zeros(0, 3), torch.zeros(0, 3))
 
 
 def test_07_no_labeled_rows(tmp_path, tables) -> None:
@@ -162,7 +162,7 @@ def test_09_a_single_class_trains(tmp_path, tables) -> None:
         *train_args({**tables, "train": table, "test": table, "root": folder}, tmp_path / "run")
     )
     assert code == 0, error
-    value = RMLCLoss()(torch.randn(5, 1), torch.ones(5, 1))
+    value = RMLCLoss.paper()(torch.randn(5, 1), torch.ones(5, 1))
     assert torch.isfinite(value)
 
 
@@ -276,7 +276,7 @@ def test_18_unknown_config_key(tmp_path) -> None:
 
 def test_21_negative_sample_weights() -> None:
     with pytest.raises(ValueError, match="non-negative, found -0.5"):
-        RMLCLoss()(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([1.0, -0.5]))
+        RMLCLoss.paper()(torch.zeros(2, 3), torch.zeros(2, 3), torch.tensor([1.0, -0.5]))
     with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
         RMLClassifier().fit(np.ones((2, 2)), np.eye(2, 2), sample_weight=[1.0, -1.0])
 
@@ -356,14 +356,14 @@ def test_26_unwritable_output(tmp_path, tables) -> None:
 
 def test_28_mismatched_lengths() -> None:
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(N,\) = \(2,\)"):
-        RMLCLoss()(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(3))
+        RMLCLoss.paper()(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(3))
     with pytest.raises(ValueError, match="Y_labeled"):
         propagate_labels(np.ones((3, 2)), np.eye(4, 2), np.ones((2, 2)))
 
 
 def test_29_mixed_encodings() -> None:
     with pytest.raises(ValueError, match=r"found values \{-1, 0, 1\}"):
-        RMLCLoss()(torch.zeros(1, 3), torch.tensor([[-1.0, 0.0, 1.0]]))
+        RMLCLoss.paper()(torch.zeros(1, 3), torch.tensor([[-1.0, 0.0, 1.0]]))
 
 
 def test_30_table_without_header(tmp_path) -> None:

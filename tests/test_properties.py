@@ -32,7 +32,7 @@ def problems(draw, max_n: int = 6, max_m: int = 12, scale: float = 10.0, grid: b
 def test_permuting_samples_permutes_the_losses(problem, kernel, rng) -> None:
     logits, targets = problem
     order = torch.tensor(rng.sample(range(len(logits)), len(logits)))
-    loss = RMLCLoss(rank="exact", reduction="none", kernel=kernel)
+    loss = RMLCLoss.paper(rank="exact", reduction="none", kernel=kernel)
     torch.testing.assert_close(loss(logits[order], targets[order]), loss(logits, targets)[order])
 
 
@@ -42,7 +42,7 @@ def test_permuting_labels_changes_nothing(problem, kernel, rng) -> None:
     logits, targets = problem
     order = torch.tensor(rng.sample(range(logits.shape[1]), logits.shape[1]))
     for loss in (
-        RMLCLoss(rank="exact", reduction="none", kernel=kernel),
+        RMLCLoss.paper(rank="exact", reduction="none", kernel=kernel),
         WARPLoss(rank="exact", reduction="none", kernel=kernel),
     ):
         torch.testing.assert_close(loss(logits[:, order], targets[:, order]), loss(logits, targets))
@@ -70,7 +70,7 @@ def test_raising_a_positive_score_never_raises_the_exact_loss(problem, step, dat
     i, j = positives[data.draw(st.integers(0, len(positives) - 1))].tolist()
     raised = logits.clone()
     raised[i, j] += step
-    loss = RMLCLoss(rank="exact", reduction="none")
+    loss = RMLCLoss.paper(rank="exact", reduction="none")
     assert loss(raised, targets)[i] <= loss(logits, targets)[i] + 1e-9
 
 
@@ -80,7 +80,7 @@ def test_finite_for_any_finite_logits(problem, dtype) -> None:
     logits, targets = problem
     leaf = logits.to(dtype).clamp(-6e4, 6e4).requires_grad_(True)
     weights = torch.full((len(logits),), 1e-30)
-    for loss in (RMLCLoss(), WARPLoss()):
+    for loss in (RMLCLoss.paper(), WARPLoss()):
         value = loss(leaf, targets, weights)
         value.backward()
         assert torch.isfinite(value) and torch.isfinite(leaf.grad).all()

@@ -18,9 +18,9 @@ def test_exact_losses_and_gradients_match_cpu(kernel: str, n: int, m: int, densi
     targets = (torch.rand(n, m, generator=generator) < density).double()
     weights = torch.rand(n, generator=generator, dtype=torch.float64)
     for loss in (
-        RMLCLoss(rank="exact", kernel=kernel),
+        RMLCLoss.paper(rank="exact", kernel=kernel),
         WARPLoss(rank="exact", kernel=kernel),
-        RMLCLoss(rank="exact", kernel=kernel, ramp_beta=0.9, rounding="round"),
+        RMLCLoss.paper(rank="exact", kernel=kernel, ramp_beta=0.9, rounding="round"),
     ):
         results = []
         for device in ("cpu", "cuda"):
@@ -45,12 +45,16 @@ def test_sampled_ranks_on_cuda_are_reproducible_and_unbiased() -> None:
     logits = torch.randn(64, 81, generator=generator, dtype=torch.float64) * 2
     targets = (torch.rand(64, 81, generator=generator) < 0.05).double()
     gpu_logits, gpu_targets = logits.cuda(), targets.cuda()
-    first = RMLCLoss(generator=torch.Generator("cuda").manual_seed(1))(gpu_logits, gpu_targets)
-    second = RMLCLoss(generator=torch.Generator("cuda").manual_seed(1))(gpu_logits, gpu_targets)
+    first = RMLCLoss.paper(generator=torch.Generator("cuda").manual_seed(1))(
+        gpu_logits, gpu_targets
+    )
+    second = RMLCLoss.paper(generator=torch.Generator("cuda").manual_seed(1))(
+        gpu_logits, gpu_targets
+    )
     assert first.item() == second.item()
     draws = 2000
-    gpu_loss = RMLCLoss(generator=torch.Generator("cuda").manual_seed(3))
-    cpu_loss = RMLCLoss(generator=torch.Generator().manual_seed(3))
+    gpu_loss = RMLCLoss.paper(generator=torch.Generator("cuda").manual_seed(3))
+    cpu_loss = RMLCLoss.paper(generator=torch.Generator().manual_seed(3))
     gpu = torch.stack([gpu_loss(gpu_logits, gpu_targets) for _ in range(draws)]).cpu()
     cpu = torch.stack([cpu_loss(logits, targets) for _ in range(draws)])
     stderr = torch.hypot(gpu.std(), cpu.std()) / draws**0.5
@@ -66,7 +70,7 @@ def test_fused_kernel_at_its_largest_row(rank: str) -> None:
     generator = torch.Generator().manual_seed(6)
     logits = torch.randn(3, MAX_LABELS, generator=generator, dtype=torch.float64) * 3
     targets = (torch.rand(3, MAX_LABELS, generator=generator) < 0.002).double()
-    loss = RMLCLoss(rank=rank, reduction="none", kernel="fused")
+    loss = RMLCLoss.paper(rank=rank, reduction="none", kernel="fused")
     leaf = logits.cuda().requires_grad_(True)
     value = loss(leaf, targets.cuda())
     value.sum().backward()
@@ -83,7 +87,7 @@ def test_fused_kernel_at_its_largest_row(rank: str) -> None:
 def test_fused_kernel_on_a_second_gpu() -> None:
     logits = torch.randn(8, 40, dtype=torch.float64) * 2
     targets = (torch.rand(8, 40) < 0.2).double()
-    loss = RMLCLoss(rank="exact", reduction="none")
+    loss = RMLCLoss.paper(rank="exact", reduction="none")
     with torch.cuda.device(0):
         on_second = loss(logits.to("cuda:1"), targets.to("cuda:1"))
     torch.testing.assert_close(on_second.cpu(), loss(logits, targets))
@@ -97,7 +101,7 @@ def test_autocast_half_precision(dtype: torch.dtype) -> None:
     with torch.autocast("cuda", dtype=dtype):
         logits = model(inputs)
         assert logits.dtype == dtype
-        value = RMLCLoss()(logits, targets)
+        value = RMLCLoss.paper()(logits, targets)
     value.backward()
     assert value.dtype == torch.float32 and torch.isfinite(value)
     assert torch.isfinite(model.weight.grad).all()
@@ -108,7 +112,7 @@ def test_cuda_auto_matches_the_fused_cpu_kernel() -> None:
     generator = torch.Generator().manual_seed(5)
     logits = torch.randn(96, 80, generator=generator, dtype=torch.float64) * 2
     targets = (torch.rand(96, 80, generator=generator) < 0.04).double()
-    loss = RMLCLoss(rank="exact", reduction="none")
+    loss = RMLCLoss.paper(rank="exact", reduction="none")
     torch.testing.assert_close(loss(logits.cuda(), targets.cuda()).cpu(), loss(logits, targets))
 
 
@@ -126,7 +130,7 @@ def test_default_loss_never_waits_for_the_gpu(weighted: bool) -> None:
     logits = torch.randn(96, 80, device="cuda", requires_grad=True)
     targets = (torch.rand(96, 80, device="cuda") < 0.04).float()
     weights = torch.rand(96, device="cuda") if weighted else None
-    loss = RMLCLoss()
+    loss = RMLCLoss.paper()
     loss.check_values = False
     loss(logits, targets, weights).backward()  # builds the cached tables first
     torch.cuda.synchronize()

@@ -55,10 +55,10 @@ def test_non_finite_scores_give_nan_for_their_sample_only() -> None:
     targets[:, 0] = 1
     logits[1, 3], logits[2, 0] = float("nan"), float("inf")
     leaf = logits.clone().requires_grad_(True)
-    loss = RMLCLoss(rank="exact", reduction="none", kernel="fused")(leaf, targets)
+    loss = RMLCLoss.paper(rank="exact", reduction="none", kernel="fused")(leaf, targets)
     loss.sum().backward()
     assert torch.isnan(loss[1:3]).all() and torch.isnan(leaf.grad[1:3]).all()
-    clean = RMLCLoss(rank="exact", reduction="none", kernel="pairs")(
+    clean = RMLCLoss.paper(rank="exact", reduction="none", kernel="pairs")(
         logits[[0, 3]], targets[[0, 3]]
     )
     torch.testing.assert_close(loss[[0, 3]], clean)
@@ -74,11 +74,11 @@ def test_without_numba_auto_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch)
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(16, 30, dtype=torch.float64, generator=generator)
     targets = (torch.rand(16, 30, generator=generator) < 0.2).double()
-    with_numba = RMLCLoss(rank="exact", reduction="none")(logits, targets)
+    with_numba = RMLCLoss.paper(rank="exact", reduction="none")(logits, targets)
     monkeypatch.setattr(F, "fused_kernel", None)
     assert F.choose_kernel(16, 30, 50) == "pairs"
     torch.testing.assert_close(
-        RMLCLoss(rank="exact", reduction="none")(logits, targets), with_numba
+        RMLCLoss.paper(rank="exact", reduction="none")(logits, targets), with_numba
     )
     with pytest.raises(ImportError, match="needs numba"):
         WARPLoss(kernel="fused")(logits, targets)

@@ -19,9 +19,9 @@ from rmlc.losses import (
 from rmlc.losses import functional as F
 
 ALL_LOSSES = [
-    RMLCLoss(),
-    RMLCLoss(rank="exact", kernel="sorted"),
-    RMLCLoss(ramp_beta=0.9, rounding="round"),
+    RMLCLoss.paper(),
+    RMLCLoss.paper(rank="exact", kernel="sorted"),
+    RMLCLoss.paper(ramp_beta=0.9, rounding="round"),
     WARPLoss(),
     WARPLoss(rank="exact", kernel="sorted"),
     BCELoss(),
@@ -89,9 +89,9 @@ def test_signed_and_binary_targets_agree(loss) -> None:
 
 def test_generator_makes_sampled_loss_reproducible() -> None:
     logits, targets = batch(64, 50)
-    first = RMLCLoss(generator=torch.Generator().manual_seed(5))(logits, targets)
-    second = RMLCLoss(generator=torch.Generator().manual_seed(5))(logits, targets)
-    other = RMLCLoss(generator=torch.Generator().manual_seed(6))(logits, targets)
+    first = RMLCLoss.paper(generator=torch.Generator().manual_seed(5))(logits, targets)
+    second = RMLCLoss.paper(generator=torch.Generator().manual_seed(5))(logits, targets)
+    other = RMLCLoss.paper(generator=torch.Generator().manual_seed(6))(logits, targets)
     assert first.item() == second.item()
     assert first.item() != other.item()
 
@@ -99,14 +99,14 @@ def test_generator_makes_sampled_loss_reproducible() -> None:
 @pytest.mark.parametrize("kernel", ["fused", "pairs", "sorted", "dense"])
 def test_kernels_agree_in_float32(kernel: str) -> None:
     logits, targets = batch(64, 300, seed=3)
-    exact64 = RMLCLoss(rank="exact", reduction="none")(logits.double(), targets)
+    exact64 = RMLCLoss.paper(rank="exact", reduction="none")(logits.double(), targets)
     logits32 = logits.clone().requires_grad_(True)
-    exact32 = RMLCLoss(rank="exact", reduction="none", kernel=kernel)(logits32, targets)
+    exact32 = RMLCLoss.paper(rank="exact", reduction="none", kernel=kernel)(logits32, targets)
     assert exact32.dtype == torch.float32
     torch.testing.assert_close(exact32.double(), exact64, rtol=1e-5, atol=1e-4)
     exact32.sum().backward()
     logits64 = logits.double().requires_grad_(True)
-    RMLCLoss(rank="exact", reduction="sum")(logits64, targets).backward()
+    RMLCLoss.paper(rank="exact", reduction="sum")(logits64, targets).backward()
     torch.testing.assert_close(logits32.grad.double(), logits64.grad, rtol=1e-4, atol=1e-4)
 
 
@@ -197,7 +197,7 @@ def test_ramp_pair_penalty_is_bounded() -> None:
     """A single wrong label costs at most 1 - s per pair however far its score lies."""
     logits = torch.tensor([[-1e4, 1e4, 1e4]], dtype=torch.float64)
     targets = torch.tensor([[1.0, 0, 0]])
-    ranking = RMLCLoss(s=-0.8, kappa=0.0, rank="exact")(logits, targets)
+    ranking = RMLCLoss.paper(s=-0.8, kappa=0.0, rank="exact")(logits, targets)
     assert ranking.item() == pytest.approx(reference.harmonic(2) * 2 * 1.8)
     hinge = WARPLoss(rank="exact")(logits, targets)
     assert hinge.item() > 1e4
@@ -206,7 +206,7 @@ def test_ramp_pair_penalty_is_bounded() -> None:
 def test_no_positive_rows_cost_only_the_margin_term() -> None:
     logits = torch.randn(5, 9, dtype=torch.float64)
     targets = torch.zeros(5, 9)
-    got = RMLCLoss(kappa=2.0, reduction="none")(logits, targets)
+    got = RMLCLoss.paper(kappa=2.0, reduction="none")(logits, targets)
     torch.testing.assert_close(got, 2.0 * F.margin_term(logits, targets.bool()))
     assert WARPLoss()(logits, targets).item() == 0.0
 
@@ -240,7 +240,7 @@ def test_memory_stays_linear_in_labels(kernel: str, density: float) -> None:
     logits = torch.randn(n, m, requires_grad=True)
     targets = (torch.rand(n, m) < density).float()
     with torch.profiler.profile(profile_memory=True) as prof:
-        RMLCLoss(kernel=kernel)(logits, targets).backward()
+        RMLCLoss.paper(kernel=kernel)(logits, targets).backward()
     largest = max(event.cpu_memory_usage for event in prof.events())
     if kernel == "dense":  # blocks of at most 4 M pairs
         assert largest <= (1 << 22) * 4 * 1.01, largest
@@ -293,12 +293,12 @@ def test_bad_shapes_and_types(name: str) -> None:
 @pytest.mark.parametrize(
     ("factory", "message"),
     [
-        (lambda: RMLCLoss(s=-1.0), r"s must lie in \(-1, 0\]"),
-        (lambda: RMLCLoss(s=0.1), r"s must lie in \(-1, 0\]"),
-        (lambda: RMLCLoss(kappa=-1.0), "kappa must be >= 0"),
-        (lambda: RMLCLoss(kappa=float("nan")), "kappa must be >= 0"),
-        (lambda: RMLCLoss(ramp_beta=1.5), r"ramp_beta must lie in \[0, 1\]"),
-        (lambda: RMLCLoss(rank="approx"), "rank must be one of"),
+        (lambda: RMLCLoss.paper(s=-1.0), r"s must lie in \(-1, 0\]"),
+        (lambda: RMLCLoss.paper(s=0.1), r"s must lie in \(-1, 0\]"),
+        (lambda: RMLCLoss.paper(kappa=-1.0), "kappa must be >= 0"),
+        (lambda: RMLCLoss.paper(kappa=float("nan")), "kappa must be >= 0"),
+        (lambda: RMLCLoss.paper(ramp_beta=1.5), r"ramp_beta must lie in \[0, 1\]"),
+        (lambda: RMLCLoss.paper(rank="approx"), "rank must be one of"),
         (lambda: WARPLoss(rounding="ceil"), "rounding must be one of"),
         (lambda: WARPLoss(kernel="gathered"), "kernel must be one of"),
         (lambda: BCELoss(reduction="avg"), "reduction must be one of"),

@@ -61,7 +61,7 @@ def test_exact_mode_matches_literal_loop(seed: int, kernel: str) -> None:
         loss_fn = WARPLoss(rank="exact", reduction=reduction, kernel=kernel)
         params = {"hinge_only": True, "kappa": 0.0}
     else:
-        loss_fn = RMLCLoss(
+        loss_fn = RMLCLoss.paper(
             s=case["s"], kappa=case["kappa"], rank="exact", reduction=reduction, kernel=kernel
         )
         params = {"s": case["s"], "kappa": case["kappa"]}
@@ -94,7 +94,7 @@ def test_soft_ramp_matches_literal_loop(beta: float, kernel: str) -> None:
     rng = np.random.default_rng(7)
     logits = rng.normal(0.0, 2.0, (6, 40))
     targets = (rng.random((6, 40)) < 0.2).astype(float)
-    loss = RMLCLoss(
+    loss = RMLCLoss.paper(
         s=-0.6, kappa=2.0, rank="exact", ramp_beta=beta, reduction="none", kernel=kernel
     )
     got = loss(torch.tensor(logits), torch.tensor(targets))
@@ -150,7 +150,7 @@ def test_sampled_forward_and_backward_use_the_same_ranks(kernel: str) -> None:
     targets = torch.zeros(n, m)
     targets[torch.arange(n), torch.randint(0, m, (n,))] = 1
     leaf = logits.clone().requires_grad_(True)
-    loss = RMLCLoss(
+    loss = RMLCLoss.paper(
         kappa=0.0, reduction="none", generator=torch.Generator().manual_seed(3), kernel=kernel
     )
     values = loss(leaf, targets)
@@ -179,7 +179,7 @@ def test_sampled_loss_literal_loop_agrees_in_expectation() -> None:
     logits = rng.normal(0.0, 1.0, (3, 12))
     targets = (rng.random((3, 12)) < 0.4).astype(float)
     f, y = torch.tensor(logits), torch.tensor(targets)
-    loss = RMLCLoss(kappa=1.0, generator=torch.Generator().manual_seed(0))
+    loss = RMLCLoss.paper(kappa=1.0, generator=torch.Generator().manual_seed(0))
     vector = torch.stack([loss(f, y) for _ in range(4000)])
     shuffler = random.Random(0)
     literal = [

@@ -48,12 +48,12 @@ def test_balanced_margin_weights_each_side_equally() -> None:
 
 def test_rmlc_with_balanced_margin_is_ranking_plus_balanced_margin() -> None:
     logits, targets = batch()
-    loss = RMLCLoss(rank="exact", balance_margin=True, kappa=3.0, reduction="none")
+    loss = RMLCLoss(rank="exact", kappa=3.0, reduction="none", hinge_steps=0)
     ranking = F.ranking_loss(logits, targets, kappa=0.0, rank="exact")
     want = ranking + 3.0 * F.balanced_margin_term(logits, targets.bool())
     torch.testing.assert_close(loss(logits, targets), want)
     # and it differs from the paper's margin term on these rows
-    paper = RMLCLoss(rank="exact", kappa=3.0, reduction="none")(logits, targets)
+    paper = RMLCLoss.paper(rank="exact", kappa=3.0, reduction="none")(logits, targets)
     assert not torch.allclose(paper, want)
 
 
@@ -61,8 +61,8 @@ def test_hinge_steps_start_with_the_hinge_then_switch_to_the_ramp() -> None:
     logits, targets = batch(seed=3)
     logits = logits * 3  # many pairs beyond the ramp's cap: ramp and hinge differ
     warm = RMLCLoss(rank="exact", hinge_steps=2)
-    hinge = RMLCLoss(rank="exact", ramp_beta=0.0)
-    ramp = RMLCLoss(rank="exact")
+    hinge = RMLCLoss(rank="exact", ramp_beta=0.0, hinge_steps=0)
+    ramp = RMLCLoss(rank="exact", hinge_steps=0)
     assert not torch.allclose(hinge(logits, targets), ramp(logits, targets))
     for _ in range(2):
         assert warm.current_beta == 0.0
@@ -74,12 +74,12 @@ def test_hinge_steps_start_with_the_hinge_then_switch_to_the_ramp() -> None:
 
 def test_hinge_steps_count_training_calls_only_and_survive_state_dict() -> None:
     logits, targets = batch()
-    warm = RMLCLoss(hinge_steps=5).eval()
-    warm(logits, targets)  # evaluation: the paper's ramp, not counted
-    assert warm.steps_done == 0
+    warm = RMLCLoss(rank="exact", hinge_steps=5).eval()
+    # evaluation: the ramp (what the loss is after training), not counted
     torch.testing.assert_close(
-        warm(logits, targets), RMLCLoss(rank="sampled")(logits, targets), rtol=1, atol=1e9
+        warm(logits, targets), RMLCLoss(rank="exact", hinge_steps=0)(logits, targets)
     )
+    assert warm.steps_done == 0
     warm.train()
     for _ in range(3):
         warm(logits, targets)
@@ -123,3 +123,40 @@ def test_gradient_norms_are_those_of_each_term() -> None:
 
 def test_warp_has_no_warm_start_state() -> None:
     assert WARPLoss().state_dict() == {}
+
+
+def test_default_is_the_recommended_configuration_and_paper_is_the_papers() -> None:
+    from rmlc.losses.ranking import DEFAULT_HINGE_STEPS, PAPER
+
+    default = RMLCLoss()
+    assert default.balance_margin and default.hinge_steps == DEFAULT_HINGE_STEPS > 0
+    paper = RMLCLoss.paper()
+    for key, value in PAPER.items():
+        assert getattr(paper, key) == value, key
+    assert RMLCLoss.paper(kappa=2.0).kappa == 2.0 and not RMLCLoss.paper(kappa=2.0).balance_margin
+    # The paper's loss is the literal reference of METHOD.md, from the first call.
+    logits, targets = batch(seed=4)
+    _, want, _ = reference.literal_loss(logits.tolist(), targets.tolist(), rank="exact")
+    got = RMLCLoss.paper(rank="exact")(logits, targets)
+    assert got.item() == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.9, 0.0])
+def test_balanced_margin_gradient_matches_autograd_through_the_ramp(beta: float) -> None:
+    logits, targets = batch(seed=7)
+    positive = targets.bool()
+    leaf = logits.clone().requires_grad_(True)
+    weights = F.balanced_margin_weights(positive, logits.dtype)
+    upstream = torch.linspace(0.5, 2.0, len(logits), dtype=logits.dtype)
+    want = (weights * F.ramp(torch.where(positive, leaf, -leaf), -0.8, beta)).sum(dim=1)
+    (want * upstream).sum().backward()
+    expected = leaf.grad.clone()
+    leaf.grad = None
+    got = F.balanced_margin_term(leaf, positive, -0.8, beta)
+    torch.testing.assert_close(got, want.detach())
+    (got * upstream).sum().backward()
+    torch.testing.assert_close(leaf.grad, expected)
+    # float32 logits get a float32 gradient
+    small = logits.float().requires_grad_(True)
+    F.balanced_margin_term(small, positive).sum().backward()
+    assert small.grad.dtype == torch.float32

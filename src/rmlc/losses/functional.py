@@ -55,6 +55,7 @@ __all__ = [
     "Kernel",
     "asymmetric_per_sample",
     "balanced_margin_term",
+    "balanced_margin_weights",
     "bce_per_sample",
     "choose_cuda_kernel",
     "choose_kernel",
@@ -120,6 +121,36 @@ def margin_term(
     return ramp(torch.where(positive, logits, -logits), s, beta).sum(dim=1)
 
 
+def balanced_margin_weights(positive: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(N, m)`` weights ``m / (2 |C+|)`` on positives and ``m / (2 |C-|)`` on negatives."""
+    m = positive.shape[1]
+    num_positive = positive.sum(dim=1, keepdim=True).to(dtype)
+    return torch.where(
+        positive,
+        m / (2.0 * num_positive.clamp(min=1.0)),
+        m / (2.0 * (m - num_positive).clamp(min=1.0)),
+    )
+
+
+class _BalancedMarginFunction(torch.autograd.Function):
+    """Per-sample balanced margin term; its gradient is formed in the forward pass."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, positive: torch.Tensor, s: float, beta: float):
+        f = logits.detach().to(_compute_dtype(logits))
+        per_sample, grad = f.new_zeros(f.shape[0]), torch.zeros_like(f)
+        weight = balanced_margin_weights(positive, f.dtype)
+        _add_margin_term(f, positive.to(f.dtype), per_sample, grad, s, beta, weight)
+        ctx.save_for_backward(grad)
+        ctx.logits_dtype = logits.dtype
+        return per_sample
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return (grad_output.unsqueeze(1) * grad).to(ctx.logits_dtype), None, None, None
+
+
 def balanced_margin_term(
     logits: torch.Tensor, positive: torch.Tensor, s: float = -0.8, beta: float = 1.0
 ) -> torch.Tensor:
@@ -130,23 +161,17 @@ def balanced_margin_term(
     sum to about ``m``. With the plain term, a sample's many negatives outvote its few
     positives: on features that do not yet separate a class, the term is least at a score
     below ``-1`` for every image, which puts the positives on the ramp's flat part.
+    Elementwise, ``O(N m)``; the gradient (Eq. 7, 8 with the weights) is formed with the
+    value, as for :func:`ranking_loss`.
 
     Args:
         logits: ``(N, m)`` scores.
         positive: ``(N, m)`` bool mask.
 
     Returns:
-        ``(N,)``, differentiable by autograd.
+        ``(N,)``, differentiable in ``logits``.
     """
-    work = logits.to(_compute_dtype(logits))
-    m = work.shape[1]
-    num_positive = positive.sum(dim=1, keepdim=True).to(work.dtype)
-    weight = torch.where(
-        positive,
-        m / (2.0 * num_positive.clamp(min=1.0)),
-        m / (2.0 * (m - num_positive).clamp(min=1.0)),
-    )
-    return (weight * ramp(torch.where(positive, work, -work), s, beta)).sum(dim=1)
+    return _BalancedMarginFunction.apply(logits, positive.bool(), s, beta)
 
 
 def violation_penalty(
@@ -178,14 +203,20 @@ def _add_margin_term(
     grad: torch.Tensor,
     s: float,
     beta: float,
-    kappa: float,
+    kappa: float | torch.Tensor,
 ) -> None:
-    """Add ``kappa sum_j P(1 - y_j f_j)`` and its gradient in place (``y = 2 positive - 1``)."""
+    """Add ``sum_j kappa_j P(1 - y_j f_j)`` and its gradient in place (``y = 2 positive - 1``;
+    ``kappa`` a number, or ``(N, m)`` weights)."""
     violation = torch.addcmul(1.0 + f, positive, f, value=-2.0)  # 1 - y f
     value, slope, _ = violation_penalty(violation, s, beta)
-    per_sample.add_(value.sum(dim=1), alpha=kappa)
     # d P(1 - y f) / d f = -y slope = slope - 2 positive slope
-    grad.add_(torch.addcmul(slope, positive, slope, value=-2.0), alpha=kappa)
+    slope = torch.addcmul(slope, positive, slope, value=-2.0)
+    if isinstance(kappa, torch.Tensor):
+        per_sample.add_((kappa * value).sum(dim=1))
+        grad.addcmul_(kappa, slope)
+    else:
+        per_sample.add_(value.sum(dim=1), alpha=kappa)
+        grad.add_(slope, alpha=kappa)
 
 
 def _slot_weights(

@@ -10,7 +10,15 @@ import torch
 from rmlc.losses import functional as F
 from rmlc.losses.base import MultiLabelLoss, check_choice
 
-__all__ = ["KERNELS", "PAPER", "RANK_MODES", "ROUNDINGS", "RMLCLoss", "WARPLoss"]
+__all__ = [
+    "DEFAULT_HINGE_STEPS",
+    "KERNELS",
+    "PAPER",
+    "RANK_MODES",
+    "ROUNDINGS",
+    "RMLCLoss",
+    "WARPLoss",
+]
 
 # The paper's configuration (Eq. 1, Section 4), the starting point of every variant.
 PAPER: dict[str, Any] = {
@@ -22,6 +30,12 @@ PAPER: dict[str, Any] = {
     "hinge_steps": 0,
     "balance_margin": False,
 }
+# The recommended loss (``RMLCLoss()``) departs from the paper in two places, each the
+# remedy of one half of the collapse measured from random weights (README, "Why RMLC
+# un-learned"): the margin term weighs a sample's positives and negatives alike, and the
+# first training calls use the hinge before the ramp's cap is switched on. A drop-in user's
+# loop gets this many hinge steps; ``rmlc train`` sets half of the run instead.
+DEFAULT_HINGE_STEPS = 1000
 RANK_MODES = ("sampled", "exact")
 ROUNDINGS = ("floor", "round")
 KERNELS = ("auto", "fused", "pairs", "sorted", "dense")
@@ -30,8 +44,13 @@ KERNELS = ("auto", "fused", "pairs", "sorted", "dense")
 class RMLCLoss(MultiLabelLoss):
     """Robust multi-label loss of RML-CNN (paper Eq. 1 and 6, without the weight penalty).
 
-    ``loss_i = sum_{j in C+} L(r_j) sum_{k in C-} R_s(f_j - f_k) + kappa sum_j R_s(y_j f_j)``,
+    ``loss_i = sum_{j in C+} L(r_j) sum_{k in C-} R_s(f_j - f_k) + kappa sum_j w_j R_s(y_j f_j)``,
     weighted by ``sample_weight`` (the heat-kernel confidences ``s_i``) and reduced.
+
+    ``RMLCLoss()`` is the recommended configuration: a balanced margin term (``w_j`` equal
+    totals for positives and negatives) and a hinge warm start of ``hinge_steps`` training
+    calls before the ramp. ``RMLCLoss.paper()`` is the loss as the paper states it
+    (``w_j = 1``, the ramp from the first call).
 
     Args:
         s: ramp parameter in ``(-1, 0]``; each pair's penalty is capped at ``1 - s``.
@@ -50,6 +69,8 @@ class RMLCLoss(MultiLabelLoss):
             use the hinge ``H_1`` (the ramp's cap off, ``ramp_beta = 0``) for both terms,
             the convex problem that CCCP solves first; later calls use the ramp. The count
             is ``steps_done``, saved in ``state_dict`` (resumes continue where they were).
+            About half of the run's steps is what was measured; the trainer sets that
+            (``TrainConfig.ramp_start``). 0 is the paper's ramp from the first step.
         balance_margin: weight each sample's positives and negatives to equal totals in the
             margin term (:func:`~rmlc.losses.functional.balanced_margin_term`); the paper
             weights every label alike.
@@ -68,8 +89,8 @@ class RMLCLoss(MultiLabelLoss):
         reduction: str = "mean",
         generator: torch.Generator | None = None,
         kernel: str = "auto",
-        hinge_steps: int = 0,
-        balance_margin: bool = False,
+        hinge_steps: int = DEFAULT_HINGE_STEPS,
+        balance_margin: bool = True,
     ) -> None:
         super().__init__(reduction)
         if not -1.0 < s <= 0.0:

@@ -128,25 +128,79 @@ def test_sigkill_at_a_random_step_then_resume(tables, straight, tmp_path) -> Non
     assert killed_at >= 1
 
 
+# Where a stop signal lands, decided by a hook in the process itself (never by a sleep):
+# each patches one function of the real command to signal its own process on entry.
+SIGNAL_HOOKS = {
+    "before training": ("rmlc.train.data", "build_training_data", None),
+    "during step 6": ("rmlc.train.trainer", "Trainer._step", 6),
+    "during the final evaluation": ("rmlc.train.trainer", "Trainer._finish", None),
+    "after training": ("rmlc.cli", "format_metrics", None),
+}
+HOOK_PROGRAM = """
+import os, sys, importlib
+module_name, attribute, at_call, number = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+module = importlib.import_module(module_name)
+owner_name, _, name = attribute.rpartition(".")
+owner = getattr(module, owner_name) if owner_name else module
+original = getattr(owner, name)
+calls = [0]
+def hooked(*args, **kwargs):
+    calls[0] += 1
+    if at_call == "None" or calls[0] == int(at_call):
+        os.kill(os.getpid(), int(number))
+    return original(*args, **kwargs)
+setattr(owner, name, hooked)
+from rmlc.cli import main
+sys.exit(main(sys.argv[5:]))
+"""
+
+
+def hooked_command(moment: str, number: int, command: list[str]) -> list[str]:
+    module, attribute, at_call = SIGNAL_HOOKS[moment]
+    return [
+        sys.executable,
+        "-c",
+        HOOK_PROGRAM,
+        module,
+        attribute,
+        str(at_call),
+        str(int(number)),
+        *command[3:],  # after "python -m rmlc"
+    ]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
-def test_stop_signal_saves_a_resumable_checkpoint(tables, straight, tmp_path, number) -> None:
-    """Ctrl-C or SIGTERM at a random moment after step 4 (a step, an evaluation, a write):
-    a clean exit with 128 + the signal number, and a resume that ends on the same weights."""
+@pytest.mark.parametrize(
+    ("moment", "number"),
+    [
+        ("before training", signal.SIGINT),
+        ("during step 6", signal.SIGINT),
+        ("during step 6", signal.SIGTERM),
+        ("during the final evaluation", signal.SIGINT),
+        ("after training", signal.SIGTERM),
+    ],
+)
+def test_stop_signal_at_any_moment_ends_cleanly(tables, straight, tmp_path, moment, number):
+    """Ctrl-C or SIGTERM at a chosen moment of ``rmlc train``: during training, a clean exit
+    with 128 + the signal number and a checkpoint that resumes to the same weights; during
+    the final evaluation or after it, the run completes and exits 0."""
     command = train_command(tables, tmp_path / "b", "--checkpoint-every-steps", "4")
-    process = subprocess.Popen(
-        command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    process = subprocess.run(
+        hooked_command(moment, number, command),
+        env=ENV,
+        timeout=300,
+        capture_output=True,
+        text=True,
     )
-    assert wait_for(lambda: (tmp_path / "b" / "last.pt").is_file(), 120)
-    time.sleep(random.Random().uniform(0.0, 0.3))  # the run has about 1.5 s of steps left
-    process.send_signal(number)
-    _, error = process.communicate(timeout=60)
-    if process.returncode == 0:  # the signal came after the last step: training finished
+    if moment in ("during the final evaluation", "after training"):
+        assert process.returncode == 0, process.stderr
+        assert "the run is complete" in process.stdout
         assert_same_run(straight, tmp_path / "b")
         return
-    assert process.returncode == 128 + number, error
-    assert "checkpoint saved" in error and "resume with --resume" in error
-    assert load_checkpoint(tmp_path / "b" / "last.pt")["position"]["global_step"] >= 4
+    assert process.returncode == 128 + number, process.stderr
+    assert "checkpoint saved" in process.stderr and "resume with --resume" in process.stderr
+    stopped_at = load_checkpoint(tmp_path / "b" / "last.pt")["position"]["global_step"]
+    assert stopped_at == (0 if moment == "before training" else 6)
     resumed = subprocess.run(
         [*command, "--resume"], env=ENV, timeout=300, capture_output=True, text=True
     )

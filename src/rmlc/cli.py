@@ -103,6 +103,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def command_train(args: argparse.Namespace) -> int:
     from rmlc.train import TrainConfig, TrainingInterrupted, load_config, run
+    from rmlc.train.stopping import StopRequest
 
     overrides = {
         key: value
@@ -116,21 +117,28 @@ def command_train(args: argparse.Namespace) -> int:
         if args.config
         else TrainConfig.from_dict(overrides, source="command line")
     )
-    try:
-        metrics = run(config)
-    except TrainingInterrupted as error:
-        print(f"rmlc: {error}", file=sys.stderr)
-        return error.exit_code
-    print(
-        format_metrics(
-            metrics,
-            f"test metrics (best epoch {metrics['best_epoch']})"
-            if "mAP" in metrics
-            else "validation metrics",
+    # Signals are recorded for the command's whole life, not only during training: one
+    # before training starts stops it at its first step (with a checkpoint), one after the
+    # last step lets the final evaluation and the results finish (the trainer's own handler
+    # covers training itself). Never restored: the process ends after this.
+    with StopRequest(restore=False, action="stopping when the current phase ends") as stop:
+        try:
+            metrics = run(config)
+        except TrainingInterrupted as error:
+            print(f"rmlc: {error}", file=sys.stderr)
+            return error.exit_code
+        print(
+            format_metrics(
+                metrics,
+                f"test metrics (best epoch {metrics['best_epoch']})"
+                if "mAP" in metrics
+                else "validation metrics",
+            )
         )
-    )
-    print(f"run directory: {config.out}")
-    return 0
+        print(f"run directory: {config.out}")
+        if stop.requested:
+            print("rmlc: the signal came after training had finished: the run is complete")
+        return 0
 
 
 # ---- evaluate / predict / extract-features ---------------------------------------------

@@ -53,3 +53,33 @@ def test_forked_workers_ignore_ctrl_c_and_die_on_sigterm() -> None:
             if worker.is_alive():
                 worker.kill()
         assert not stop.requested  # the worker's signals were not the main process's
+
+
+def test_nested_requests_hand_a_pending_signal_in_and_out() -> None:
+    """The command's outer request (never restored) passes a signal that came before
+    training to the trainer's, and gets back one that came during the final phase."""
+    import os
+    import signal
+
+    from rmlc.train.stopping import StopRequest
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with StopRequest(restore=False) as outer:
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert outer.signal_number == signal.SIGTERM
+            with StopRequest() as inner:
+                assert inner.requested and inner.signal_number == signal.SIGTERM
+            assert signal.getsignal(signal.SIGINT) == outer._handle  # restored to the outer
+        assert signal.getsignal(signal.SIGINT) == outer._handle  # restore=False: kept
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        fresh = StopRequest(restore=False)
+        with fresh:
+            with StopRequest() as inner:
+                os.kill(os.getpid(), signal.SIGINT)
+                assert inner.signal_number == signal.SIGINT and not fresh.requested
+            assert fresh.signal_number == signal.SIGINT  # handed back on exit
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

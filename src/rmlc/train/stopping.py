@@ -31,10 +31,25 @@ class StopRequest:
     :class:`KeyboardInterrupt` (abort without saving). Forked data-loader workers inherit
     the handler: they ignore SIGINT (the main process shuts them down) and die on SIGTERM.
     Outside the main thread no handler can be installed and signals keep their defaults.
+
+    Requests nest: a StopRequest entered inside another takes over a request the outer one
+    already holds, and hands its own back on exit. The ``rmlc train`` command holds one for
+    its whole life (``restore=False``), so that a signal before training starts is honoured
+    when it starts, and one after training has finished lets the command end cleanly.
+
+    Args:
+        restore: put the previous handlers back on exit (False: keep recording signals
+            until the process ends).
+        action: what the first signal's message says will happen.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        restore: bool = True,
+        action: str = "finishing the current step, then saving a checkpoint",
+    ) -> None:
         self.signal_number: int | None = None
+        self.restore, self.action = restore, action
         self._owner = os.getpid()
         self._previous: dict[int, object] = {}
 
@@ -42,12 +57,25 @@ class StopRequest:
         if threading.current_thread() is threading.main_thread():
             for number in _HANDLED:
                 self._previous[number] = signal.signal(number, self._handle)
+            outer = self._outer()
+            if outer is not None and self.signal_number is None:
+                self.signal_number = outer.signal_number
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]
+        outer = self._outer()
+        if outer is not None and outer.signal_number is None:
+            outer.signal_number = self.signal_number
+        if self.restore:
+            for number, handler in self._previous.items():
+                signal.signal(number, handler)  # type: ignore[arg-type]
         self._previous.clear()
+
+    def _outer(self) -> StopRequest | None:
+        """The StopRequest whose handler this one replaced, if any."""
+        handler = self._previous.get(signal.SIGINT)
+        owner = getattr(handler, "__self__", None)
+        return owner if isinstance(owner, StopRequest) else None
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
         del frame
@@ -60,8 +88,8 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signal_number = number
         print(
-            f"rmlc: {signal.Signals(number).name} received: finishing the current step, then "
-            "saving a checkpoint (press Ctrl-C again to abort without saving)",
+            f"rmlc: {signal.Signals(number).name} received: {self.action} "
+            "(press Ctrl-C again to abort without saving)",
             file=sys.stderr,
             flush=True,
         )

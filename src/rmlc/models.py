@@ -182,7 +182,9 @@ def load_backbone_weights(model: MultiLabelNet, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    from rmlc.train.checkpoint import safe_load
+
+    state = safe_load(path, "weights file")  # tensors and plain data only: runs no code
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         if state.get("backbone") not in (None, model.name):
             raise ValueError(

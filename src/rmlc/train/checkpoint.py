@@ -4,6 +4,7 @@ checked against the model they are loaded into."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 
 from rmlc.atomic import atomic_write
 
-__all__ = ["CheckpointError", "atomic_save", "check_compatible", "load_checkpoint"]
+__all__ = ["CheckpointError", "atomic_save", "check_compatible", "load_checkpoint", "safe_load"]
 
 
 class CheckpointError(RuntimeError):
@@ -28,15 +29,34 @@ def atomic_save(payload: Any, path: str | Path) -> None:
     atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
+def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load`` of tensors and plain data only: a file from elsewhere never runs code.
+
+    Raises:
+        CheckpointError: the file holds other objects (unpickling them could run code), or
+            is not a torch file at all; the message names the file.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path} holds objects other than tensors and plain data; rmlc does not unpickle "
+            f"them, as that can run code. If you trust the file, convert it yourself with "
+            f"torch.load(..., weights_only=False). ({str(error).splitlines()[0]})"
+        ) from None
+    except Exception as error:
+        raise CheckpointError(f"{path} is not a readable {what}: {error}") from error
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by the trainer, with an error naming the file if it is not."""
+    """Read a checkpoint written by the trainer, with an error naming the file if it is not.
+
+    Only tensors and plain data are read (:func:`safe_load`): opening a checkpoint from
+    elsewhere never runs code."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise CheckpointError(f"{path} is not a readable checkpoint: {error}") from error
+    payload = safe_load(path)
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(f"{path} is not an rmlc checkpoint (no 'model' entry)")
     return payload

@@ -133,3 +133,17 @@ def test_parallel_jobs_run_every_method_once(tmp_path) -> None:
     assert sorted(row["method"] for row in rows) == sorted(m["name"] for m in spec.methods)
     assert all(row["commit"] and row["device"].startswith("cpu") for row in rows)
     assert "## Provenance" in (tmp_path / "table3-quick.md").read_text()
+
+
+def test_a_diverging_learning_rate_of_the_search_scores_last(monkeypatch) -> None:
+    from rmlc import experiments
+
+    def diverge(config):
+        raise FloatingPointError("loss became nan")
+
+    monkeypatch.setattr(experiments, "train_network", diverge)
+    task = {"name": "WARP", "values": {}, "source": "spec", "seed": 0, "features": []}
+    outcome = experiments._train_task({**task, "tuning": True})
+    assert experiments._selection_metric(outcome["result"]) == float("-inf")
+    with pytest.raises(FloatingPointError):  # outside the search a divergence is an error
+        experiments._train_task(task)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import multiprocessing
 import os
 import time
@@ -125,7 +126,12 @@ def _train_task(task: dict[str, Any]) -> dict[str, Any]:
         ``{"result": the trainer's result, "metrics": {method name: (metrics, seconds)}}``.
     """
     started = time.perf_counter()
-    run = train_network(TrainConfig.from_dict(task["values"], source=task["source"]))
+    try:
+        run = train_network(TrainConfig.from_dict(task["values"], source=task["source"]))
+    except FloatingPointError:  # a learning rate of the search that diverges scores last
+        if not task.get("tuning"):
+            raise
+        return {"result": {"validation": {"mAP": -math.inf, "accuracy": -math.inf}}}
     metrics = {task["name"]: (run.metrics, time.perf_counter() - started)}
     for feature_method in task["features"]:
         values, seconds = fit_on_features(run, feature_method.get("params", {}), task["seed"])
@@ -194,6 +200,7 @@ def tuned_learning_rates(
                     "source": str(spec.path),
                     "seed": 0,
                     "features": [],
+                    "tuning": True,
                 }
             )
     scores: dict[str, list[tuple[float, float]]] = {}

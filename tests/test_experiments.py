@@ -133,6 +133,17 @@ def test_parallel_jobs_run_every_method_once(tmp_path) -> None:
     assert sorted(row["method"] for row in rows) == sorted(m["name"] for m in spec.methods)
     assert all(row["commit"] and row["device"].startswith("cpu") for row in rows)
     assert "## Provenance" in (tmp_path / "table3-quick.md").read_text()
+    # --report-only rewrites the report from those runs, training nothing
+    before = (tmp_path / "table3-quick-runs.csv").read_text()
+    (tmp_path / "table3-quick.md").unlink()
+    reproduce("table3", quick=True, out=tmp_path, report_only=True)
+    assert (tmp_path / "table3-quick-runs.csv").read_text() == before
+    assert "--report-only" in (tmp_path / "table3-quick.md").read_text()
+
+
+def test_report_only_without_runs_names_the_missing_file(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="table3-quick-runs.csv does not exist"):
+        reproduce("table3", quick=True, out=tmp_path, report_only=True)
 
 
 def test_a_diverging_learning_rate_of_the_search_scores_last(monkeypatch) -> None:

@@ -319,7 +319,14 @@ def command_reproduce(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-    reproduce(args.target, quick=args.quick, seeds=args.seeds, out=Path(args.out), jobs=args.jobs)
+    reproduce(
+        args.target,
+        quick=args.quick,
+        seeds=args.seeds,
+        out=Path(args.out),
+        jobs=args.jobs,
+        report_only=args.report_only,
+    )
     return 0
 
 
@@ -429,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out", default="results")
     reproduce.add_argument(
         "--jobs", type=int, default=1, help="networks trained at once (worker processes)"
+    )
+    reproduce.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report from the runs already done (trains nothing)",
     )
     reproduce.set_defaults(handler=command_reproduce)
     return parser

@@ -213,7 +213,8 @@ def tuned_learning_rates(
     for method in trained:
         if "tune_as" in method:
             chosen[method["name"]] = chosen[method["tune_as"]]
-    path.write_text(json.dumps({**chosen, "_scores": scores}, indent=2))
+    chosen["_scores"] = scores  # the report says which choices sit at the grid's edge
+    path.write_text(json.dumps(chosen, indent=2))
     return chosen
 
 
@@ -233,17 +234,30 @@ def run_experiment(
     seeds: int | None = None,
     out: Path = Path("results"),
     jobs: int = 1,
+    report_only: bool = False,
 ) -> Path:
     """Run (or resume) one experiment and write its results; returns the report's path.
 
     ``jobs`` > 1 trains that many networks at once in worker processes, each with an
-    equal share of the cores (results do not depend on it: every run is seeded).
+    equal share of the cores (every run is seeded; thread counts may change the last bits
+    of floating-point sums). ``report_only`` rewrites the report from the runs file and the
+    learning-rate search already there, training nothing.
     """
     seeds = seeds or (spec.quick_seeds if quick else spec.seeds)
     suffix = "-quick" if quick else ""
     out.mkdir(parents=True, exist_ok=True)
-    rates = tuned_learning_rates(spec, out, quick, jobs)
     runs_path = out / f"{spec.name}{suffix}-runs.csv"
+    command = f"rmlc reproduce {spec.name}" + (" --quick" if quick else "")
+    if report_only:  # the report again, from the runs and searches already done
+        if not runs_path.is_file():
+            raise FileNotFoundError(f"no runs to report: {runs_path} does not exist")
+        tuning = out / f"{(spec.tune_from or spec.name)}-tuning.json"
+        if not quick and (spec.tune or spec.tune_from) and not tuning.is_file():
+            raise FileNotFoundError(f"no learning-rate search to report: {tuning} is missing")
+        rates = tuned_learning_rates(spec, out, quick, jobs)
+        record = provenance(command + " --report-only")
+        return write_report(spec, runs_path, out, suffix, seeds, rates, record)
+    rates = tuned_learning_rates(spec, out, quick, jobs)
     done = _runs_done(runs_path)
     tasks = []
     for variant, value, seed, method in _plan(spec, quick, seeds):
@@ -293,7 +307,6 @@ def run_experiment(
                     }
                 )
             stream.flush()
-    command = f"rmlc reproduce {spec.name}" + (" --quick" if quick else "")
     return write_report(spec, runs_path, out, suffix, seeds, rates, provenance(command))
 
 
@@ -303,10 +316,14 @@ def reproduce(
     seeds: int | None = None,
     out: Path = Path("results"),
     jobs: int = 1,
+    report_only: bool = False,
 ) -> list[Path]:
     """Run one experiment by name, or ``"all"`` of them; returns the report paths."""
     names = EXPERIMENTS if target == "all" else (target,)
     for name in names:
         if name not in EXPERIMENTS:
             raise ValueError(f"unknown experiment {name!r}; choose {', '.join(EXPERIMENTS)}")
-    return [run_experiment(load_spec(name), quick, seeds, Path(out), jobs) for name in names]
+    return [
+        run_experiment(load_spec(name), quick, seeds, Path(out), jobs, report_only)
+        for name in names
+    ]

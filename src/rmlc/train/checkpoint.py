@@ -5,6 +5,7 @@ checked against the model they are loaded into."""
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
         CheckpointError: the file holds other objects (unpickling them could run code), or
             is not a torch file at all; the message names the file.
     """
+    if not zipfile.is_zipfile(path):  # torch.save's format; anything else is damaged or foreign
+        raise CheckpointError(f"{path} is not a readable {what}: not a file written by torch.save")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

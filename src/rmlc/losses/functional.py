@@ -132,6 +132,13 @@ def balanced_margin_weights(positive: torch.Tensor, dtype: torch.dtype) -> torch
     )
 
 
+def _scaled_gradient(ctx, grad_output: torch.Tensor) -> torch.Tensor:
+    """Backward of a per-sample loss whose ``(N, m)`` gradient the forward pass saved."""
+    (grad,) = ctx.saved_tensors
+    scaled = grad_output.unsqueeze(1) * grad
+    return scaled if scaled.dtype == ctx.logits_dtype else scaled.to(ctx.logits_dtype)
+
+
 class _BalancedMarginFunction(torch.autograd.Function):
     """Per-sample balanced margin term; its gradient is formed in the forward pass."""
 
@@ -147,8 +154,7 @@ class _BalancedMarginFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return (grad_output.unsqueeze(1) * grad).to(ctx.logits_dtype), None, None, None
+        return _scaled_gradient(ctx, grad_output), None, None, None
 
 
 def balanced_margin_term(
@@ -501,11 +507,7 @@ class _RankingLossFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        scaled = grad_output.unsqueeze(1) * grad
-        if scaled.dtype != ctx.logits_dtype:
-            scaled = scaled.to(ctx.logits_dtype)
-        return scaled, None, None, None, None, None, None, None, None
+        return _scaled_gradient(ctx, grad_output), None, None, None, None, None, None, None, None
 
 
 def ranking_loss(

@@ -73,6 +73,11 @@ def _corrupt(targets: np.ndarray, rows: np.ndarray, config: TrainConfig) -> np.n
     return targets
 
 
+def _clean_if_corrupted(clean: np.ndarray, config: TrainConfig) -> np.ndarray | None:
+    """The targets before corruption, kept for analysis only when labels were corrupted."""
+    return clean if config.label_noise > 0 or config.missing_labels > 0 else None
+
+
 def _from_arrays(
     images: np.ndarray,
     targets: np.ndarray,
@@ -121,7 +126,6 @@ def _from_arrays(
         picked = np.random.default_rng(config.seed).permutation(len(unlabeled))
         unlabeled = np.sort(unlabeled[picked[: config.max_unlabeled]])
     test_split = None if test is None else (ArrayStore(test[0]), test[1].astype(np.float32))
-    corrupted = config.label_noise > 0 or config.missing_labels > 0
     data = assemble(
         ArrayStore(images),
         targets,
@@ -130,7 +134,7 @@ def _from_arrays(
         test_split,
         classes,
         config,
-        clean_targets=clean if corrupted else None,
+        clean_targets=_clean_if_corrupted(clean, config),
     )
     if labels is not None:  # for analysis: the true class of each unlabeled sample
         data.unlabeled_classes = torch.as_tensor(labels[unlabeled])
@@ -206,7 +210,6 @@ def _from_files(
     if not config.semi_supervised:
         unlabeled = unlabeled[:0]
     test_split = None if test is None else (FileStore(test[0], None, size), test[1])
-    corrupted = config.label_noise > 0 or config.missing_labels > 0
     return assemble(
         FileStore(paths, None, size),
         targets,
@@ -215,7 +218,7 @@ def _from_files(
         test_split,
         classes,
         config,
-        clean_targets=clean if corrupted else None,
+        clean_targets=_clean_if_corrupted(clean, config),
     )
 
 

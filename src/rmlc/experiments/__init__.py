@@ -134,9 +134,28 @@ def _train_task(task: dict[str, Any]) -> dict[str, Any]:
         return {"result": {"validation": {"mAP": -math.inf, "accuracy": -math.inf}}}
     metrics = {task["name"]: (run.metrics, time.perf_counter() - started)}
     for feature_method in task["features"]:
-        values, seconds = fit_on_features(run, feature_method.get("params", {}), task["seed"])
+        params = feature_method.get("params", {})
+        values, seconds = fit_on_features(run, params, task["values"]["seed"])
         metrics[feature_method["name"]] = (values, seconds)
     return {"result": run.result, "metrics": metrics}
+
+
+def _task(
+    spec: ExperimentSpec,
+    method: dict[str, Any],
+    values: dict[str, Any],
+    features: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """What :func:`_train_task` runs: one method's config, and the fixed-feature methods to
+    fit on its network (``extra``: ``key`` of a run, ``tuning`` for a search's runs)."""
+    return {
+        "name": method["name"],
+        "values": values,
+        "source": str(spec.path),
+        "features": features or [],
+        **extra,
+    }
 
 
 def _worker_start(threads: int) -> None:
@@ -193,16 +212,7 @@ def tuned_learning_rates(
         for factor in spec.tune["factors"]:
             values = _config_values(spec, quick, spec.variants[0], first_value, method)
             values.update(seed=0, lr=default(method) * factor)
-            tasks.append(
-                {
-                    "name": method["name"],
-                    "values": values,
-                    "source": str(spec.path),
-                    "seed": 0,
-                    "features": [],
-                    "tuning": True,
-                }
-            )
+            tasks.append(_task(spec, method, values, tuning=True))
     scores: dict[str, list[tuple[float, float]]] = {}
     for task, outcome in _map(tasks, jobs, f"{spec.name} tuning"):
         score = _selection_metric(outcome["result"])
@@ -273,16 +283,7 @@ def run_experiment(
             continue
         values = _config_values(spec, quick, variant, value, method)
         values.update(seed=seed, lr=rates[method["name"]])
-        tasks.append(
-            {
-                "name": method["name"],
-                "key": key,
-                "values": values,
-                "source": str(spec.path),
-                "seed": seed,
-                "features": features,
-            }
-        )
+        tasks.append(_task(spec, method, values, features, key=key))
     fields = _run_fields(runs_path)
     origin = {"commit": git_commit(), "device": describe_device()}
     new_file = not runs_path.is_file()

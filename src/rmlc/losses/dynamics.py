@@ -98,7 +98,11 @@ def ramp_statistics(
     pair_flat, pair_active = flat_pair_share(f, positive, s)
     with torch.enable_grad():
         leaf = f.clone().requires_grad_(True)
-        ranking = F.ranking_loss(leaf, positive, s=s, beta=beta, kappa=0.0, kernel="auto")
+        # ranks from a generator of its own: measuring draws nothing from training's streams
+        generator = torch.Generator(device=f.device).manual_seed(0)
+        ranking = F.ranking_loss(
+            leaf, positive, s=s, beta=beta, kappa=0.0, kernel="auto", generator=generator
+        )
         ranking_norm = _gradient_norm(ranking, leaf)
         margin_norm = (
             _gradient_norm(kappa * F.margin_term(leaf, positive, s, beta), leaf) if kappa else 0.0

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from rmlc.atomic import WriteError, atomic_write_text
 from rmlc.losses import build_loss
 from rmlc.losses.dynamics import ramp_statistics
-from rmlc.metrics import MultiLabelMeter
+from rmlc.metrics import MultiLabelMeter, mean_average_precision
 from rmlc.models import MultiLabelNet
 from rmlc.propagation import propagate_labels
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
@@ -387,9 +387,7 @@ class Trainer:
         noisy = self.targets[labeled][positions]
 
         def fit(rows: torch.Tensor, targets: torch.Tensor) -> float:
-            meter = MultiLabelMeter()
-            meter.update(scores[rows], targets[rows])
-            return meter.compute(k=self.config.topk)["mAP"]
+            return mean_average_precision(scores[rows], targets[rows])
 
         every = torch.ones(len(positions), dtype=torch.bool)
         result = {"fit_train_mAP": fit(every, noisy)}

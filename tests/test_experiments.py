@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
 
 import pytest
 
@@ -158,3 +160,80 @@ def test_a_diverging_learning_rate_of_the_search_scores_last(monkeypatch) -> Non
     assert experiments._selection_metric(outcome["result"]) == float("-inf")
     with pytest.raises(FloatingPointError):  # outside the search a divergence is an error
         experiments._train_task(task)
+
+
+def _search_spec(factors: list[float], methods: list[dict]):
+    from rmlc.experiments import ExperimentSpec
+
+    return ExperimentSpec(
+        name="search",
+        title="search",
+        metrics=["mAP"],
+        seeds=1,
+        base={"dataset": "fashion-mosaic"},
+        methods=methods,
+        tune={"factors": factors},
+    )
+
+
+def test_the_learning_rate_search_runs_only_what_it_has_not_scored(tmp_path, monkeypatch) -> None:
+    """A grown grid or a new method searches only the new (method, rate) pairs; a rate no
+    longer on the grid is neither chosen nor kept."""
+    from rmlc import experiments
+
+    trained: list[tuple[str, float]] = []
+
+    def fake_map(tasks, jobs, description):
+        for task in tasks:
+            lr = task["values"]["lr"]
+            trained.append((task["name"], lr))
+            # validation peaks at lr = 0.02 for WARP (default 0.002) and 0.006 for RMLC
+            best = {"WARP": 0.02, "RMLC": 0.006}[task["name"]]
+            yield task, {"result": {"validation": {"mAP": -abs(math.log(lr / best))}}}
+
+    monkeypatch.setattr(experiments, "_map", fake_map)
+    warp = {"name": "WARP", "set": {"loss": "warp"}}
+    rmlc = {"name": "RMLC", "set": {"loss": "rmlc"}}
+    ss = {"name": "SS-RMLC", "tune_as": "RMLC", "set": {"loss": "rmlc"}}
+
+    rates = experiments.tuned_learning_rates(_search_spec([0.3, 1.0, 3.0], [warp]), tmp_path, False)
+    assert [lr for _, lr in trained] == pytest.approx([0.0006, 0.002, 0.006])
+    assert rates["WARP"] == 0.006  # at the grid's edge
+
+    trained.clear()
+    spec = _search_spec([1.0, 3.0, 10.0], [warp, rmlc, ss])
+    rates = experiments.tuned_learning_rates(spec, tmp_path, False)
+    assert [name for name, _ in sorted(trained)] == ["RMLC", "RMLC", "RMLC", "WARP"]
+    assert [lr for _, lr in sorted(trained)] == pytest.approx([0.006, 0.018, 0.06, 0.02])
+    assert rates["WARP"] == pytest.approx(0.02) and rates["RMLC"] == 0.006
+    assert rates["SS-RMLC"] == rates["RMLC"]
+    saved = json.loads((tmp_path / "search-tuning.json").read_text())
+    assert [lr for _, lr in saved["_scores"]["WARP"]] == pytest.approx([0.002, 0.006, 0.02])
+
+    trained.clear()  # everything scored: nothing runs again
+    assert experiments.tuned_learning_rates(spec, tmp_path, False) == rates
+    assert trained == []
+
+
+def test_a_runs_file_without_provenance_columns_gains_them(tmp_path) -> None:
+    from rmlc.experiments import RUN_FIELDS, _prepare_runs_file
+
+    path = tmp_path / "old-runs.csv"
+    path.write_text('variant,axis,seed,method,seconds,metrics\n,,0,WARP,1.5,"{""mAP"": 50.0}"\n')
+    _prepare_runs_file(path)
+    with path.open() as stream:
+        reader = csv.DictReader(stream)
+        rows = list(reader)
+    assert reader.fieldnames == RUN_FIELDS
+    assert rows == [
+        {
+            "variant": "",
+            "axis": "",
+            "seed": "0",
+            "method": "WARP",
+            "seconds": "1.5",
+            "metrics": '{"mAP": 50.0}',
+            "commit": "",
+            "device": "",
+        }
+    ]

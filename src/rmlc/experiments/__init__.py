@@ -12,6 +12,7 @@ stopped), then writes ``results/<name>.csv``, ``results/<name>.md`` and, for swe
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import multiprocessing
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
+from rmlc.atomic import atomic_write_text
 from rmlc.experiments.report import write_report
 from rmlc.experiments.runner import fit_on_features, train_network
 from rmlc.provenance import describe_device, git_commit, provenance
@@ -34,7 +36,9 @@ __all__ = ["EXPERIMENTS", "ExperimentSpec", "load_spec", "reproduce"]
 
 EXPERIMENTS = (
     "table1",
+    "table1-pretrained",
     "table2",
+    "table2-pretrained",
     "table3",
     "table3-pretrained",
     "table4",
@@ -204,38 +208,58 @@ def tuned_learning_rates(
         chosen = json.loads((out / f"{spec.tune_from}-tuning.json").read_text())
         return {m["name"]: chosen[m.get("tune_as", m["name"])] for m in trained}
     path = out / f"{spec.name}-tuning.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    previous = json.loads(path.read_text()) if path.is_file() else {}
     first_value = spec.axis["values"][0] if spec.axis else None
-    tasks = []
-    for method in (m for m in trained if "tune_as" not in m):
-        for factor in spec.tune["factors"]:
+    searched = [m for m in trained if "tune_as" not in m]
+    grid = {m["name"]: [default(m) * factor for factor in spec.tune["factors"]] for m in searched}
+    scores: dict[str, list[tuple[float, float]]] = {
+        name: [
+            (score, lr)
+            for score, lr in previous.get("_scores", {}).get(name, [])
+            if any(math.isclose(lr, wanted, rel_tol=1e-9) for wanted in grid[name])
+        ]
+        for name in grid
+    }
+    tasks = []  # only the (method, rate) pairs not searched yet: a grid can grow, a method join
+    for method in searched:
+        tried = [lr for _, lr in scores[method["name"]]]
+        for lr in grid[method["name"]]:
+            if any(math.isclose(lr, done, rel_tol=1e-9) for done in tried):
+                continue
             values = _config_values(spec, quick, spec.variants[0], first_value, method)
-            values.update(seed=0, lr=default(method) * factor)
+            values.update(seed=0, lr=lr)
             tasks.append(_task(spec, method, values, tuning=True))
-    scores: dict[str, list[tuple[float, float]]] = {}
     for task, outcome in _map(tasks, jobs, f"{spec.name} tuning"):
         score = _selection_metric(outcome["result"])
-        scores.setdefault(task["name"], []).append((score, task["values"]["lr"]))
-    chosen: dict[str, float] = {}
-    for name, candidates in scores.items():
-        chosen[name] = max(candidates)[1]
+        scores[task["name"]].append((score, task["values"]["lr"]))
+    chosen: dict[str, Any] = {name: max(candidates)[1] for name, candidates in scores.items()}
     for method in trained:
         if "tune_as" in method:
             chosen[method["name"]] = chosen[method["tune_as"]]
-    chosen["_scores"] = scores  # the report says which choices sit at the grid's edge
-    path.write_text(json.dumps(chosen, indent=2))
+    chosen["_scores"] = {name: sorted(c, key=lambda pair: pair[1]) for name, c in scores.items()}
+    if json.loads(json.dumps(chosen)) != previous:  # the report names choices at the grid's edge
+        atomic_write_text(json.dumps(chosen, indent=2), path)
     return chosen
 
 
-def _run_fields(path: Path) -> list[str]:
-    """The columns of a runs file: those it already has, or the current ones."""
-    if path.is_file():
-        with path.open() as stream:
-            header = next(csv.reader(stream), None)
-        if header:
-            return header
-    return ["variant", "axis", "seed", "method", "seconds", "metrics", "commit", "device"]
+RUN_FIELDS = ["variant", "axis", "seed", "method", "seconds", "metrics", "commit", "device"]
+
+
+def _prepare_runs_file(path: Path) -> None:
+    """Give a runs file from before provenance columns existed the current header (its old
+    rows keep empty ``commit`` and ``device``), so that new rows record where they ran."""
+    if not path.is_file():
+        return
+    with path.open() as stream:
+        reader = csv.DictReader(stream)
+        rows = list(reader)
+    if reader.fieldnames == RUN_FIELDS:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RUN_FIELDS, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(buffer.getvalue(), path)
 
 
 def run_experiment(
@@ -284,11 +308,11 @@ def run_experiment(
         values = _config_values(spec, quick, variant, value, method)
         values.update(seed=seed, lr=rates[method["name"]])
         tasks.append(_task(spec, method, values, features, key=key))
-    fields = _run_fields(runs_path)
+    _prepare_runs_file(runs_path)
     origin = {"commit": git_commit(), "device": describe_device()}
     new_file = not runs_path.is_file()
     with runs_path.open("a", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=fields, extrasaction="ignore")
+        writer = csv.DictWriter(stream, fieldnames=RUN_FIELDS)
         if new_file:
             writer.writeheader()
         for task, outcome in _map(tasks, jobs, spec.name):

@@ -40,7 +40,7 @@ def structured_problem(n: int = 600, d: int = 20, m: int = 6, seed: int = 0):
     return X, Y
 
 
-@pytest.mark.parametrize("loss", ["rmlc", "warp", "bce", "softmax", "asl"])
+@pytest.mark.parametrize("loss", ["rmlc", "rmlc-paper", "warp", "bce", "softmax", "asl"])
 def test_every_loss_learns(loss: str) -> None:
     X, Y = structured_problem()
     model = RMLClassifier(loss=loss, random_state=0, max_epochs=20).fit(X[:400], Y[:400])
@@ -48,6 +48,34 @@ def test_every_loss_learns(loss: str) -> None:
     assert model.coef_.shape == (6, 20) and model.intercept_.shape == (6,)
     assert model.predict(X[400:]).shape == (200, 6)
     assert set(np.unique(model.predict(X))) <= {0, 1}
+
+
+def test_rmlc_is_the_recommended_loss_and_rmlc_paper_the_papers() -> None:
+    """``loss="rmlc"`` trains the hinge for the first half of its steps, then the ramp, with
+    the balanced margin term; ``"rmlc-paper"`` is the paper's loss from the first step."""
+    import torch
+
+    from rmlc.losses import RMLCLoss
+    from rmlc.losses.ranking import PAPER
+
+    generator = torch.Generator()
+    recommended = RMLClassifier(loss="rmlc", kappa=2.0)._build_loss(generator, total_steps=40)
+    assert isinstance(recommended, RMLCLoss) and recommended.balance_margin
+    assert recommended.hinge_steps == 20 and recommended.kappa == 2.0
+    paper = RMLClassifier(loss="rmlc-paper")._build_loss(generator, total_steps=40)
+    assert paper.hinge_steps == 0 and paper.balance_margin == PAPER["balance_margin"]
+    assert (paper.s, paper.kappa, paper.rounding) == (PAPER["s"], PAPER["kappa"], "floor")
+
+
+def test_the_stopping_rule_waits_for_the_ramp() -> None:
+    """With a stopping rule that would stop at once, the recommended loss still runs its
+    hinge epochs and then stops on the ramp's; the paper's loss stops at once."""
+    X, Y = structured_problem()
+    rule = {"tol": 1e9, "n_iter_no_change": 1, "max_epochs": 10, "random_state": 0}
+    recommended = RMLClassifier(loss="rmlc", **rule).fit(X, Y)
+    paper = RMLClassifier(loss="rmlc-paper", **rule).fit(X, Y)
+    assert paper.n_iter_ == 2  # the first epoch sets the best, the second is stale
+    assert recommended.n_iter_ == 5 + 2  # 5 hinge epochs, then the same two
 
 
 def test_score_is_map_and_decision_function_consistent() -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_HINGE_STEPS",
     "KERNELS",
     "PAPER",
+    "RAMP_START",
     "RANK_MODES",
     "ROUNDINGS",
     "RMLCLoss",
@@ -34,8 +35,10 @@ PAPER: dict[str, Any] = {
 # remedy of one half of the collapse measured from random weights (README, "Why RMLC
 # un-learned"): the margin term weighs a sample's positives and negatives alike, and the
 # first training calls use the hinge before the ramp's cap is switched on. A drop-in user's
-# loop gets this many hinge steps; ``rmlc train`` sets half of the run instead.
+# loop gets this many hinge steps; where the run's length is known (``rmlc train``,
+# ``RMLClassifier``) the hinge trains the first ``RAMP_START`` of its steps instead.
 DEFAULT_HINGE_STEPS = 1000
+RAMP_START = 0.5
 RANK_MODES = ("sampled", "exact")
 ROUNDINGS = ("floor", "round")
 KERNELS = ("auto", "fused", "pairs", "sorted", "dense")
@@ -122,9 +125,14 @@ class RMLCLoss(MultiLabelLoss):
         return cls(**params)
 
     @property
+    def in_warm_start(self) -> bool:
+        """Whether the next training call still uses the hinge."""
+        return self.steps_done < self.hinge_steps
+
+    @property
     def current_beta(self) -> float:
         """The ``ramp_beta`` the next training call uses: 0 during the warm start."""
-        return 0.0 if self.steps_done < self.hinge_steps else self.ramp_beta
+        return 0.0 if self.in_warm_start else self.ramp_beta
 
     def get_extra_state(self) -> dict[str, int]:
         return {"steps_done": self.steps_done}

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from rmlc.losses import LOSSES
+from rmlc.losses.ranking import RAMP_START
 from rmlc.models import BACKBONES
 from rmlc.train.schedule import SCHEDULES
 
@@ -34,7 +35,7 @@ DEFAULT_LEARNING_RATES = {
 }
 # The recommended RMLC (``loss: rmlc``) trains this fraction of the run with the hinge before
 # the ramp's cap is switched on (CCCP's warm start; see README, "Why RMLC un-learned").
-DEFAULT_RAMP_START = {"rmlc": 0.5}
+DEFAULT_RAMP_START = {"rmlc": RAMP_START}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Timing helpers shared by the benchmarks: interleaved repetitions, minimum and median.
+"""Helpers shared by the benchmarks: interleaved timing (minimum and median), provenance.
 
 Shared machines are noisy, so every benchmark measures the things it compares in the same
 rounds, interleaved, and reports the minimum (the least disturbed run) beside the median.
@@ -6,11 +6,15 @@ rounds, interleaved, and reports the minimum (the least disturbed run) beside th
 
 from __future__ import annotations
 
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 import torch
+
+from rmlc.provenance import provenance, provenance_markdown
 
 
 def synchronize(device: torch.device) -> None:
@@ -75,3 +79,11 @@ def peak_cuda_memory(function: Callable[[], object], device: torch.device) -> in
     function()
     synchronize(device)
     return torch.cuda.max_memory_allocated(device) - before
+
+
+def provenance_section(device: str | None = None) -> str:
+    """The closing ``## Provenance`` section of a benchmark's report: the command as run,
+    the commit, the versions, the device and the date (:mod:`rmlc.provenance`)."""
+    command = "python " + " ".join([sys.argv[0], *map(shlex.quote, sys.argv[1:])])
+    record = provenance(command, device)
+    return "\n".join(["", "## Provenance", "", *provenance_markdown(record), ""])

@@ -35,6 +35,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from _timing import provenance_section
 from rmlc.data import corrupt_labels, fashion_mosaic, load_features
 from rmlc.linear import RMLClassifier, whitening_matrix
 from rmlc.metrics import mean_average_precision, topk_metrics
@@ -279,7 +280,7 @@ def main() -> None:
         lines += speed_part(args.speed_seeds, args.quick)
     if args.part in ("real", "all"):
         lines += real_part(args.seeds, args.quick, args.features_checkpoint)
-    text = "\n".join(lines)
+    text = "\n".join(lines) + "\n" + provenance_section()
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
     (RESULTS / f"linear-{args.part}{suffix}.md").write_text(text)

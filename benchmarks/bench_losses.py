@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import reference
-from _timing import peak_cpu_memory, peak_cuda_memory, time_interleaved
+from _timing import peak_cpu_memory, peak_cuda_memory, provenance_section, time_interleaved
 from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, WARPLoss
 
 SHAPES = [(96, 80, 2.9 / 80), (96, 81, 2.9 / 81), (256, 1000, 0.01)]
@@ -260,7 +260,7 @@ def main() -> None:
     rows = bench_shapes(device, args.rounds)
     step = bench_training_step(device, args.rounds)
     kernels = bench_kernels(args.rounds) if device.type == "cpu" else []
-    text = render(rows, step, device, kernels)
+    text = render(rows, step, device, kernels) + provenance_section(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"losses-{device.type}.md").write_text(text)
     print(text)

@@ -43,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import time_interleaved
+from _timing import provenance_section, time_interleaved
 from rmlc.propagation import chunk_layout, propagate_labels
 
 FULL_UNLABELED, FULL_LABELED, DIM, LABELS, CLUSTERS = 200_000, 20_000, 512, 80, 100
@@ -388,7 +388,7 @@ def main() -> None:
         "load_before": load_before,
         "load_after": load_average(),
     }
-    text = render(report)
+    text = render(report) + provenance_section()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from _timing import provenance_section
 from rmlc.train import TrainConfig, build_trainer
 
 REFRESH_INTERVAL = 20
@@ -125,7 +126,7 @@ def main() -> None:
             f"{100 * (paired[name] - 1):+.1f}% | {row['epoch_seconds']:.1f} | "
             f"{row['epoch_images']:.0f} | {row['refresh_seconds']:.1f} |"
         )
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n" + provenance_section(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
     (args.out / f"training-{kind}.md").write_text(text)

@@ -184,10 +184,10 @@ def test_11_feature_dimension_mismatch(tmp_path) -> None:
     model = RMLClassifier(max_epochs=1).fit(X, Y)
     with pytest.raises(ValueError, match="4 features"):
         model.predict(X[:, :2])
-    model.save(tmp_path / "m.joblib")
+    model.save(tmp_path / "m.npz")
     path = features_file(tmp_path / "f.npz", X=X[:, :2])
     code, error = cli(
-        "predict", "--model", tmp_path / "m.joblib", "--features", path, "--out", tmp_path / "p.csv"
+        "predict", "--model", tmp_path / "m.npz", "--features", path, "--out", tmp_path / "p.csv"
     )
     assert code == 2 and "4 features" in error
 

@@ -161,12 +161,12 @@ def test_extract_features_then_fit_features(trained_run, tmp_path) -> None:
     assert code == 0
     metrics = json.loads((tmp_path / "linear" / "metrics.json").read_text())
     assert set(metrics) >= METRIC_KEYS
-    assert (tmp_path / "linear" / "model.joblib").is_file()
+    assert (tmp_path / "linear" / "model.npz").is_file()
     code = main(
         [
             "predict",
             "--model",
-            str(tmp_path / "linear" / "model.joblib"),
+            str(tmp_path / "linear" / "model.npz"),
             "--features",
             str(tmp_path / "test.npz"),
             "--out",
@@ -203,7 +203,7 @@ def test_fit_features_with_whitening_params(tmp_path, capsys) -> None:
     base = ["fit-features", "--train", str(tmp_path / "train.npz")]
     base += ["--test", str(tmp_path / "test.npz"), "--out", str(tmp_path / "linear")]
     assert main([*base, "--params", "{whiten: 0.001, max_epochs: 2}"]) == 0
-    model = RMLClassifier.load(tmp_path / "linear" / "model.joblib")
+    model = RMLClassifier.load(tmp_path / "linear" / "model.npz")
     assert model.whiten == 0.001 and model.whitening_.shape == (6, 6)
     assert "whiten: 0.001" in (tmp_path / "linear" / "config.yaml").read_text()
     # PyYAML reads 1e-3 (no dot) as a string: the error names the parameter and the value.

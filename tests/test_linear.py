@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -238,18 +240,75 @@ def test_whitening_leaves_propagation_on_standardized_features() -> None:
     assert not np.allclose(plain.coef_, whitened.coef_)
 
 
-def test_save_and_load(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "case", ["multi-label", "whitened + propagation", "string classes", "object classes"]
+)
+def test_save_and_load_round_trip_without_pickle(tmp_path, case: str) -> None:
     X, Y = structured_problem()
-    model = RMLClassifier(random_state=0, max_epochs=3).fit(X, Y)
-    model.save(tmp_path / "model.joblib")
-    loaded = RMLClassifier.load(tmp_path / "model.joblib")
+    params: dict = {"random_state": 0, "max_epochs": 3, "t": 0.5}
+    unlabeled = None
+    if case == "whitened + propagation":
+        params["whiten"] = 1e-3
+        unlabeled = X[500:]
+    elif case != "multi-label":  # single-label targets: the index of each row's first label
+        labels = np.array(["cat", "dog", "emu", "fox", "gnu", "hen"])[Y.argmax(axis=1)]
+        Y = labels if case == "string classes" else labels.astype(object)
+    model = RMLClassifier(**params).fit(X[:500], Y[:500], X_unlabeled=unlabeled)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as data:  # every array loads without pickle
+        assert all(data[name].dtype != object for name in data.files)
+    loaded = RMLClassifier.load(path)
+    assert loaded.get_params() == model.get_params()
     np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
-    np.save(tmp_path / "other.npy", np.zeros(3))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.classes_, model.classes_)
+    assert loaded.loss_curve_ == model.loss_curve_ and loaded.n_iter_ == model.n_iter_
+    if model.propagation_ is not None:
+        np.testing.assert_array_equal(loaded.propagation_.labels, model.propagation_.labels)
+        np.testing.assert_array_equal(loaded.propagation_.weights, model.propagation_.weights)
+        assert loaded.propagation_.t == model.propagation_.t
+
+
+class _RunsCode:
+    """Unpickling this touches ``marker``: a stand-in for a hostile model file."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_model_file_is_refused_and_runs_no_code(tmp_path) -> None:
     import joblib
 
+    marker = tmp_path / "code-ran"
+    hostile = tmp_path / "model.joblib"
+    joblib.dump(_RunsCode(marker), hostile)
+    with pytest.raises(ValueError, match="loading it can run code: pass trusted=True"):
+        RMLClassifier.load(hostile)
+    hidden = tmp_path / "model.npz"  # the same object inside an .npz (an object array)
+    np.savez(hidden, record=np.array([_RunsCode(marker)], dtype=object))
+    with pytest.raises(ValueError, match="is not an RMLClassifier file"):
+        RMLClassifier.load(hidden)
+    assert not marker.exists()
+
+
+def test_trusted_reads_the_old_joblib_format(tmp_path) -> None:
+    import joblib
+
+    X, Y = structured_problem()
+    model = RMLClassifier(random_state=0, max_epochs=2).fit(X, Y)
+    joblib.dump(model, tmp_path / "old.joblib")
+    loaded = RMLClassifier.load(tmp_path / "old.joblib", trusted=True)
+    np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
     joblib.dump({"not": "a model"}, tmp_path / "other.joblib")
     with pytest.raises(TypeError, match="does not hold an RMLClassifier"):
-        RMLClassifier.load(tmp_path / "other.joblib")
+        RMLClassifier.load(tmp_path / "other.joblib", trusted=True)
+    np.savez(tmp_path / "arrays.npz", x=np.zeros(3))
+    with pytest.raises(ValueError, match="is not an RMLClassifier file"):
+        RMLClassifier.load(tmp_path / "arrays.npz")
 
 
 @pytest.mark.parametrize(

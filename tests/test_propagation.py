@@ -346,6 +346,26 @@ def test_features_far_from_the_origin(backend: str) -> None:
     np.testing.assert_allclose(result.distances, distances, rtol=1e-3)  # near-ties: either
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", range(3))
+def test_a_large_shared_offset_does_not_change_the_neighbours(backend: str, seed: int) -> None:
+    """Raw ReLU features share a large offset. Ranked by ||y||^2 - 2 x.y in float32, an
+    offset of norm 800 made the search pick a farther neighbour for ~1% of rows; centred on
+    the labeled mean, it is exact wherever the two nearest distances differ by more than
+    float32 can resolve (here: every row)."""
+    rng = np.random.default_rng(seed)
+    offset = rng.normal(size=64)
+    offset *= 800 / np.linalg.norm(offset)
+    X_labeled = (rng.normal(size=(500, 64)) + offset).astype(np.float32)
+    X_unlabeled = (rng.normal(size=(300, 64)) + offset).astype(np.float32)
+    neighbors, distances = brute_force(X_labeled, X_unlabeled)
+    resolvable = second_gap(X_labeled, X_unlabeled) > 1e-5 * distances
+    assert resolvable.all()
+    result = propagate_labels(X_labeled, np.eye(500, 5), X_unlabeled, backend=backend)
+    np.testing.assert_array_equal(result.neighbors, neighbors)
+    np.testing.assert_allclose(result.distances, distances, rtol=1e-12)
+
+
 @needs_cuda
 def test_cuda_search_is_float32_under_tf32(reduced_matmul_precision) -> None:
     X_labeled, Y_labeled, X_unlabeled = offset_case(24)

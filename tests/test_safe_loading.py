@@ -1,4 +1,4 @@
-"""Files from elsewhere never run code when opened: checkpoints and weights files."""
+"""Files from elsewhere never run code when opened: checkpoints, weights and model files."""
 
 from __future__ import annotations
 
@@ -77,3 +77,35 @@ def test_a_trainer_checkpoint_still_loads(tmp_path) -> None:
     path = tmp_path / "ok.pt"
     torch.save({"model": {"w": torch.ones(2)}, "history": [{"epoch": 1, "loss": 0.5}]}, path)
     assert load_checkpoint(path)["history"][0]["loss"] == 0.5
+
+
+def test_predict_refuses_a_pickle_model_file(tmp_path) -> None:
+    """``rmlc predict --model`` reads only the .npz format unless told ``--trusted``."""
+    import joblib
+    import numpy as np
+
+    marker = tmp_path / "code-ran"
+    model = tmp_path / "model.joblib"
+    joblib.dump(_RunsCode(str(marker)), model)
+    features = tmp_path / "f.npz"
+    np.savez(features, X=np.zeros((3, 4), dtype=np.float32))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rmlc",
+            "predict",
+            "--model",
+            str(model),
+            "--features",
+            str(features),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "loading it can run code" in result.stderr and "--trusted" in result.stderr
+    assert not marker.exists()

@@ -194,7 +194,7 @@ def command_predict(args: argparse.Namespace) -> int:
         from rmlc.data import load_features
         from rmlc.linear import RMLClassifier
 
-        model = RMLClassifier.load(args.model)
+        model = RMLClassifier.load(args.model, trusted=args.trusted)
         features, _ = load_features(args.features)
         scores = model.label_scores(features)
         names = [str(i) for i in range(len(scores))]
@@ -247,7 +247,7 @@ def command_fit_features(args: argparse.Namespace) -> int:
     model.fit(X, Y, X_unlabeled=X_unlabeled)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.joblib")
+    model.save(out / "model.npz")
     (out / "config.yaml").write_text(
         yaml.safe_dump(
             {
@@ -367,7 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="top-k and thresholded labels of images (or of a features file)"
     )
     predict.add_argument("--checkpoint", help="a training checkpoint (for images)")
-    predict.add_argument("--model", help="a fit-features model.joblib (for --features)")
+    predict.add_argument("--model", help="a fit-features model.npz (for --features)")
+    predict.add_argument(
+        "--trusted",
+        action="store_true",
+        help="also read an old joblib (pickle) --model; it can run code: only your own files",
+    )
     predict.add_argument("--features", help="a features file (.npz or .npy)")
     add_image_source(predict)
     predict.add_argument("--out", required=True, help="tags.csv or tags.json")

@@ -12,7 +12,9 @@ is added on the unlabeled samples (Eq. 4).
 
 from __future__ import annotations
 
+import json
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,10 @@ from rmlc.propagation import Propagation, propagate_labels
 __all__ = ["RMLClassifier"]
 
 _SEMI_SUPERVISED = ("propagation", "transductive")
+# What :meth:`RMLClassifier.save` writes: arrays in an ``.npz``, the rest as JSON.
+_FILE_FORMAT = "rmlc.RMLClassifier/1"
+_SAVED_ARRAYS = ("coef_", "intercept_", "mean_", "scale_", "loss_curve_")
+_PROPAGATION_ARRAYS = ("labels", "weights", "neighbors", "distances")
 
 
 class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
@@ -371,16 +377,93 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     # ---- persistence --------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        """Write the fitted estimator to ``path`` (joblib)."""
+        """Write the fitted estimator to ``path``: an ``.npz`` of its arrays and a JSON record
+        of its parameters, without pickle, so that loading it runs no code."""
         check_is_fitted(self)
-        atomic_write(path, lambda stream: joblib.dump(self, stream))
+        arrays = {name: np.asarray(getattr(self, name)) for name in _SAVED_ARRAYS}
+        if self.whitening_ is not None:
+            arrays["whitening_"] = self.whitening_
+        record: dict[str, Any] = {
+            "format": _FILE_FORMAT,
+            "params": self.get_params(),
+            "multilabel_": bool(self.multilabel_),
+            "n_iter_": int(self.n_iter_),
+            "n_features_in_": int(self.n_features_in_),
+        }
+        classes = np.asarray(self.classes_)
+        if classes.dtype == object:  # arbitrary Python labels: kept as JSON values
+            record["classes_"] = classes.tolist()
+        else:
+            arrays["classes_"] = classes
+        if hasattr(self, "feature_names_in_"):
+            record["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
+        if self.propagation_ is not None:
+            record["propagation_t"] = float(self.propagation_.t)
+            for name in _PROPAGATION_ARRAYS:
+                arrays[f"propagation_{name}"] = np.asarray(getattr(self.propagation_, name))
+        try:
+            arrays["record"] = np.array(json.dumps(record))
+        except TypeError as error:
+            raise ValueError(
+                f"cannot save this RMLClassifier without pickle: {error} (parameters and "
+                "class labels must be numbers, strings, booleans or None)"
+            ) from None
+        atomic_write(path, lambda stream: np.savez(stream, **arrays))
 
     @staticmethod
-    def load(path: str | Path) -> RMLClassifier:
-        """Read an estimator written by :meth:`save`."""
-        model = joblib.load(Path(path))
-        if not isinstance(model, RMLClassifier):
-            raise TypeError(f"{path} does not hold an RMLClassifier but {type(model).__name__}")
+    def load(path: str | Path, trusted: bool = False) -> RMLClassifier:
+        """Read an estimator written by :meth:`save`.
+
+        ``trusted=True`` also reads the joblib (pickle) files of rmlc before 0.2: unpickling
+        runs whatever code the file names, so pass it only for a file you made yourself.
+
+        Raises:
+            ValueError: not an RMLClassifier file, or a pickle file without ``trusted``.
+        """
+        path = Path(path)
+        if not zipfile.is_zipfile(path):
+            if not trusted:
+                raise ValueError(
+                    f"{path} is not an RMLClassifier .npz file. If it is a joblib file from an "
+                    "older rmlc, loading it can run code: pass trusted=True (rmlc predict "
+                    "--trusted) only if you made it yourself, then save it again"
+                )
+            model = joblib.load(path)
+            if not isinstance(model, RMLClassifier):
+                raise TypeError(f"{path} does not hold an RMLClassifier but {type(model).__name__}")
+            return model
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+            record = json.loads(str(arrays.pop("record")))
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"{path} is not an RMLClassifier file: {error}") from None
+        if record.get("format") != _FILE_FORMAT:
+            raise ValueError(
+                f"{path} is not an RMLClassifier file (format {record.get('format')!r}, "
+                f"expected {_FILE_FORMAT!r})"
+            )
+        model = RMLClassifier(**record["params"])
+        for name in _SAVED_ARRAYS:
+            setattr(model, name, arrays[name])
+        model.loss_curve_ = [float(value) for value in model.loss_curve_]
+        model.whitening_ = arrays.get("whitening_")
+        model.classes_ = (
+            arrays["classes_"]
+            if "classes_" in arrays
+            else np.array(record["classes_"], dtype=object)
+        )
+        model.multilabel_ = record["multilabel_"]
+        model.n_iter_ = record["n_iter_"]
+        model.n_features_in_ = record["n_features_in_"]
+        if "feature_names_in_" in record:
+            model.feature_names_in_ = np.array(record["feature_names_in_"], dtype=object)
+        model.propagation_ = None
+        if "propagation_t" in record:
+            model.propagation_ = Propagation(
+                *(arrays[f"propagation_{name}"] for name in _PROPAGATION_ARRAYS),
+                t=record["propagation_t"],
+            )
         return model
 
 

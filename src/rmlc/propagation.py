@@ -222,10 +222,15 @@ def propagate_labels(
     ) as bar:
         if n_unlabeled == 0:
             neighbors = torch.empty(0, dtype=torch.int64, device=device)
-        elif backend == "faiss":
-            neighbors = _nearest_faiss(labeled, unlabeled, device, chunk_rows, bar)
-        else:
-            neighbors = _nearest_torch(labeled, unlabeled, device, chunk_rows, block_rows, bar)
+        else:  # both searches rank by ||y||^2 - 2 x.y in float32: centred, its rounding
+            # error scales with the features' spread, not with an offset they share
+            center = _mean_row(labeled, block_rows)
+            if backend == "faiss":
+                neighbors = _nearest_faiss(labeled, unlabeled, center, device, chunk_rows, bar)
+            else:
+                neighbors = _nearest_torch(
+                    labeled, unlabeled, center, device, chunk_rows, block_rows, bar
+                )
     distances = _exact_distances(labeled, unlabeled, neighbors, device)
     t_used = _temperature(distances, t, n_labeled)
     if t_used == 0.0:  # every distance is 0: exp(-0 / t) is 1 for every t > 0
@@ -370,9 +375,22 @@ def _faiss_has_gpu(faiss: Any) -> bool:
     return hasattr(faiss, "StandardGpuResources")
 
 
-def _float32_numpy(rows: torch.Tensor) -> np.ndarray:
-    """Rows as a C-contiguous float32 array on the CPU (a view when they are already)."""
-    return rows.to(device="cpu", dtype=torch.float32).contiguous().numpy()
+def _mean_row(rows: torch.Tensor, block_rows: int) -> torch.Tensor:
+    """``(d,)`` float64 mean of ``rows`` ``(n, d)``, summed block by block."""
+    total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
+    for start in range(0, rows.shape[0], block_rows):
+        total += rows[start : start + block_rows].to(torch.float64).sum(dim=0)
+    return total / rows.shape[0]
+
+
+def _centered_float32(rows: torch.Tensor, center: torch.Tensor, device: torch.device):
+    """``rows - center`` ``(n, d)``, subtracted in float64 and stored in float32 on ``device``."""
+    return (rows.to(device=device, dtype=torch.float64) - center.to(device)).to(torch.float32)
+
+
+def _float32_numpy(rows: torch.Tensor, center: torch.Tensor) -> np.ndarray:
+    """``rows - center`` as a C-contiguous float32 array on the CPU."""
+    return _centered_float32(rows, center, torch.device("cpu")).contiguous().numpy()
 
 
 # ---------------------------------------------------------------------------------------
@@ -393,6 +411,7 @@ def _faiss_flat_l2(faiss: Any, dim: int, device: torch.device) -> tuple[Any, Any
 def _nearest_faiss(
     labeled: torch.Tensor,
     unlabeled: torch.Tensor,
+    center: torch.Tensor,
     device: torch.device,
     chunk_rows: int,
     bar: tqdm,
@@ -400,10 +419,11 @@ def _nearest_faiss(
     import faiss
 
     index, resources = _faiss_flat_l2(faiss, labeled.shape[1], device)
-    index.add(_float32_numpy(labeled))
+    for start in range(0, labeled.shape[0], chunk_rows):
+        index.add(_float32_numpy(labeled[start : start + chunk_rows], center))
     neighbors = np.empty(unlabeled.shape[0], dtype=np.int64)
     for start in range(0, unlabeled.shape[0], chunk_rows):
-        queries = _float32_numpy(unlabeled[start : start + chunk_rows])
+        queries = _float32_numpy(unlabeled[start : start + chunk_rows], center)
         _, found = index.search(queries, 1)
         neighbors[start : start + len(queries)] = found[:, 0]
         bar.update(len(queries))
@@ -441,22 +461,26 @@ def _ieee_float32_matmul(device: torch.device) -> Iterator[None]:
 def _nearest_torch(
     labeled: torch.Tensor,
     unlabeled: torch.Tensor,
+    center: torch.Tensor,
     device: torch.device,
     chunk_rows: int,
     block_rows: int,
     bar: tqdm,
 ) -> torch.Tensor:
-    """Running minimum of ``||y||^2 - 2 x.y`` over labeled blocks; ties to the lowest index."""
-    labeled = labeled.to(device=device, dtype=torch.float32).contiguous()
+    """Running minimum of ``||y||^2 - 2 x.y`` over labeled blocks, on rows centred on
+    ``center`` ``(d,)``; ties to the lowest index."""
+    centered = torch.empty(labeled.shape, dtype=torch.float32, device=device)
     squared_norms = torch.empty(labeled.shape[0], dtype=torch.float32, device=device)
     for start in range(0, labeled.shape[0], block_rows):
-        block = labeled[start : start + block_rows]
-        squared_norms[start : start + block_rows] = torch.linalg.vector_norm(block, dim=1) ** 2
+        block = _centered_float32(labeled[start : start + block_rows], center, device)
+        centered[start : start + len(block)] = block
+        squared_norms[start : start + len(block)] = torch.linalg.vector_norm(block, dim=1) ** 2
+    labeled = centered
     neighbors = torch.empty(unlabeled.shape[0], dtype=torch.int64, device=device)
     tile_buffer = torch.empty(chunk_rows * block_rows, dtype=torch.float32, device=device)
     with _ieee_float32_matmul(device):
         for start in range(0, unlabeled.shape[0], chunk_rows):
-            queries = unlabeled[start : start + chunk_rows].to(device=device, dtype=torch.float32)
+            queries = _centered_float32(unlabeled[start : start + chunk_rows], center, device)
             neighbors[start : start + len(queries)] = _nearest_in_blocks(
                 queries, labeled, squared_norms, block_rows, tile_buffer
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import linecache
 import sys
 import types
 import typing
@@ -22,6 +23,8 @@ import numpy as np
 import yaml
 
 __all__ = ["main"]
+
+_PACKAGE_FOLDER = Path(__file__).resolve().parent
 
 
 # ---- output ---------------------------------------------------------------------------
@@ -196,6 +199,11 @@ def command_predict(args: argparse.Namespace) -> int:
 
         model = RMLClassifier.load(args.model, trusted=args.trusted)
         features, _ = load_features(args.features)
+        if features.ndim != 2 or features.shape[1] != model.n_features_in_:
+            raise ValueError(
+                f"{args.features} holds features of shape {features.shape}, but the model "
+                f"{args.model} was fitted on {model.n_features_in_} features per row"
+            )
         scores = model.label_scores(features)
         names = [str(i) for i in range(len(scores))]
         classes = [str(c) for c in model.classes_]
@@ -460,8 +468,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, OSError, CheckpointError) as error:
-        if os.environ.get("RMLC_DEBUG"):
-            raise
+    except (ValueError, TypeError, OSError, ArithmeticError, CheckpointError) as error:
+        if os.environ.get("RMLC_DEBUG") or not _raised_on_purpose(error):
+            raise  # a bug: its traceback is what helps
         print(f"rmlc {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _raised_on_purpose(error: BaseException) -> bool:
+    """Whether ``error`` is one rmlc raises on purpose, to be shown as one line: raised by
+    a ``raise`` statement in rmlc's own source (its checks of input, files and settings), or
+    an operating-system error naming a file. Anything else is a bug, shown with its
+    traceback."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return True
+    frame = error.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    source = Path(frame.tb_frame.f_code.co_filename).resolve()
+    if not source.is_relative_to(_PACKAGE_FOLDER):
+        return False
+    return linecache.getline(str(source), frame.tb_lineno).lstrip().startswith("raise")

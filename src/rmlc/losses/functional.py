@@ -38,6 +38,7 @@ kernels' ``O(N m)``, the dense kernel's blocks hold at most about 4 M pairs.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -48,8 +49,14 @@ from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table, sample_
 
 try:  # numba is a dependency; without it (a platform it does not support yet) CPU runs in torch
     from rmlc.losses.fused import fused_kernel
-except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
+except ImportError as error:  # pragma: no cover - exercised by monkeypatching in the tests
     fused_kernel = None
+    warnings.warn(
+        f"numba could not be imported ({error}): the RMLC and WARP losses on CPU run their "
+        "torch kernels instead, about 2-3x slower (benchmarks/results/losses-cpu.md)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 __all__ = [
     "Kernel",
@@ -435,6 +442,8 @@ def choose_cuda_kernel(num_samples: int, num_labels: int, device: torch.device) 
     pairs and ``"sorted"`` beyond. Decided without host-device synchronisation."""
     if fused_triton.supports(device) and num_labels <= fused_triton.MAX_LABELS:
         return "fused"
+    if not fused_triton.available():
+        fused_triton.warn_unavailable()
     return "dense" if num_samples * num_labels**2 <= _DENSE_MAX_PAIRS else "sorted"
 
 

@@ -32,6 +32,7 @@ checks it on CPU.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import TYPE_CHECKING
 
 import torch
@@ -41,13 +42,23 @@ from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table
 try:
     import triton
     import triton.language as tl
-except (ImportError, OSError, RuntimeError):  # ships with torch's CUDA wheels on Linux;
-    triton = None  # without it, or with a broken install, the torch kernels run
+except (ImportError, OSError, RuntimeError) as error:  # ships with torch's CUDA wheels on
+    triton = None  # Linux; without it, or with a broken install, the torch kernels run
+    _IMPORT_ERROR = f"{type(error).__name__}: {error}"
+else:
+    _IMPORT_ERROR = None
 
 if TYPE_CHECKING:
     from triton.runtime.jit import KernelInterface
 
-__all__ = ["MAX_LABELS", "available", "fused_triton_kernel", "interpreted", "supports"]
+__all__ = [
+    "MAX_LABELS",
+    "available",
+    "fused_triton_kernel",
+    "interpreted",
+    "supports",
+    "warn_unavailable",
+]
 
 # Labels per row the kernel holds in registers; beyond, the torch kernels run.
 MAX_LABELS = 16384
@@ -60,6 +71,18 @@ _SAMPLED, _EXACT, _GIVEN = 0, 1, 2
 def available() -> bool:
     """Whether Triton is importable (it is with torch's CUDA wheels on Linux)."""
     return triton is not None
+
+
+@functools.cache
+def warn_unavailable() -> None:
+    """Say once that the losses on a GPU run without Triton, and at what cost."""
+    warnings.warn(
+        f"Triton could not be imported ({_IMPORT_ERROR}): the RMLC and WARP losses on CUDA "
+        "run their torch kernels (dense or sorted) instead, about 2-3x slower "
+        "(benchmarks/results/losses-cuda.md)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 @functools.lru_cache(maxsize=16)

@@ -21,6 +21,7 @@ import io
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -588,7 +589,13 @@ class Trainer:
         if self.config.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
+            except ImportError as error:
+                warnings.warn(
+                    f"TensorBoard logging is off: {error}. The run's log.csv is written as "
+                    "always; pip install tensorboard to have both, or pass --no-tensorboard",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 self.writer = None
             else:
                 self.writer = SummaryWriter(str(self.out / "tensorboard"))

@@ -1,0 +1,88 @@
+"""No silent fallbacks: what runs instead of a missing optional piece is said once, with its
+cost, and the command line shows the traceback of errors rmlc did not raise on purpose."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from rmlc import cli
+from rmlc.losses import build_loss, functional, fused_triton
+
+
+def test_without_numba_importing_the_losses_warns_and_names_the_cost() -> None:
+    code = (
+        "import sys, warnings\n"
+        "sys.modules['numba'] = None\n"  # what a platform without numba sees
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import rmlc.losses.functional as F\n"
+        "assert F.fused_kernel is None\n"
+        "print('|'.join(str(w.message) for w in caught))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "numba could not be imported" in result.stdout
+    assert "torch kernels instead, about 2-3x slower" in result.stdout
+
+
+def test_without_triton_a_cuda_loss_warns_once(monkeypatch) -> None:
+    monkeypatch.setattr(fused_triton, "triton", None)
+    monkeypatch.setattr(fused_triton, "_IMPORT_ERROR", "ImportError: no module named triton")
+    fused_triton.supports.cache_clear()
+    fused_triton.warn_unavailable.cache_clear()
+    try:
+        device = torch.device("cuda")  # never touched: without Triton nothing asks the device
+        with pytest.warns(RuntimeWarning, match="Triton could not be imported .*no module"):
+            assert functional.choose_cuda_kernel(96, 80, device) == "dense"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert functional.choose_cuda_kernel(96, 80, device) == "dense"  # once only
+    finally:
+        fused_triton.supports.cache_clear()
+        fused_triton.warn_unavailable.cache_clear()
+
+
+def test_without_tensorboard_training_says_so(monkeypatch, tmp_path) -> None:
+    from rmlc.train.trainer import Trainer
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    trainer = SimpleNamespace(config=SimpleNamespace(tensorboard=True), out=tmp_path)
+    with pytest.warns(RuntimeWarning, match="TensorBoard logging is off.*--no-tensorboard"):
+        Trainer._open_logs(trainer)
+    assert trainer.writer is None
+
+
+@pytest.mark.parametrize(
+    ("raise_it", "on_purpose"),
+    [
+        (lambda: build_loss("no-such-loss"), True),
+        (lambda: Path("/no/such/folder/file.csv").read_text(), True),  # the OS names it
+        (lambda: np.zeros(3).reshape(2, 2), False),  # a bug: numpy's error, not ours
+        (lambda: {}["missing"], False),
+    ],
+    ids=["rmlc-check", "missing-file", "library-error", "key-error"],
+)
+def test_the_command_line_keeps_one_line_messages_for_rmlc_errors_only(
+    raise_it, on_purpose, monkeypatch, capsys
+) -> None:
+    monkeypatch.delenv("RMLC_DEBUG", raising=False)
+    parser = cli.build_parser()
+    args = parser.parse_args(["evaluate", "--checkpoint", "x.pt"])
+    args.handler = lambda _: raise_it()
+    monkeypatch.setattr(cli, "build_parser", lambda: SimpleNamespace(parse_args=lambda _: args))
+    if on_purpose:
+        assert cli.main([]) == 2
+        assert capsys.readouterr().err.startswith("rmlc evaluate: error: ")
+    else:
+        with pytest.raises((ValueError, KeyError)):
+            cli.main([])

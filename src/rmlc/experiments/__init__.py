@@ -1,12 +1,12 @@
 """Re-testing the paper's tables and figures on the data this machine reaches.
 
-Each experiment is a YAML file in ``configs/reproduce/``: a base training config, methods,
-optional variants (data subsets) and an optional axis (a swept parameter such as the label
-noise), the paper's numbers, the claims to check and the deviations from the paper's
-protocol. :func:`reproduce` runs every (variant, axis value, seed, method), appending each
-finished run to ``results/<name>-runs.csv`` (an interrupted reproduction resumes where it
-stopped), then writes ``results/<name>.csv``, ``results/<name>.md`` and, for swept axes,
-``results/<name>.png``.
+Each experiment is a YAML file in ``rmlc/experiments/specs/`` (package data, installed with
+rmlc): a base training config, methods, optional variants (data subsets) and an optional
+axis (a swept parameter such as the label noise), the paper's numbers, the claims to check
+and the deviations from the paper's protocol. :func:`reproduce` runs every (variant, axis
+value, seed, method), appending each finished run to ``results/<name>-runs.csv`` (an
+interrupted reproduction resumes where it stopped), then writes ``results/<name>.csv``,
+``results/<name>.md`` and, for swept axes, ``results/<name>.png``.
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ EXPERIMENTS = (
     "missing",
     "remedies",
 )
-SPEC_FOLDER = Path(__file__).resolve().parents[3] / "configs" / "reproduce"
+SPEC_FOLDER = Path(__file__).resolve().parent / "specs"  # package data: installed with rmlc
 
 
 @dataclass
 class ExperimentSpec:
-    """What one experiment runs (see ``configs/reproduce/*.yaml``)."""
+    """What one experiment runs (see ``rmlc/experiments/specs/*.yaml``)."""
 
     name: str
     title: str

@@ -222,7 +222,7 @@ def write_report(
         f"# {spec.title}",
         "",
         f"Command: `{command}` ({seeds} seed{'s' if seeds > 1 else ''}: 0..{seeds - 1}); "
-        f"config: `configs/reproduce/{spec.name}.yaml`. Mean ± standard deviation over "
+        f"config: `src/rmlc/experiments/specs/{spec.name}.yaml`. Mean ± standard deviation over "
         f"seeds; wall time per run on this machine.",
         "",
         "Learning rates: "

@@ -605,3 +605,56 @@ def test_bad_accuracy_scores_raise() -> None:
         accuracy(torch.tensor([[math.nan, 0.0]]), torch.tensor([0]))
     with pytest.raises(ValueError, match="empty"):
         accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+
+
+def _ml_gcn_overall_topk(scores: np.ndarray, targets: np.ndarray, k: int):
+    """A literal transcription of ML-GCN's ``util.py`` (``AveragePrecisionMeter.overall_topk``
+    and ``evaluation``), written from its description: the top-k scores keep their sign,
+    everything else is -1; a label counts as predicted where the kept score is >= 0."""
+    n, n_class = scores.shape
+    kept = np.zeros((n, n_class)) - 1
+    index = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    for i in range(n):
+        for ind in index[i]:
+            kept[i, ind] = 1 if scores[i, ind] >= 0 else -1
+    Nc, Np, Ng = np.zeros(n_class), np.zeros(n_class), np.zeros(n_class)
+    for c in range(n_class):
+        column, target = kept[:, c], targets[:, c].copy()
+        target[target == -1] = 0
+        Ng[c] = np.sum(target == 1)
+        Np[c] = np.sum(column >= 0)
+        Nc[c] = np.sum(target * (column >= 0))
+    Np[Np == 0] = 1
+    OP = np.sum(Nc) / np.sum(Np)
+    OR = np.sum(Nc) / np.sum(Ng)
+    OF1 = (2 * OP * OR) / (OP + OR)
+    CP = np.sum(Nc / Np) / n_class
+    CR = np.sum(Nc / Ng) / n_class
+    CF1 = (2 * CP * CR) / (CP + CR)
+    return {"P-C": CP, "R-C": CR, "F1-C": CF1, "P-O": OP, "R-O": OR, "F1-O": OF1}
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_the_ml_gcn_convention_matches_its_code(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(20, 60)), int(rng.integers(3, 12))
+    targets = (rng.random((n, m)) < 0.3).astype(np.int64)
+    targets[rng.integers(n, size=m), np.arange(m)] = 1  # every class has a positive
+    scores = rng.normal(size=(n, m)) - 0.5
+    scores[:, rng.integers(m)] -= 10.0  # a class never predicted (P-O's phantom)
+    expected = _ml_gcn_overall_topk(scores, targets, 3)
+    got = topk_metrics(scores, targets, k=3, convention="ml-gcn")
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(100 * value, abs=1e-9), key
+    ours = topk_metrics(scores, targets, k=3)
+    assert ours["P-O"] > got["P-O"]  # the definition has no phantom prediction
+    for key in ("P-C", "R-C", "F1-C", "R-O"):
+        assert ours[key] == pytest.approx(got[key], abs=1e-9)
+
+
+def test_the_ml_gcn_convention_needs_a_positive_in_every_class() -> None:
+    targets = np.array([[1, 0, 0], [1, 1, 0]])
+    with pytest.raises(ValueError, match=r"classes \[2\] have none"):
+        topk_metrics(np.zeros((2, 3)), targets, convention="ml-gcn")
+    with pytest.raises(ValueError, match="convention must be one of"):
+        topk_metrics(np.zeros((2, 3)), targets, convention="coco")

@@ -183,7 +183,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     scores = score_images(trained, view, args.device)
     meter = MultiLabelMeter()
     meter.update(torch.from_numpy(scores), torch.from_numpy(targets))
-    metrics = meter.compute(k=args.topk)
+    metrics = meter.compute(k=args.topk, convention=args.convention)
     print(format_metrics(metrics, f"metrics of {args.checkpoint}"))
     if args.out:
         Path(args.out).write_text(json.dumps(metrics, indent=2))
@@ -367,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", required=True)
     add_image_source(evaluate, "--test")
     evaluate.add_argument("--topk", type=int, default=3)
+    evaluate.add_argument(
+        "--convention",
+        choices=["rmlc", "ml-gcn"],
+        default="rmlc",
+        help="top-k metrics by their definition, or as ML-GCN's code computes them (most "
+        "published tables): it adds a phantom prediction to P-O per class never predicted",
+    )
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--out", help="write the metrics to this JSON file")
     evaluate.set_defaults(handler=command_evaluate)

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from rmlc.labels import positive_mask, positive_mask_numpy
 
 __all__ = [
+    "Convention",
     "F1Mode",
     "Interpolation",
     "MultiLabelMeter",
@@ -37,10 +38,12 @@ __all__ = [
 ]
 
 F1Mode = Literal["harmonic", "mean"]
+Convention = Literal["rmlc", "ml-gcn"]
 Interpolation = Literal["none", "voc", "voc11"]
 
 TOPK_KEYS = ("P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O")
 _F1_MODES = ("harmonic", "mean")
+_CONVENTIONS = ("rmlc", "ml-gcn")
 _INTERPOLATIONS = ("none", "voc", "voc11")
 
 ArrayLike = torch.Tensor | np.ndarray
@@ -182,6 +185,7 @@ def topk_metrics(
     k: int = 3,
     threshold: float | None = 0.0,
     f1c: F1Mode = "harmonic",
+    convention: Convention = "rmlc",
 ) -> dict[str, float]:
     """Per-class and overall precision, recall and F1 of the top-k predictions, in percent.
 
@@ -200,12 +204,20 @@ def topk_metrics(
       mean, summed over all classes (a prediction of a class without positives is a false
       positive and lowers ``P-O``). ``0 / 0`` counts as 0.
 
+    ``convention="ml-gcn"`` reproduces the metric code most published top-3 tables came from
+    (ML-GCN's ``util.py``, ``evaluation``): it sets ``Np = 1`` for each class never predicted
+    before summing, so each such class adds a phantom prediction to ``P-O``'s denominator
+    (up to about 1 point lower here). It also averages the per-class values over every class
+    and so needs every class to have a positive (ML-GCN's would be NaN). The other values
+    are the same. Use it to compare with published numbers; the default is the definition.
+
     Args:
         scores: ``(N, m)`` floating scores (tensor or array), finite.
         targets: ``(N, m)`` with values in {0, 1} or in {-1, +1} (or bool).
         k: number of top-scored labels considered per sample, ``>= 1``.
         threshold: minimum score of a predicted label, or ``None`` for no minimum.
         f1c: ``"harmonic"`` or ``"mean"``, how ``F1-C`` is formed.
+        convention: ``"rmlc"`` (the definition above) or ``"ml-gcn"``.
 
     Returns:
         dict with keys ``"P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"``, values in percent.
@@ -218,7 +230,14 @@ def topk_metrics(
     k = _check_k(k)
     threshold = _check_threshold(threshold)
     _check_choice(f1c, _F1_MODES, "f1c")
+    _check_choice(convention, _CONVENTIONS, "convention")
     present = _present_classes(positive, "topk_metrics")
+    if convention == "ml-gcn" and not bool(present.all()):
+        missing = torch.nonzero(~present).flatten().tolist()
+        raise ValueError(
+            f"convention='ml-gcn' needs a positive in every class (ML-GCN's R-C would be NaN); "
+            f"classes {missing[:10]} have none"
+        )
 
     predicted = topk_predictions(score_matrix, k, threshold)
     num_correct = (predicted & positive).sum(dim=0)
@@ -234,6 +253,8 @@ def topk_metrics(
     else:
         class_f1 = _harmonic(class_precision, class_recall).mean()
 
+    if convention == "ml-gcn":  # ML-GCN: Np[Np == 0] = 1, before sum(Np)
+        num_predicted = num_predicted.clamp(min=1)
     overall_precision = _safe_ratio(num_correct.sum(), num_predicted.sum())
     overall_recall = _safe_ratio(num_correct.sum(), num_positive.sum())
     overall_f1 = _harmonic(overall_precision, overall_recall)
@@ -528,7 +549,11 @@ class MultiLabelMeter:
         return scores[kept], targets[kept], indices[kept]
 
     def compute(
-        self, k: int = 3, threshold: float | None = 0.0, f1c: F1Mode = "harmonic"
+        self,
+        k: int = 3,
+        threshold: float | None = 0.0,
+        f1c: F1Mode = "harmonic",
+        convention: Convention = "rmlc",
     ) -> dict[str, float]:
         """Every metric over the accumulated (and gathered) rows, in percent.
 
@@ -539,8 +564,9 @@ class MultiLabelMeter:
         _check_k(k)
         _check_threshold(threshold)
         _check_choice(f1c, _F1_MODES, "f1c")
+        _check_choice(convention, _CONVENTIONS, "convention")
         scores, targets, _ = self.gather()
-        result = topk_metrics(scores, targets, k=k, threshold=threshold, f1c=f1c)
+        result = topk_metrics(scores, targets, k, threshold, f1c, convention)
         result["mAP"] = mean_average_precision(scores, targets)
         if bool((targets.sum(dim=1) == 1).all()):
             result["accuracy"] = accuracy(scores, targets)

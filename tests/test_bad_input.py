@@ -212,9 +212,43 @@ def test_12_15_bad_image_files(tmp_path, tables, damage: str) -> None:
     code, error = cli(*train_args(copies, tmp_path / "run"))
     assert code == 2 and "train-0003.png" in error
     assert not (tmp_path / "run" / "last.pt").exists()  # failed before any training
-    with pytest.warns(UserWarning, match=r"skipped 1 unreadable training image.*train-0003"):
+    with pytest.warns(UserWarning, match=r"(?s)skipped: 1 of \d+ image files.*train-0003"):
         code = main([str(a) for a in train_args(copies, tmp_path / "run2", "--bad-images", "skip")])
     assert code == 0
+
+
+def test_12_15_every_bad_file_is_named_in_one_run(tmp_path, tables) -> None:
+    """Bad files of the training and test splits, of every kind, are found in one pass
+    and reported together; nothing of the run folder is written."""
+    folder = tmp_path / "copy"
+    shutil.copytree(tables["root"], folder)
+    images = folder / "images"
+    damaged = {
+        "train-0001.png": "not an image",
+        "train-0002.png": "empty",
+        "train-0004.png": "missing",
+        "test-0000.png": "truncated",
+    }
+    for name in sorted(images.glob("train-00[1-4]*.png"))[:22]:  # 22 more: over the 20 named
+        name.write_bytes(b"junk")
+        damaged[name.name] = "not an image"
+    (images / "train-0001.png").write_bytes(b"junk")
+    (images / "train-0002.png").write_bytes(b"")
+    (images / "train-0004.png").unlink()
+    test_image = images / "test-0000.png"
+    test_image.write_bytes(test_image.read_bytes()[:60])
+    copies = {"root": folder, "train": folder / "train.csv", "test": folder / "test.csv"}
+    code, error = cli(*train_args(copies, tmp_path / "run"))
+    assert code == 2
+    assert f"{len(damaged)} of " in error and "image files cannot be read" in error
+    assert "... and 6 more" in error and "--bad-images skip" in error
+    assert "empty file (0 bytes) (training)" in error and "file not found" in error
+    listed = [
+        line.split("\t") for line in (tmp_path / "run.bad-images.txt").read_text().splitlines()
+    ]
+    assert sorted(Path(path).name for _, path, _ in listed) == sorted(damaged)
+    assert [split for split, path, _ in listed if "test-0000" in path] == ["test"]
+    assert not (tmp_path / "run").exists()
 
 
 # 16-17: duplicate rows, unknown labels against a class list ----------------------------------

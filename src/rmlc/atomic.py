@@ -8,6 +8,7 @@ the disk fills up or the write fails.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -58,8 +59,12 @@ def atomic_write_text(text: str, path: str | Path) -> None:
 
 
 def check_writable(folder: str | Path) -> None:
-    """Fail early, naming the folder, when results could not be written there."""
+    """Fail early, naming the folder, when results could not be written there.
+
+    Leaves nothing behind: folders it had to create for the test are removed again.
+    """
     folder = Path(folder)
+    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
@@ -68,3 +73,7 @@ def check_writable(folder: str | Path) -> None:
         raise WriteError(
             f"output folder {folder} cannot be written: {error.strerror or error}"
         ) from None
+    finally:
+        for path in created:  # the deepest first
+            with contextlib.suppress(OSError):
+                path.rmdir()

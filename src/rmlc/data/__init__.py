@@ -30,7 +30,12 @@ from rmlc.data.fashion_mnist import (
 from rmlc.data.features import load_features, save_features
 from rmlc.data.file_corruption import corrupt_file
 from rmlc.data.idx import read_idx, read_idx_images, read_idx_labels, write_idx
-from rmlc.data.image_dataset import BadImageError, ImageListDataset, check_image_file
+from rmlc.data.image_dataset import (
+    BadImageError,
+    ImageListDataset,
+    check_image_file,
+    scan_image_files,
+)
 from rmlc.data.label_statistics import format_statistics, mosaic_statistics
 from rmlc.data.mosaics import (
     OUTFIT_PRIOR,
@@ -87,6 +92,7 @@ __all__ = [
     "read_idx_labels",
     "read_tags_table",
     "save_features",
+    "scan_image_files",
     "split_labeled",
     "subsample_multilabel",
     "train_validation_split",

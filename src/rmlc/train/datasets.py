@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from rmlc import data as datasets
+from rmlc.atomic import atomic_write_text
 from rmlc.train.config import TrainConfig
 from rmlc.train.data import ArrayStore, FileStore, TrainingData, assemble
+
+_LISTED_BAD_FILES = 20  # named in the pre-flight's message; all of them in its file
 
 __all__ = ["DATASETS", "build", "load_split"]
 
@@ -141,26 +143,45 @@ def _from_arrays(
     return data
 
 
-def _readable(paths: list, rows: np.ndarray, config: TrainConfig, what: str) -> np.ndarray:
-    """Rows whose image files decode; bad files raise (naming the file) or are skipped."""
-    bad = []
-    for row in tqdm(rows, desc=f"checking {what} images", disable=len(rows) < 2000):
-        reason = datasets.check_image_file(paths[row])
-        if reason is not None:
-            if config.bad_images == "raise":
-                raise ValueError(
-                    f"cannot read {what} image {paths[row]}: {reason} (bad_images=skip "
-                    "leaves such files out with a warning)"
-                )
-            bad.append(row)
-    if bad:
-        shown = ", ".join(str(paths[row]) for row in bad[:3])
-        warnings.warn(
-            f"skipped {len(bad)} unreadable {what} image(s) of {len(rows)}: {shown}"
-            + (" ..." if len(bad) > 3 else ""),
-            stacklevel=3,
+def _preflight(splits: dict[str, tuple[list, np.ndarray]], config: TrainConfig):
+    """The rows of each split (``name: (paths, rows)``) whose image files decode.
+
+    Every file of every split is checked in one pass, before anything of the run is
+    written. The bad ones are named all at once: an error (``bad_images="raise"``) or a
+    warning (``"skip"``, they are left out) giving their count and the first
+    ``_LISTED_BAD_FILES`` with what is wrong with each; the full list goes to
+    ``<out>.bad-images.txt``, beside the run folder.
+    """
+    found: list[tuple[str, str, str]] = []  # (split, path, reason)
+    kept = {}
+    for split, (paths, rows) in splits.items():
+        reasons = datasets.scan_image_files([paths[row] for row in rows])
+        found += [(split, str(paths[rows[i]]), reason) for i, reason in reasons.items()]
+        kept[split] = np.delete(rows, list(reasons))
+    if not found:
+        return kept
+    report = Path(f"{str(config.out).rstrip('/')}.bad-images.txt")
+    try:
+        atomic_write_text("".join(f"{s}\t{p}\t{r}\n" for s, p, r in found), report)
+        where = f"the full list: {report}"
+    except OSError as error:
+        where = f"(the full list could not be written: {error})"
+    total = sum(len(rows) for _, rows in splits.values())
+    listed = "\n".join(
+        f"  {path}: {reason} ({split})" for split, path, reason in found[:_LISTED_BAD_FILES]
+    )
+    more = (
+        f"\n  ... and {len(found) - _LISTED_BAD_FILES} more"
+        if len(found) > _LISTED_BAD_FILES
+        else ""
+    )
+    summary = f"{len(found)} of {total} image files cannot be read:\n{listed}{more}\n{where}"
+    if config.bad_images == "raise":
+        raise ValueError(
+            f"{summary}\nFix or remove them, or pass --bad-images skip to leave them out."
         )
-    return np.setdiff1d(rows, np.asarray(bad, dtype=rows.dtype))
+    warnings.warn(f"skipped: {summary}", stacklevel=3)
+    return kept
 
 
 def _single_label(
@@ -196,19 +217,17 @@ def _from_files(
     config: TrainConfig,
 ) -> TrainingData:
     size = config.image_size or 224
-    labeled = _readable(paths, labeled, config, "training")
-    unlabeled = (
-        _readable(paths, unlabeled, config, "unlabeled")
-        if config.semi_supervised
-        else (unlabeled[:0])
-    )
-    if test is not None:
-        keep = _readable(test[0], np.arange(len(test[0])), config, "test")
-        test = ([test[0][row] for row in keep], test[1][keep])
-    clean = targets.astype(np.float32)
-    targets = _corrupt(clean, labeled, config)
     if not config.semi_supervised:
         unlabeled = unlabeled[:0]
+    splits = {"training": (paths, labeled), "unlabeled": (paths, unlabeled)}
+    if test is not None:
+        splits["test"] = (test[0], np.arange(len(test[0])))
+    kept = _preflight(splits, config)
+    labeled, unlabeled = kept["training"], kept["unlabeled"]
+    if test is not None:
+        test = ([test[0][row] for row in kept["test"]], test[1][kept["test"]])
+    clean = targets.astype(np.float32)
+    targets = _corrupt(clean, labeled, config)
     test_split = None if test is None else (FileStore(test[0], None, size), test[1])
     return assemble(
         FileStore(paths, None, size),

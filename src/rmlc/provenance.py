@@ -22,7 +22,8 @@ _PACKAGES = ("rmlc", "torch", "torchvision", "numpy", "scikit-learn", "numba", "
 
 def git_commit(folder: Path | None = None) -> str:
     """The commit checked out at ``folder`` (this package's source by default), with
-    ``-dirty`` when tracked files differ from it; ``"unknown"`` outside a git checkout."""
+    ``-dirty`` when tracked files under ``folder`` differ from it (results being written
+    elsewhere in the checkout do not count); ``"unknown"`` outside a git checkout."""
     folder = folder or Path(__file__).resolve().parent
 
     def git(*arguments: str) -> str:
@@ -32,7 +33,7 @@ def git_commit(folder: Path | None = None) -> str:
 
     try:
         commit = git("rev-parse", "--short=12", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")

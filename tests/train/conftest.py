@@ -58,6 +58,7 @@ def tiny_config(tables: dict[str, Path], out: Path, **overrides):
         "out": str(out),
         "progress": False,
         "tensorboard": False,
+        "num_workers": 0,  # decoding in this process: tests/train/test_trainer.py checks workers
         "device": "cpu",
     }
     values.update(overrides)

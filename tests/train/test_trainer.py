@@ -6,6 +6,7 @@ import json
 import os
 import signal
 
+import numpy as np
 import pytest
 import torch
 
@@ -176,3 +177,34 @@ def test_trainer_sets_the_warm_start_from_the_runs_length(
     total = trainer.total_steps()
     assert total == 4 * trainer._sampler(0).steps_per_epoch()
     assert trainer.loss_fn.hinge_steps == round(fraction * total)
+
+
+def test_image_files_get_sizes_and_workers_that_fit(mosaic_tables, tmp_path) -> None:
+    """Files are decoded in worker processes by default (in memory: none), the small CNN
+    reads them at their own size, ResNets at 224; workers change no result."""
+    from types import SimpleNamespace
+
+    from rmlc.train import Trainer
+    from rmlc.train.data import ArrayStore, FileStore, ImageView
+    from rmlc.train.datasets import _default_image_size
+
+    paths = [mosaic_tables["root"] / f"images/train-{i:04d}.png" for i in range(8)]
+    rows = np.arange(8)
+    assert _default_image_size(paths, rows, "small-cnn") == 56  # the mosaics' own side
+    assert _default_image_size(paths, rows, "resnet50") == 224
+
+    def workers(num_workers, store) -> int:
+        trainer = SimpleNamespace(config=SimpleNamespace(num_workers=num_workers))
+        return Trainer._decoding_workers(trainer, ImageView(store))
+
+    files = FileStore(paths, None, 56)
+    assert workers(None, files) >= 1 and workers(3, files) == 3
+    assert workers(None, ArrayStore(np.zeros((4, 1, 8, 8), dtype=np.uint8))) == 0
+
+    results = [
+        build_trainer(
+            tiny_config(mosaic_tables, tmp_path / str(w), num_workers=w, image_size=None, epochs=1)
+        ).fit()
+        for w in (0, None)
+    ]
+    assert results[0]["mAP"] == results[1]["mAP"]

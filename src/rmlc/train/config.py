@@ -53,7 +53,12 @@ class TrainConfig:
     training samples (the paper's protocol; positives dropped). ``bad_images``: an
     unreadable, truncated, empty or missing image file of a tags table is an error naming
     it (``"raise"``) or is left out with a warning counting them (``"skip"``); files are
-    checked before training starts.
+    checked before training starts. ``image_size``: the side image files are resized to;
+    by default the images' own size for ``small-cnn`` (at most 128) and 224 for the ResNets.
+
+    Run: ``num_workers`` decoding processes; by default none for images in memory and, for
+    image files, one per core beside the training process (at most 8). ``progress`` bars
+    are drawn only when the output is a terminal.
 
     Loss: ``ramp_start`` is the fraction of the run's steps that an RMLC loss trains with the
     hinge before the ramp's cap is switched on (sets ``RMLCLoss.hinge_steps``); by default
@@ -120,7 +125,7 @@ class TrainConfig:
     amp: str | None = None
     channels_last: bool = False
     compile: bool = False
-    num_workers: int = 0
+    num_workers: int | None = None
     out: str = "runs/rmlc"
     resume: bool = False
     init_checkpoint: str | None = None
@@ -192,7 +197,10 @@ class TrainConfig:
             f"amp must be null, 'bf16' or 'fp16', got {self.amp!r}",
         )
         require(self.topk >= 1, f"topk must be >= 1, got {self.topk}")
-        require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        require(
+            self.num_workers is None or self.num_workers >= 0,
+            f"num_workers must be >= 0 or None (by the CPU count), got {self.num_workers}",
+        )
         require(
             self.bad_images in ("raise", "skip"),
             f"bad_images must be 'raise' or 'skip', got {self.bad_images!r}",

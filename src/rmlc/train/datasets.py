@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from rmlc import data as datasets
 from rmlc.atomic import atomic_write_text
@@ -21,6 +22,8 @@ from rmlc.train.config import TrainConfig
 from rmlc.train.data import ArrayStore, FileStore, TrainingData, assemble
 
 _LISTED_BAD_FILES = 20  # named in the pre-flight's message; all of them in its file
+_SIZE_SAMPLE = 64  # images whose size sets the small CNN's default input size
+_SMALL_CNN_MAX_SIZE = 128
 
 __all__ = ["DATASETS", "build", "load_split"]
 
@@ -143,6 +146,19 @@ def _from_arrays(
     return data
 
 
+def _default_image_size(paths: list, rows: np.ndarray, backbone: str) -> int:
+    """The side image files are resized to unless ``image_size`` says: 224 for ImageNet
+    backbones; for the small CNN the images' own size, the median longer side of the first
+    ``_SIZE_SAMPLE`` training images (headers only), capped at ``_SMALL_CNN_MAX_SIZE``."""
+    if backbone != "small-cnn":
+        return 224
+    sides = []
+    for row in rows[:_SIZE_SAMPLE]:
+        with Image.open(paths[row]) as image:
+            sides.append(max(image.size))
+    return int(min(_SMALL_CNN_MAX_SIZE, np.median(sides))) if sides else _SMALL_CNN_MAX_SIZE
+
+
 def _preflight(splits: dict[str, tuple[list, np.ndarray]], config: TrainConfig):
     """The rows of each split (``name: (paths, rows)``) whose image files decode.
 
@@ -216,7 +232,6 @@ def _from_files(
     classes: list[str],
     config: TrainConfig,
 ) -> TrainingData:
-    size = config.image_size or 224
     if not config.semi_supervised:
         unlabeled = unlabeled[:0]
     splits = {"training": (paths, labeled), "unlabeled": (paths, unlabeled)}
@@ -226,6 +241,7 @@ def _from_files(
     labeled, unlabeled = kept["training"], kept["unlabeled"]
     if test is not None:
         test = ([test[0][row] for row in kept["test"]], test[1][kept["test"]])
+    size = config.image_size or _default_image_size(paths, labeled, config.backbone)
     clean = targets.astype(np.float32)
     targets = _corrupt(clean, labeled, config)
     test_split = None if test is None else (FileStore(test[0], None, size), test[1])

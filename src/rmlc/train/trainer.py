@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from rmlc.models import MultiLabelNet
 from rmlc.propagation import propagate_labels
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
 from rmlc.train.config import TrainConfig
-from rmlc.train.data import BatchPreparation, TrainingData
+from rmlc.train.data import BatchPreparation, FileStore, TrainingData
 from rmlc.train.distributed import DistributedContext, all_gather_rows, barrier
 from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
 from rmlc.train.schedule import learning_rate
@@ -180,10 +181,20 @@ class Trainer:
             batch_size=batch_size or max(self.config.batch_size // self.context.world_size, 1),
             sampler=sampler,
             shuffle=shuffle,
-            num_workers=self.config.num_workers,
+            num_workers=self._decoding_workers(dataset),
             pin_memory=self.device.type == "cuda",
             drop_last=False,
         )
+
+    def _decoding_workers(self, dataset) -> int:
+        """``num_workers``, or by default: none for images in memory, and for image files
+        one worker per core this process may use beside its own (at most 8)."""
+        if self.config.num_workers is not None:
+            return self.config.num_workers
+        if not isinstance(getattr(dataset, "store", None), FileStore):
+            return 0
+        processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return max(1, min(8, (os.cpu_count() or 1) // processes_here - 1))
 
     def _evaluation_loader(self, view) -> DataLoader:
         batch = 2 * max(self.config.batch_size // self.context.world_size, 1)
@@ -264,7 +275,7 @@ class Trainer:
             batches,
             total=steps - self.position.step_in_epoch,
             desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not (config.progress and self.context.is_main),
+            disable=None if config.progress and self.context.is_main else True,  # None: tty
             leave=False,
         )
         started, images_seen = time.perf_counter(), 0

@@ -563,7 +563,7 @@ def test_bad_inputs_raise(scores: object, targets: object, error: type, message:
         ({"k": 0}, ValueError, "k must be >= 1"),
         ({"k": 2.0}, TypeError, "k must be an integer"),
         ({"k": True}, TypeError, "k must be an integer"),
-        ({"threshold": "0.5"}, TypeError, "threshold must be a float or None"),
+        ({"threshold": "0.5"}, TypeError, "threshold must be a float, one float per class or None"),
         ({"threshold": math.nan}, ValueError, "threshold must not be NaN"),
         ({"f1c": "macro"}, ValueError, "f1c must be one of 'harmonic', 'mean'"),
     ],

@@ -183,7 +183,8 @@ def command_evaluate(args: argparse.Namespace) -> int:
     scores = score_images(trained, view, args.device)
     meter = MultiLabelMeter()
     meter.update(torch.from_numpy(scores), torch.from_numpy(targets))
-    metrics = meter.compute(k=args.topk, convention=args.convention)
+    metrics = meter.compute(k=args.topk, threshold=trained.threshold, convention=args.convention)
+    metrics["threshold"] = trained.threshold  # the checkpoint's: chosen on validation, or 0
     print(format_metrics(metrics, f"metrics of {args.checkpoint}"))
     if args.out:
         Path(args.out).write_text(json.dumps(metrics, indent=2))
@@ -207,7 +208,8 @@ def command_predict(args: argparse.Namespace) -> int:
         scores = model.label_scores(features)
         names = [str(i) for i in range(len(scores))]
         classes = [str(c) for c in model.classes_]
-        write_predictions(args.out, names, scores, classes, args.topk, args.threshold)
+        threshold = 0.0 if args.threshold is None else args.threshold
+        write_predictions(args.out, names, scores, classes, args.topk, threshold)
         print(f"wrote predictions of {len(names)} samples to {args.out}")
         return 0
     if not args.checkpoint:
@@ -215,7 +217,8 @@ def command_predict(args: argparse.Namespace) -> int:
     trained = load_trained_model(args.checkpoint, args.device)
     view, _, names = _labeled_images(args, trained)
     scores = score_images(trained, view, args.device)
-    write_predictions(args.out, names, scores, trained.class_names, args.topk, args.threshold)
+    threshold = trained.threshold if args.threshold is None else args.threshold
+    write_predictions(args.out, names, scores, trained.class_names, args.topk, threshold)
     print(f"wrote predictions of {len(names)} images to {args.out}")
     return 0
 
@@ -392,7 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_image_source(predict)
     predict.add_argument("--out", required=True, help="tags.csv or tags.json")
     predict.add_argument("--topk", type=int, default=3)
-    predict.add_argument("--threshold", type=float, default=0.0)
+    predict.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="minimum score of a tag (default: the checkpoint's, chosen on validation with "
+        "rmlc train --threshold auto|per-class, or 0)",
+    )
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(handler=command_predict)
 

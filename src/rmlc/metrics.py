@@ -17,6 +17,7 @@ on the CPU in float64, whatever the device and floating dtype of the input.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "F1Mode",
     "Interpolation",
     "MultiLabelMeter",
+    "Threshold",
     "accuracy",
     "average_precision_per_class",
     "mean_average_precision",
@@ -40,6 +42,8 @@ __all__ = [
 F1Mode = Literal["harmonic", "mean"]
 Convention = Literal["rmlc", "ml-gcn"]
 Interpolation = Literal["none", "voc", "voc11"]
+# A label's minimum score: one for all, one per class (``(m,)``), or None (top-k only).
+Threshold = float | Sequence[float] | np.ndarray | torch.Tensor | None
 
 TOPK_KEYS = ("P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O")
 _F1_MODES = ("harmonic", "mean")
@@ -120,11 +124,25 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
-def _check_threshold(threshold: float | None) -> float | None:
+def _check_threshold(threshold: Threshold, num_classes: int | None = None):
+    """None, a float, or a float64 ``(m,)`` tensor of per-class thresholds."""
     if threshold is None:
         return None
+    if isinstance(threshold, np.ndarray | torch.Tensor | list | tuple):
+        values = torch.as_tensor(np.asarray(threshold, dtype=np.float64))
+        if values.ndim != 1 or (num_classes is not None and len(values) != num_classes):
+            raise ValueError(
+                f"per-class thresholds must be one per class ({num_classes}); got shape "
+                f"{tuple(values.shape)}"
+            )
+        if bool(torch.isnan(values).any()):
+            raise ValueError("thresholds must not be NaN")
+        return values
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a float or None, got {type(threshold).__name__}")
+        raise TypeError(
+            f"threshold must be a float, one float per class or None, got "
+            f"{type(threshold).__name__}"
+        )
     if np.isnan(float(threshold)):
         raise ValueError("threshold must not be NaN")
     return float(threshold)
@@ -162,11 +180,12 @@ def _harmonic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------
 
 
-def topk_predictions(scores: torch.Tensor, k: int, threshold: float | None) -> torch.Tensor:
+def topk_predictions(scores: torch.Tensor, k: int, threshold: Threshold) -> torch.Tensor:
     """Boolean ``(N, m)`` prediction matrix of the ML-GCN protocol (inputs already valid).
 
     A label is predicted for a sample when it is among the sample's ``k`` highest scores
-    and its score is ``>= threshold`` (``threshold=None``: exactly the top ``k``). Ties are
+    and its score is ``>= threshold`` (per class for an ``(m,)`` threshold;
+    ``threshold=None``: exactly the top ``k``). Ties are
     broken by the lower class index (stable descending sort); ``k > m`` is clipped to ``m``.
     """
     num_classes = scores.shape[1]
@@ -175,7 +194,7 @@ def topk_predictions(scores: torch.Tensor, k: int, threshold: float | None) -> t
     predicted = torch.zeros_like(scores, dtype=torch.bool)
     predicted.scatter_(1, order[:, :k], True)
     if threshold is not None:
-        predicted &= scores >= threshold
+        predicted &= scores >= torch.as_tensor(threshold, dtype=scores.dtype)
     return predicted
 
 
@@ -183,7 +202,7 @@ def topk_metrics(
     scores: ArrayLike,
     targets: ArrayLike,
     k: int = 3,
-    threshold: float | None = 0.0,
+    threshold: Threshold = 0.0,
     f1c: F1Mode = "harmonic",
     convention: Convention = "rmlc",
 ) -> dict[str, float]:
@@ -215,7 +234,8 @@ def topk_metrics(
         scores: ``(N, m)`` floating scores (tensor or array), finite.
         targets: ``(N, m)`` with values in {0, 1} or in {-1, +1} (or bool).
         k: number of top-scored labels considered per sample, ``>= 1``.
-        threshold: minimum score of a predicted label, or ``None`` for no minimum.
+        threshold: minimum score of a predicted label, one per class (``(m,)``, e.g. from
+            :func:`rmlc.thresholds.choose_threshold`), or ``None`` for no minimum.
         f1c: ``"harmonic"`` or ``"mean"``, how ``F1-C`` is formed.
         convention: ``"rmlc"`` (the definition above) or ``"ml-gcn"``.
 
@@ -228,7 +248,7 @@ def topk_metrics(
     score_matrix = _check_scores(scores)
     positive = _check_targets(targets, score_matrix.shape)
     k = _check_k(k)
-    threshold = _check_threshold(threshold)
+    threshold = _check_threshold(threshold, score_matrix.shape[1])
     _check_choice(f1c, _F1_MODES, "f1c")
     _check_choice(convention, _CONVENTIONS, "convention")
     present = _present_classes(positive, "topk_metrics")
@@ -551,7 +571,7 @@ class MultiLabelMeter:
     def compute(
         self,
         k: int = 3,
-        threshold: float | None = 0.0,
+        threshold: Threshold = 0.0,
         f1c: F1Mode = "harmonic",
         convention: Convention = "rmlc",
     ) -> dict[str, float]:

@@ -18,6 +18,7 @@ import yaml
 from rmlc.losses import LOSSES
 from rmlc.losses.ranking import RAMP_START
 from rmlc.models import BACKBONES
+from rmlc.thresholds import THRESHOLD_CHOICES
 from rmlc.train.schedule import SCHEDULES
 
 __all__ = ["DEFAULT_LEARNING_RATES", "DEFAULT_RAMP_START", "TrainConfig", "load_config"]
@@ -55,6 +56,12 @@ class TrainConfig:
     it (``"raise"``) or is left out with a warning counting them (``"skip"``); files are
     checked before training starts. ``image_size``: the side image files are resized to;
     by default the images' own size for ``small-cnn`` (at most 128) and 224 for the ResNets.
+
+    Evaluation: a label is predicted when it is among an image's ``topk`` and its score is at
+    least ``threshold``: a number (0 by default), ``"auto"`` (one threshold, chosen after
+    training on the validation split to maximise the overall F1) or ``"per-class"`` (one per
+    class, each maximising its F1); the choice is stored in the checkpoint and used by
+    ``rmlc predict`` and ``rmlc evaluate``.
 
     Run: ``num_workers`` decoding processes; by default none for images in memory and, for
     image files, one per core beside the training process (at most 8). ``progress`` bars
@@ -118,7 +125,7 @@ class TrainConfig:
     unlabeled_ratio: float | None = None
     # evaluation
     topk: int = 3
-    threshold: float | None = 0.0
+    threshold: float | str | None = 0.0
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -197,6 +204,17 @@ class TrainConfig:
             f"amp must be null, 'bf16' or 'fp16', got {self.amp!r}",
         )
         require(self.topk >= 1, f"topk must be >= 1, got {self.topk}")
+        require(
+            self.threshold is None
+            or self.threshold in THRESHOLD_CHOICES
+            or (isinstance(self.threshold, int | float) and not isinstance(self.threshold, bool)),
+            f"threshold must be a number, 'auto', 'per-class' or null, got {self.threshold!r}",
+        )
+        require(
+            self.threshold not in THRESHOLD_CHOICES or self.validation_fraction > 0,
+            f"threshold {self.threshold!r} is chosen on the validation split: "
+            "validation_fraction must be > 0",
+        )
         require(
             self.num_workers is None or self.num_workers >= 0,
             f"num_workers must be >= 0 or None (by the CPU count), got {self.num_workers}",

@@ -54,6 +54,7 @@ class TrainedModel:
     in_channels: int
     single_label: bool
     config: dict[str, Any] = field(default_factory=dict)
+    threshold: float | list[float] = 0.0  # chosen on validation (--threshold auto), or 0
 
     def view(self, store) -> ImageView:
         """A view of all the images of a store."""
@@ -68,18 +69,27 @@ class TrainedModel:
 
     def scores(self, images: Any, batch_size: int = 128) -> np.ndarray:
         """``(n, m)`` label scores of images in memory (the forms :func:`as_uint8_images`
-        takes), on the model's device."""
+        takes; grey images are repeated to a colour model's channels), on its device."""
         device = next(self.model.parameters()).device
-        view = ImageView(ArrayStore(as_uint8_images(images)))
+        pixels = as_uint8_images(images)
+        if pixels.shape[1] != self.in_channels:
+            if pixels.shape[1] != 1:
+                raise ValueError(
+                    f"images have {pixels.shape[1]} channels; the model takes "
+                    f"{self.in_channels} (or 1, repeated)"
+                )
+            pixels = pixels.expand(-1, self.in_channels, -1, -1)
+        view = ImageView(ArrayStore(pixels))
         return score_images(self, view, device, batch_size)
 
-    def predict(self, images: Any, threshold: float = 0.0) -> np.ndarray:
-        """``(n, m)`` 0/1 tags: scores at or above ``threshold`` (single-label models: the
-        top-scored class)."""
+    def predict(self, images: Any, threshold: float | list[float] | None = None) -> np.ndarray:
+        """``(n, m)`` 0/1 tags: scores at or above ``threshold`` (by default the model's:
+        chosen on validation, or 0; single-label models: the top-scored class)."""
         scores = self.scores(images)
         if self.single_label:
             return np.eye(scores.shape[1], dtype=np.int64)[scores.argmax(axis=1)]
-        return (scores >= threshold).astype(np.int64)
+        threshold = self.threshold if threshold is None else threshold
+        return (scores >= np.asarray(threshold)).astype(np.int64)
 
     def save(self, path: str | Path) -> None:
         """Write a checkpoint that :func:`load_trained_model`, ``rmlc predict`` and ``rmlc
@@ -94,6 +104,7 @@ class TrainedModel:
                 "normalization": self.normalization,
                 "single_label": self.single_label,
                 "config": self.config,
+                "threshold": self.threshold,
             },
             path,
         )
@@ -120,6 +131,7 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         in_channels=checkpoint.get("in_channels", 3),
         single_label=bool(checkpoint.get("single_label", False)),
         config=config,
+        threshold=checkpoint.get("threshold", 0.0),
     )
 
 

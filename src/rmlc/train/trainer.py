@@ -39,6 +39,7 @@ from rmlc.losses.dynamics import ramp_statistics
 from rmlc.metrics import MultiLabelMeter, mean_average_precision
 from rmlc.models import MultiLabelNet
 from rmlc.propagation import propagate_labels
+from rmlc.thresholds import THRESHOLD_CHOICES, choose_threshold
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
 from rmlc.train.config import TrainConfig
 from rmlc.train.data import BatchPreparation, FileStore, TrainingData
@@ -139,6 +140,10 @@ class Trainer:
         self._steps = 0
         self.stop = StopRequest()
         self.best_metric, self.best_epoch = -math.inf, -1
+        # The threshold of the reported metrics: 0 while training when it is to be chosen
+        # on validation at the end (threshold "auto" or "per-class").
+        chosen_later = config.threshold in THRESHOLD_CHOICES
+        self.threshold: float | np.ndarray | None = 0.0 if chosen_later else config.threshold
         self._saved_rng: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
         self.dynamics: list[dict[str, Any]] = []
@@ -507,7 +512,7 @@ class Trainer:
         scores, indices = self.predict_scores(view)
         meter = MultiLabelMeter()
         meter.update(scores, targets[indices])
-        return meter.compute(k=self.config.topk, threshold=self.config.threshold)
+        return meter.compute(k=self.config.topk, threshold=self.threshold)
 
     # ---- checkpoints --------------------------------------------------------------------
 
@@ -578,6 +583,8 @@ class Trainer:
         best_path = self.out / "best.pt"
         if best_path.is_file():
             self.model.load_state_dict(load_checkpoint(best_path)["model"])
+        if self.config.threshold in THRESHOLD_CHOICES:
+            final["threshold"] = self._choose_threshold(best_path)
         if self.data.validation is not None:
             final["validation"] = self.evaluate(self.data.validation)
         if self.data.test is not None:
@@ -593,6 +600,21 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
         return final
+
+    def _choose_threshold(self, best_path: Path) -> float | list[float]:
+        """Choose the threshold(s) on the validation split (of the best epoch's network),
+        use them from now on, and store them in ``best.pt``."""
+        view, targets = self.data.validation
+        scores, indices = self.predict_scores(view)
+        per_class = self.config.threshold == "per-class"
+        self.threshold = choose_threshold(scores.numpy(), targets[indices].numpy(), per_class)
+        chosen = self.threshold.tolist() if per_class else self.threshold
+        if self.context.is_main and best_path.is_file():
+            checkpoint = load_checkpoint(best_path)
+            checkpoint["threshold"] = chosen
+            atomic_save(checkpoint, best_path)
+        barrier()
+        return chosen
 
     # ---- logs ---------------------------------------------------------------------------
 

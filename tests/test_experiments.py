@@ -237,3 +237,14 @@ def test_a_runs_file_without_provenance_columns_gains_them(tmp_path) -> None:
             "device": "",
         }
     ]
+
+
+def test_a_worker_ends_itself_when_its_reproduction_is_gone() -> None:
+    """Pool workers watch their parent: once it is gone (its parent id changes), the worker
+    exits instead of training runs that nobody will record."""
+    from rmlc.experiments import _exit_when_orphaned
+
+    parents = iter([100, 100, 100, 1])  # the parent dies after three checks
+    waits, exits = [], []
+    _exit_when_orphaned(100, lambda: next(parents), exits.append, waits.append)
+    assert exits == [1] and waits == [1.0, 1.0, 1.0]

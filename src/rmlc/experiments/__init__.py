@@ -17,7 +17,9 @@ import json
 import math
 import multiprocessing
 import os
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +168,24 @@ def _worker_start(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    # A worker whose reproduction is gone (killed, or stopped by a signal the worker handled
+    # as a graceful stop of its own run) must not go on training runs nobody will record.
+    parent = os.getppid()
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent,), daemon=True, name="parent-watch"
+    ).start()
+
+
+def _exit_when_orphaned(
+    parent: int,
+    getppid: Callable[[], int] = os.getppid,
+    exit_now: Callable[[int], object] = os._exit,
+    wait: Callable[[float], object] = time.sleep,
+) -> None:
+    """Return only by ending the process, once its parent ``parent`` has gone."""
+    while getppid() == parent:
+        wait(1.0)
+    exit_now(1)
 
 
 def _map(tasks: list[dict[str, Any]], jobs: int, description: str):

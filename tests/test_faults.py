@@ -323,3 +323,17 @@ def test_a_crashed_rank_stops_the_whole_torchrun_job(tables, tmp_path) -> None:
     assert "rank" in output.lower() and ("exitcode" in output or "Signal 9" in output), output[
         -2000:
     ]
+
+
+def test_results_files_get_the_usual_permissions(tmp_path) -> None:
+    """Written through a temporary file, results still get what open() would give them
+    (0o666 less the umask), not mkstemp's private 0o600."""
+    previous = os.umask(0o022)
+    try:
+        atomic_write_text("{}", tmp_path / "metrics.json")
+        assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o027)
+        atomic_write_text("{}", tmp_path / "metrics.json")  # replacing an existing file too
+        assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(previous)

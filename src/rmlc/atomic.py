@@ -38,6 +38,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     except OSError as error:
         raise WriteError(f"could not write {path}: {error.strerror or error}") from error
     try:
+        os.fchmod(handle, _permissions_of_a_new_file())  # mkstemp makes 0600: as open() would
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()
@@ -51,6 +52,17 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
                 f"could not write {path}: {reason}; the previous file is intact"
             ) from error
         raise
+
+
+def _permissions_of_a_new_file() -> int:
+    """``0o666`` less the process's umask: what ``open(path, "w")`` gives a new file."""
+    try:  # read without changing it (Linux): setting and restoring it races other threads
+        status = Path("/proc/self/status").read_text()
+        umask = int(next(line for line in status.splitlines() if line.startswith("Umask:"))[6:], 8)
+    except (OSError, StopIteration, ValueError):
+        umask = os.umask(0)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_text(text: str, path: str | Path) -> None:

@@ -27,6 +27,9 @@ def test_supervised_run_writes_metrics_and_checkpoints(mosaic_tables, tmp_path, 
         assert 0.0 <= written[key] <= 100.0
     assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "last.pt").is_file()
     assert (tmp_path / "run" / "config.yaml").is_file()
+    record = written["provenance"]  # where the numbers came from
+    assert set(record) >= {"command", "commit", "versions", "device"}
+    assert record["device"].startswith("cpu") and "torch" in record["versions"]
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert len(log) == 1 + config.epochs and "val_mAP" in log[0]
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")

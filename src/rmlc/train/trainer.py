@@ -21,6 +21,8 @@ import io
 import json
 import math
 import os
+import shlex
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from rmlc.losses.dynamics import ramp_statistics
 from rmlc.metrics import MultiLabelMeter, mean_average_precision
 from rmlc.models import MultiLabelNet
 from rmlc.propagation import propagate_labels
+from rmlc.provenance import provenance
 from rmlc.thresholds import THRESHOLD_CHOICES, choose_threshold
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
 from rmlc.train.config import TrainConfig
@@ -595,7 +598,8 @@ class Trainer:
             final["images_per_second"] = float(
                 np.mean([r["images_per_second"] for r in self.history])
             )
-        if self.context.is_main:
+        if self.context.is_main:  # where the numbers came from: command, commit, versions
+            final["provenance"] = provenance(shlex.join(sys.argv), str(self.device))
             atomic_write_text(json.dumps(final, indent=2), self.out / "metrics.json")
             if self.writer is not None:
                 self.writer.close()

@@ -10,16 +10,26 @@ checkpoint, e.g. a network pretrained by us).
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-__all__ = ["BACKBONES", "MultiLabelNet", "SmallCNN", "build_model", "load_backbone_weights"]
+__all__ = [
+    "BACKBONES",
+    "TIMM_PREFIX",
+    "MultiLabelNet",
+    "SmallCNN",
+    "build_model",
+    "is_backbone",
+    "load_backbone_weights",
+]
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 BACKBONES = (*RESNETS, "small-cnn")
+TIMM_PREFIX = "timm:"  # backbone "timm:NAME": any timm model (optional extra rmlc[timm])
 
 
 def _norm_layer(kind: str, channels: int) -> nn.Module:
@@ -96,6 +106,41 @@ class MultiLabelNet(nn.Module):
         return self.classifier(self.backbone(images))
 
 
+def is_backbone(name: str) -> bool:
+    """Whether ``name`` names a backbone: one of ``BACKBONES`` or ``timm:NAME``."""
+    return name in BACKBONES or (name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX))
+
+
+def _timm_backbone(name: str, in_channels: int, pretrained: bool) -> tuple[nn.Module, int]:
+    """A timm model without its classifier (``num_classes=0``: pooled features)."""
+    try:
+        import timm
+    except ImportError:
+        raise ImportError(
+            f"backbone {TIMM_PREFIX}{name} needs timm: pip install 'rmlc[timm]'"
+        ) from None
+    if name not in timm.list_models():
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        raise ValueError(
+            f"timm has no model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        )
+    try:
+        network = timm.create_model(
+            name, pretrained=pretrained, num_classes=0, in_chans=in_channels
+        )
+    except Exception as error:  # hub unreachable, cache missing ...
+        if not pretrained:
+            raise
+        raise RuntimeError(
+            f"could not get the pretrained weights of timm model {name} ({type(error).__name__}: "
+            f"{error}). Download them where there is internet, or pass a local weights file "
+            "with --weights PATH."
+        ) from error
+    # Models with a head of their own before the classifier (MobileNetV3's) pool into more
+    # features than the trunk's num_features; timm names that size head_hidden_size.
+    return network, getattr(network, "head_hidden_size", None) or network.num_features
+
+
 def _resnet_backbone(
     name: str, in_channels: int, small_input: bool, pretrained: bool
 ) -> tuple[nn.Module, int]:
@@ -139,8 +184,9 @@ def build_model(
     """Make a network by backbone name.
 
     Args:
-        backbone: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"`` or
-            ``"small-cnn"``.
+        backbone: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"``,
+            ``"small-cnn"``, or ``"timm:NAME"`` for any timm model (``pip install
+            'rmlc[timm]'``; its pooled features, without its classifier).
         num_classes: number of labels ``m``.
         in_channels: image channels (1 for grayscale).
         pretrained: ImageNet weights through torchvision (needs internet or a cache); for
@@ -163,8 +209,15 @@ def build_model(
             if in_channels != 1:
                 raise ValueError("the shipped small-cnn weights are for grayscale images")
             weights = shipped_weights(width, norm)
+    elif backbone.startswith(TIMM_PREFIX):
+        network, feature_dim = _timm_backbone(
+            backbone.removeprefix(TIMM_PREFIX), in_channels, pretrained
+        )
     else:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        raise ValueError(
+            f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)} or "
+            f"{TIMM_PREFIX}NAME (a timm model)"
+        )
     model = MultiLabelNet(network, feature_dim, num_classes, backbone)
     if weights is not None:
         load_backbone_weights(model, weights)
@@ -193,10 +246,12 @@ def load_backbone_weights(model: MultiLabelNet, path: str | Path) -> None:
         state = state["model"]
     if not isinstance(state, dict):
         raise ValueError(f"{path} does not hold a state dict")
+    head = getattr(model.backbone, "pretrained_cfg", {}).get("classifier")  # timm's head
+    heads = ("classifier.", "fc.", *((f"{head}.",) if isinstance(head, str) else ()))
     backbone_state = {
         key.removeprefix("backbone."): value
         for key, value in state.items()
-        if not key.startswith(("classifier.", "fc."))
+        if not key.startswith(heads)
     }
     try:
         result = model.backbone.load_state_dict(backbone_state, strict=False)

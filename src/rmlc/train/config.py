@@ -17,7 +17,7 @@ import yaml
 
 from rmlc.losses import LOSSES
 from rmlc.losses.ranking import RAMP_START
-from rmlc.models import BACKBONES
+from rmlc.models import BACKBONES, is_backbone
 from rmlc.thresholds import THRESHOLD_CHOICES
 from rmlc.train.schedule import SCHEDULES
 
@@ -158,8 +158,8 @@ class TrainConfig:
                 raise ValueError(f"config: {message}")
 
         require(
-            self.backbone in BACKBONES,
-            f"backbone must be one of {BACKBONES}, got {self.backbone!r}",
+            is_backbone(self.backbone),
+            f"backbone must be one of {BACKBONES} or timm:NAME, got {self.backbone!r}",
         )
         require(self.loss in LOSSES, f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
         require(

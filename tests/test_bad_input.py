@@ -23,7 +23,7 @@ from rmlc.linear import RMLClassifier
 from rmlc.metrics import topk_metrics
 from rmlc.propagation import propagate_labels
 from rmlc.train import TrainConfig
-from rmlc.train.data import build_training_data
+from rmlc.train.datasets import build_training_data
 from tests.train.conftest import tiny_config, write_mosaic_table
 
 
@@ -167,7 +167,7 @@ def test_09_a_single_class_trains(tmp_path, tables) -> None:
 
 
 def test_10_empty_unlabeled_set(tables, tmp_path) -> None:
-    from rmlc.train.data import build_training_data
+    from rmlc.train.datasets import build_training_data
 
     result = propagate_labels(np.ones((3, 2)), np.eye(3, 2), np.zeros((0, 2)))
     assert result.labels.shape == (0, 2)

@@ -11,11 +11,14 @@ checkpoint, e.g. a network pretrained by us).
 from __future__ import annotations
 
 import difflib
+from importlib import resources
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
+
+from rmlc.torch_files import safe_load
 
 __all__ = [
     "BACKBONES",
@@ -25,6 +28,7 @@ __all__ = [
     "build_model",
     "is_backbone",
     "load_backbone_weights",
+    "shipped_weights",
 ]
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -204,8 +208,6 @@ def build_model(
         network = SmallCNN(in_channels, width, norm)
         feature_dim = network.out_features
         if pretrained and weights is None:  # the rotation-pretrained stand-in, shipped
-            from rmlc.pretrain import shipped_weights
-
             if in_channels != 1:
                 raise ValueError("the shipped small-cnn weights are for grayscale images")
             weights = shipped_weights(width, norm)
@@ -235,8 +237,6 @@ def load_backbone_weights(model: MultiLabelNet, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    from rmlc.train.checkpoint import safe_load
-
     state = safe_load(path, "weights file")  # tensors and plain data only: runs no code
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         if state.get("backbone") not in (None, model.name):
@@ -262,3 +262,20 @@ def load_backbone_weights(model: MultiLabelNet, path: str | Path) -> None:
             f"weights in {path} do not fit backbone {model.name!r}: "
             f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
         )
+
+
+def shipped_weights(width: int, norm: str = "batch") -> Path:
+    """The rotation-pretrained small CNN shipped with rmlc for this width.
+
+    Raises:
+        ValueError: no weights are shipped for that width and norm (make them with
+            ``rmlc pretrain --width W --out FILE`` and pass ``--weights FILE``).
+    """
+    name = f"small-cnn-w{width}-{norm}-rotation.pt"
+    path = Path(str(resources.files("rmlc") / "data" / "embedded" / name))
+    if not path.is_file():
+        raise ValueError(
+            f"no pretrained small-cnn of width {width} (norm {norm!r}) is shipped; make one "
+            f"with `rmlc pretrain --width {width} --out weights.pt` and pass --weights"
+        )
+    return path

@@ -9,7 +9,6 @@ images alone: no label of any task is read. The result is an rmlc checkpoint tha
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from rmlc.atomic import atomic_write
-from rmlc.models import MultiLabelNet, SmallCNN
+from rmlc.models import MultiLabelNet, SmallCNN, shipped_weights
 from rmlc.train.data import BatchPreparation
 
 __all__ = ["ROTATIONS", "rotate_batch", "rotation_pretrain", "save_pretrained", "shipped_weights"]
@@ -125,21 +124,4 @@ def save_pretrained(network: MultiLabelNet, info: dict[str, Any], path: str | Pa
         "pretraining": info,
     }
     atomic_write(path, lambda stream: torch.save(state, stream))
-    return path
-
-
-def shipped_weights(width: int, norm: str = "batch") -> Path:
-    """The rotation-pretrained small CNN shipped with rmlc for this width.
-
-    Raises:
-        ValueError: no weights are shipped for that width and norm (make them with
-            ``rmlc pretrain --width W --out FILE`` and pass ``--weights FILE``).
-    """
-    name = f"small-cnn-w{width}-{norm}-rotation.pt"
-    path = Path(str(resources.files("rmlc") / "data" / "embedded" / name))
-    if not path.is_file():
-        raise ValueError(
-            f"no pretrained small-cnn of width {width} (norm {norm!r}) is shipped; make one "
-            f"with `rmlc pretrain --width {width} --out weights.pt` and pass --weights"
-        )
     return path

@@ -4,8 +4,8 @@ A *store* holds images (an in-memory uint8 array, or files read on demand); a *v
 rows of a store and returns ``(uint8 image, position)``; batches are augmented and
 normalised on the training device by :class:`BatchPreparation`. The trainer keeps
 the targets itself, indexed by position, so propagated labels can change without touching
-the datasets. :func:`build_training_data` turns a :class:`~rmlc.train.config.TrainConfig`
-into a :class:`TrainingData` for each built-in dataset and for users' tags tables.
+the datasets. :func:`assemble` splits a store's rows into the :class:`TrainingData` the
+trainer takes (:mod:`rmlc.train.datasets` loads each built-in dataset and tags tables).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ __all__ = [
     "FileStore",
     "ImageView",
     "TrainingData",
-    "build_training_data",
 ]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -284,10 +283,3 @@ def assemble(
         if clean_targets is None
         else torch.as_tensor(np.asarray(clean_targets), dtype=torch.float32)[train_rows],
     )
-
-
-def build_training_data(config: TrainConfig) -> TrainingData:
-    """Load the configured dataset, corrupt its labels if asked, and split it."""
-    from rmlc.train import datasets  # the loaders, kept apart from the views
-
-    return datasets.build(config)

@@ -25,7 +25,7 @@ _LISTED_BAD_FILES = 20  # named in the pre-flight's message; all of them in its 
 _SIZE_SAMPLE = 64  # images whose size sets the small CNN's default input size
 _SMALL_CNN_MAX_SIZE = 128
 
-__all__ = ["DATASETS", "build", "load_split"]
+__all__ = ["DATASETS", "build_training_data", "load_split"]
 
 DATASETS = ("fashion-mosaic", "fashion-mnist", "cifar10", "stl10", "coco", "nus-wide", "tags")
 
@@ -263,7 +263,7 @@ def _require(value: str | None, what: str, dataset: str) -> str:
     return value
 
 
-def build(config: TrainConfig) -> TrainingData:
+def build_training_data(config: TrainConfig) -> TrainingData:
     """The :class:`TrainingData` of ``config.dataset``."""
     name = config.dataset
     if name == "fashion-mosaic":

@@ -10,7 +10,8 @@ import torch
 from rmlc.atomic import check_writable
 from rmlc.models import build_model
 from rmlc.train.config import TrainConfig
-from rmlc.train.data import TrainingData, build_training_data
+from rmlc.train.data import TrainingData
+from rmlc.train.datasets import build_training_data
 from rmlc.train.distributed import DistributedContext, init_distributed, shutdown_distributed
 from rmlc.train.trainer import Trainer
 

@@ -1,0 +1,55 @@
+"""The package's shape: no import cycle between rmlc's modules, lazy imports included."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parents[1] / "src"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """rmlc module -> the rmlc modules it imports anywhere (functions included); importing a
+    submodule also imports its parent packages (except the importer's own)."""
+    modules = {}
+    for path in (SOURCE / "rmlc").rglob("*.py"):
+        name = ".".join(path.relative_to(SOURCE).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rmlc"):
+                for alias in node.names:
+                    target = f"{node.module}.{alias.name}"
+                    graph[name].add(target if target in modules else node.module)
+            elif isinstance(node, ast.Import):
+                graph[name] |= {a.name for a in node.names if a.name.startswith("rmlc")}
+    for name in list(graph):
+        for target in list(graph[name]):
+            parts = target.split(".")
+            for i in range(1, len(parts)):
+                parent = ".".join(parts[:i])
+                if parent in modules and not name.startswith(parent + ".") and parent != name:
+                    graph[name].add(parent)
+    return {name: {t for t in targets if t in modules} for name, targets in graph.items()}
+
+
+def test_no_import_cycles() -> None:
+    graph = _module_graph()
+    cycles, done = [], set()
+
+    def visit(node: str, stack: list[str]) -> None:
+        if node in stack:
+            cycles.append([*stack[stack.index(node) :], node])
+            return
+        if node in done:
+            return
+        for target in sorted(graph.get(node, ())):
+            visit(target, [*stack, node])
+        done.add(node)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert not cycles, "\n".join(" -> ".join(cycle) for cycle in cycles)
+    assert "rmlc.train.launch" in graph["rmlc.train"]  # the graph is not empty by mistake

@@ -52,32 +52,20 @@ def test_every_loss_learns(loss: str) -> None:
     assert set(np.unique(model.predict(X))) <= {0, 1}
 
 
-def test_rmlc_is_the_recommended_loss_and_rmlc_paper_the_papers() -> None:
-    """``loss="rmlc"`` trains the hinge for the first half of its steps, then the ramp, with
-    the balanced margin term; ``"rmlc-paper"`` is the paper's loss from the first step."""
+def test_on_fixed_features_rmlc_is_the_papers_loss() -> None:
+    """On fixed features the paper's RMLC is the recommended one (the end-to-end remedies
+    cost 5 to 7 mAP under corrupted labels in the linear benchmark): ``"rmlc"`` and
+    ``"rmlc-paper"`` are the same loss, with the estimator's ``s`` and ``kappa``."""
     import torch
 
     from rmlc.losses import RMLCLoss
     from rmlc.losses.ranking import PAPER
 
-    generator = torch.Generator()
-    recommended = RMLClassifier(loss="rmlc", kappa=2.0)._build_loss(generator, total_steps=40)
-    assert isinstance(recommended, RMLCLoss) and recommended.balance_margin
-    assert recommended.hinge_steps == 20 and recommended.kappa == 2.0
-    paper = RMLClassifier(loss="rmlc-paper")._build_loss(generator, total_steps=40)
-    assert paper.hinge_steps == 0 and paper.balance_margin == PAPER["balance_margin"]
-    assert (paper.s, paper.kappa, paper.rounding) == (PAPER["s"], PAPER["kappa"], "floor")
-
-
-def test_the_stopping_rule_waits_for_the_ramp() -> None:
-    """With a stopping rule that would stop at once, the recommended loss still runs its
-    hinge epochs and then stops on the ramp's; the paper's loss stops at once."""
-    X, Y = structured_problem()
-    rule = {"tol": 1e9, "n_iter_no_change": 1, "max_epochs": 10, "random_state": 0}
-    recommended = RMLClassifier(loss="rmlc", **rule).fit(X, Y)
-    paper = RMLClassifier(loss="rmlc-paper", **rule).fit(X, Y)
-    assert paper.n_iter_ == 2  # the first epoch sets the best, the second is stale
-    assert recommended.n_iter_ == 5 + 2  # 5 hinge epochs, then the same two
+    for name in ("rmlc", "rmlc-paper"):
+        loss = RMLClassifier(loss=name, kappa=2.0)._build_loss(torch.Generator())
+        assert isinstance(loss, RMLCLoss) and loss.kappa == 2.0 and loss.s == PAPER["s"]
+        assert loss.hinge_steps == 0 and loss.balance_margin == PAPER["balance_margin"]
+        assert loss.rounding == PAPER["rounding"]
 
 
 def test_score_is_map_and_decision_function_consistent() -> None:

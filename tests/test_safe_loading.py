@@ -11,6 +11,7 @@ import torch
 
 from rmlc.models import build_model, load_backbone_weights
 from rmlc.train.checkpoint import CheckpointError, load_checkpoint
+from tests.commands import run_rmlc
 
 
 class _RunsCode:
@@ -89,22 +90,8 @@ def test_predict_refuses_a_pickle_model_file(tmp_path) -> None:
     joblib.dump(_RunsCode(str(marker)), model)
     features = tmp_path / "f.npz"
     np.savez(features, X=np.zeros((3, 4), dtype=np.float32))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rmlc",
-            "predict",
-            "--model",
-            str(model),
-            "--features",
-            str(features),
-            "--out",
-            str(tmp_path / "p.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_rmlc(
+        "predict", "--model", model, "--features", features, "--out", tmp_path / "p.csv"
     )
     assert result.returncode == 2, result.stderr
     assert "loading it can run code" in result.stderr and "--trusted" in result.stderr

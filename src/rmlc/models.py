@@ -10,7 +10,9 @@ checkpoint, e.g. a network pretrained by us).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -115,6 +117,22 @@ def is_backbone(name: str) -> bool:
     return name in BACKBONES or (name.startswith(TIMM_PREFIX) and len(name) > len(TIMM_PREFIX))
 
 
+@contextlib.contextmanager
+def _downloading_weights(what: str, pretrained: bool) -> Iterator[None]:
+    """Where building ``what`` with ``pretrained`` weights fails (hub unreachable, cache
+    missing ...), say how to go on offline."""
+    try:
+        yield
+    except Exception as error:
+        if not pretrained:
+            raise
+        raise RuntimeError(
+            f"could not get the pretrained weights of {what} ({type(error).__name__}: "
+            f"{error}). Download them where there is internet, or pass a local weights file "
+            "with --weights PATH."
+        ) from error
+
+
 def _timm_backbone(name: str, in_channels: int, pretrained: bool) -> tuple[nn.Module, int]:
     """A timm model without its classifier (``num_classes=0``: pooled features)."""
     try:
@@ -128,18 +146,10 @@ def _timm_backbone(name: str, in_channels: int, pretrained: bool) -> tuple[nn.Mo
         raise ValueError(
             f"timm has no model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
         )
-    try:
+    with _downloading_weights(f"timm model {name}", pretrained):
         network = timm.create_model(
             name, pretrained=pretrained, num_classes=0, in_chans=in_channels
         )
-    except Exception as error:  # hub unreachable, cache missing ...
-        if not pretrained:
-            raise
-        raise RuntimeError(
-            f"could not get the pretrained weights of timm model {name} ({type(error).__name__}: "
-            f"{error}). Download them where there is internet, or pass a local weights file "
-            "with --weights PATH."
-        ) from error
     # Models with a head of their own before the classifier (MobileNetV3's) pool into more
     # features than the trunk's num_features; timm names that size head_hidden_size.
     return network, getattr(network, "head_hidden_size", None) or network.num_features
@@ -149,16 +159,8 @@ def _resnet_backbone(
     name: str, in_channels: int, small_input: bool, pretrained: bool
 ) -> tuple[nn.Module, int]:
     weights = "DEFAULT" if pretrained else None
-    try:
+    with _downloading_weights(f"{name} (torchvision)", pretrained):
         network = torchvision.models.get_model(name, weights=weights)
-    except Exception as error:  # network unreachable, cache missing ...
-        if not pretrained:
-            raise
-        raise RuntimeError(
-            f"could not get the ImageNet weights of {name} through torchvision "
-            f"({type(error).__name__}: {error}). Download them where there is internet, "
-            "or pass a local weights file with --weights PATH."
-        ) from error
     if small_input:  # CIFAR-style stem: 3x3 stride-1 convolution, no max pooling
         network.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
         network.maxpool = nn.Identity()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -14,6 +11,7 @@ from rmlc.data import fashion_mosaic
 from rmlc.inference import load_trained_model
 from rmlc.metrics import mean_average_precision
 from rmlc.train import fit
+from tests.commands import run_rmlc
 
 SETTINGS = {"backbone": "small-cnn", "width": 4, "epochs": 2, "batch_size": 32, "lr": 0.006}
 SETTINGS |= {"progress": False, "tensorboard": False, "validation_fraction": 0.2}
@@ -47,22 +45,14 @@ def test_fit_learns_and_its_model_scores_predicts_and_saves(mosaics, tmp_path) -
 
     for i in range(3):
         Image.fromarray(test_images[i, 0]).save(folder / f"{i}.png")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rmlc",
-            "predict",
-            "--checkpoint",
-            str(tmp_path / "model.pt"),
-            "--images",
-            str(folder),
-            "--out",
-            str(tmp_path / "tags.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_rmlc(
+        "predict",
+        "--checkpoint",
+        tmp_path / "model.pt",
+        "--images",
+        folder,
+        "--out",
+        tmp_path / "tags.csv",
     )
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "tags.csv").read_text().splitlines()) == 4

@@ -248,3 +248,28 @@ def test_a_worker_ends_itself_when_its_reproduction_is_gone() -> None:
     waits, exits = [], []
     _exit_when_orphaned(100, lambda: next(parents), exits.append, waits.append)
     assert exits == [1] and waits == [1.0, 1.0, 1.0]
+
+
+def test_report_only_never_trains_even_when_the_search_grew(tmp_path, monkeypatch) -> None:
+    """A grid widened in the spec is searched by the next full run, not by --report-only."""
+    from rmlc import experiments
+
+    spec = load_spec("table3")
+    with (tmp_path / "table3-runs.csv").open("w", newline="") as stream:  # runs to report on
+        writer = csv.DictWriter(stream, experiments.RUN_FIELDS)
+        writer.writeheader()
+        for seed in range(2):
+            for method in spec.methods:
+                metrics = json.dumps({"mAP": 50.0 + seed, "F1-C": 40.0})
+                row = {"variant": "", "axis": "", "seed": seed, "method": method["name"]}
+                writer.writerow(row | {"seconds": 1, "metrics": metrics, "commit": "c"})
+    scores = {m["name"]: [[50.0, 0.01]] for m in spec.methods if m.get("kind") != "features"}
+    search = {name: 0.01 for name in scores} | {"_scores": scores}
+    (tmp_path / "table3-tuning.json").write_text(json.dumps(search))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("--report-only trained a network")
+
+    monkeypatch.setattr(experiments, "_map", no_training)
+    report = reproduce("table3", out=tmp_path, report_only=True)[0]
+    assert "RMLC 0.01" in report.read_text()

@@ -308,7 +308,10 @@ def run_experiment(
         tuning = out / f"{(spec.tune_from or spec.name)}-tuning.json"
         if not quick and (spec.tune or spec.tune_from) and not tuning.is_file():
             raise FileNotFoundError(f"no learning-rate search to report: {tuning} is missing")
-        rates = tuned_learning_rates(spec, out, quick, jobs)
+        if spec.tune is not None and not quick:  # the search as it stands: nothing is trained
+            rates = json.loads(tuning.read_text())
+        else:  # the defaults, or another experiment's search: read, never run
+            rates = tuned_learning_rates(spec, out, quick, jobs)
         record = provenance(command + " --report-only")
         return write_report(spec, runs_path, out, suffix, seeds, rates, record)
     rates = tuned_learning_rates(spec, out, quick, jobs)

@@ -213,8 +213,8 @@ def tuned_learning_rates(
 ) -> dict[str, float]:
     """Each method's learning rate: its default times the factor of ``spec.tune`` with the
     best validation score (seed 0, first variant, first axis value), every method with the
-    same factors; or the rates another experiment chose (``tune_from``); or the defaults
-    (``--quick``)."""
+    same factors; or the rates another experiment chose (``tune_from``; its search is run
+    or completed first where it lacks a method); or the defaults (``--quick``)."""
     from rmlc.train.config import DEFAULT_LEARNING_RATES
 
     def default(method: dict) -> float:
@@ -224,8 +224,8 @@ def tuned_learning_rates(
     trained = [m for m in spec.methods if m.get("kind") != "features"]
     if quick or (spec.tune is None and spec.tune_from is None):
         return {m["name"]: default(m) for m in trained}
-    if spec.tune_from is not None:
-        chosen = json.loads((out / f"{spec.tune_from}-tuning.json").read_text())
+    if spec.tune_from is not None:  # that experiment's search, completed first if need be
+        chosen = tuned_learning_rates(load_spec(spec.tune_from), out, quick, jobs)
         return {m["name"]: chosen[m.get("tune_as", m["name"])] for m in trained}
     path = out / f"{spec.name}-tuning.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
@@ -260,6 +260,20 @@ def tuned_learning_rates(
     if json.loads(json.dumps(chosen)) != previous:  # the report names choices at the grid's edge
         atomic_write_text(json.dumps(chosen, indent=2), path)
     return chosen
+
+
+def _searched_rates(spec: ExperimentSpec, out: Path, quick: bool) -> dict[str, Any]:
+    """The learning rates a report names, from the searches as they stand: nothing is
+    trained (a method that no search has covered yet is left out)."""
+    if quick or (spec.tune is None and spec.tune_from is None):
+        return tuned_learning_rates(spec, out, quick=True)  # the defaults
+    chosen = json.loads((out / f"{spec.tune_from or spec.name}-tuning.json").read_text())
+    if spec.tune_from is None:
+        return chosen
+    names = {
+        m["name"]: m.get("tune_as", m["name"]) for m in spec.methods if m.get("kind") != "features"
+    }
+    return {name: chosen[source] for name, source in names.items() if source in chosen}
 
 
 RUN_FIELDS = ["variant", "axis", "seed", "method", "seconds", "metrics", "commit", "device"]
@@ -308,10 +322,7 @@ def run_experiment(
         tuning = out / f"{(spec.tune_from or spec.name)}-tuning.json"
         if not quick and (spec.tune or spec.tune_from) and not tuning.is_file():
             raise FileNotFoundError(f"no learning-rate search to report: {tuning} is missing")
-        if spec.tune is not None and not quick:  # the search as it stands: nothing is trained
-            rates = json.loads(tuning.read_text())
-        else:  # the defaults, or another experiment's search: read, never run
-            rates = tuned_learning_rates(spec, out, quick, jobs)
+        rates = _searched_rates(spec, out, quick)
         record = provenance(command + " --report-only")
         return write_report(spec, runs_path, out, suffix, seeds, rates, record)
     rates = tuned_learning_rates(spec, out, quick, jobs)

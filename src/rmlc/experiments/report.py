@@ -230,8 +230,8 @@ def write_report(
         + (
             f" (chosen on the validation split of `{spec.tune_from}`)"
             if spec.tune_from
-            else " (each method's default times the best of "
-            f"{spec.tune['factors']} on a validation split, seed 0)"
+            else " (each the best of the rates searched for it on a validation split, seed 0: "
+            f"`{spec.name}-tuning.json`; the spec's grid is its default x {spec.tune['factors']})"
             if spec.tune and not suffix
             else " (defaults)"
         )

@@ -252,11 +252,13 @@ def render(report: dict) -> str:
         + ", ".join(f"{name} {ratios[name]:.2f}x" for name in ratios)
         + f": faiss backend {held(ratios[PROPAGATE_FAISS] <= 1.5)}, torch backend "
         f"{held(ratios[PROPAGATE_TORCH] <= 1.5)}.",
-        "- Peak extra memory bounded by the chunk size: allowed = the backend's tile + "
+        "- Peak extra memory bounded by the chunk size: allowed = the backend's tile and "
+        "centring buffer + "
         f"float64 re-check buffers ({bound['recheck'] / MiB:.1f} MiB) + outputs and their "
         f"temporaries ({bound['outputs'] / MiB:.1f} MiB) + {bound['allowance'] / MiB:.0f} MiB "
-        "for BLAS buffers, thread stacks and the interpreter, + for faiss the index's float32 "
-        f"copy of the labeled set ({bound['labeled'] / MiB:.1f} MiB). A u x l distance matrix "
+        "for BLAS buffers, thread stacks and the interpreter, + a float32 copy of the labeled "
+        f"set ({bound['labeled'] / MiB:.1f} MiB: the faiss index's, or the torch search's "
+        "centred one). A u x l distance matrix "
         f"would be {n_unlabeled * n_labeled * 4 / MiB:,.0f} MiB.",
     ]
     for name, backend in ((PROPAGATE_FAISS, "faiss"), (PROPAGATE_TORCH, "torch")):
@@ -275,15 +277,18 @@ def memory_bound(n_unlabeled: int, n_labeled: int) -> dict:
     """What each backend may hold beyond its inputs (see rmlc.propagation's docstring)."""
     torch_chunk, torch_block = chunk_layout(n_unlabeled, n_labeled, DIM, backend="torch")
     faiss_chunk, _ = chunk_layout(n_unlabeled, n_labeled, DIM, backend="faiss")
+    centring = 16 * MiB  # faiss: the buffer its rows are centred through (rmlc.propagation)
     tiles = {
-        "torch": torch_chunk * torch_block * 4,
-        # faiss's own blocks: 4096 queries x 1024 labeled rows (float32 inputs: no query copy)
-        "faiss": min(4096, faiss_chunk) * min(1024, n_labeled) * 4,
+        # torch: the distance tile and the centred query buffer
+        "torch": torch_chunk * torch_block * 4 + torch_chunk * DIM * 4,
+        # faiss's own blocks: 4096 queries x 1024 labeled rows, and the centring buffer
+        "faiss": min(4096, faiss_chunk) * min(1024, n_labeled) * 4 + centring,
     }
     recheck = 6 * MiB  # 2**19 float64 values (4 MiB) + the gathered float32 rows (2 MiB)
     # labels (uint8), neighbours (int64), distances (float64), exp temporaries, weights (float32)
     outputs = n_unlabeled * (LABELS + 8 + 8 + 8 + 8 + 4)
-    labeled = n_labeled * DIM * 4  # the faiss index's copy of the labeled set
+    # the faiss index's copy of the labeled set; the torch search's centred copy of it
+    labeled = n_labeled * DIM * 4
     allowance = 32 * MiB  # BLAS packing buffers, thread stacks, interpreter
     common = recheck + outputs + allowance
     return {
@@ -293,7 +298,10 @@ def memory_bound(n_unlabeled: int, n_labeled: int) -> dict:
         "outputs": outputs,
         "labeled": labeled,
         "allowance": allowance,
-        "allowed": {"torch": common + tiles["torch"], "faiss": common + tiles["faiss"] + labeled},
+        "allowed": {
+            "torch": common + tiles["torch"] + labeled,
+            "faiss": common + tiles["faiss"] + labeled,
+        },
     }
 
 

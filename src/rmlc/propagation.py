@@ -76,6 +76,7 @@ _RECHECK_ELEMENTS = 2**19
 _MIN_DEFAULT_CHUNK = 512
 # faiss searches 4096 queries at a time: default faiss chunks hold at least that many.
 _MIN_DEFAULT_FAISS_CHUNK = 4096
+_FAISS_TILE_BYTES = 16 * 2**20  # FAISS's own query tile; rows are centred in batches this size
 # progress=None shows a bar when the search compares more pairs than this.
 _AUTO_PROGRESS_PAIRS = 1e9
 _BACKENDS = ("auto", "faiss", "torch")
@@ -379,18 +380,17 @@ def _mean_row(rows: torch.Tensor, block_rows: int) -> torch.Tensor:
     """``(d,)`` float64 mean of ``rows`` ``(n, d)``, summed block by block."""
     total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
     for start in range(0, rows.shape[0], block_rows):
-        total += rows[start : start + block_rows].to(torch.float64).sum(dim=0)
+        total += rows[start : start + block_rows].sum(dim=0, dtype=torch.float64)
     return total / rows.shape[0]
 
 
-def _centered_float32(rows: torch.Tensor, center: torch.Tensor, device: torch.device):
-    """``rows - center`` ``(n, d)``, subtracted in float64 and stored in float32 on ``device``."""
-    return (rows.to(device=device, dtype=torch.float64) - center.to(device)).to(torch.float32)
-
-
-def _float32_numpy(rows: torch.Tensor, center: torch.Tensor) -> np.ndarray:
-    """``rows - center`` as a C-contiguous float32 array on the CPU."""
-    return _centered_float32(rows, center, torch.device("cpu")).contiguous().numpy()
+def _center_into(rows: torch.Tensor, center: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``rows - center`` into the float32 buffer ``out`` ``(n, d)`` (a view of it is
+    returned): no temporary beyond the buffer. ``center`` is a float32 ``(d,)`` on its device;
+    a float32 difference of two floats is correctly rounded, so centring costs no accuracy."""
+    view = out[: len(rows)]
+    view.copy_(rows)
+    return view.sub_(center)
 
 
 # ---------------------------------------------------------------------------------------
@@ -419,11 +419,15 @@ def _nearest_faiss(
     import faiss
 
     index, resources = _faiss_flat_l2(faiss, labeled.shape[1], device)
-    for start in range(0, labeled.shape[0], chunk_rows):
-        index.add(_float32_numpy(labeled[start : start + chunk_rows], center))
+    # Rows are centred through one CPU buffer the size of FAISS's own tile.
+    rows = max(1, min(chunk_rows, _FAISS_TILE_BYTES // (4 * labeled.shape[1])))
+    buffer = torch.empty(rows, labeled.shape[1], dtype=torch.float32)
+    center = center.to(torch.float32).cpu()
+    for start in range(0, labeled.shape[0], rows):
+        index.add(_center_into(labeled[start : start + rows], center, buffer).numpy())
     neighbors = np.empty(unlabeled.shape[0], dtype=np.int64)
-    for start in range(0, unlabeled.shape[0], chunk_rows):
-        queries = _float32_numpy(unlabeled[start : start + chunk_rows], center)
+    for start in range(0, unlabeled.shape[0], rows):
+        queries = _center_into(unlabeled[start : start + rows], center, buffer).numpy()
         _, found = index.search(queries, 1)
         neighbors[start : start + len(queries)] = found[:, 0]
         bar.update(len(queries))
@@ -469,18 +473,19 @@ def _nearest_torch(
 ) -> torch.Tensor:
     """Running minimum of ``||y||^2 - 2 x.y`` over labeled blocks, on rows centred on
     ``center`` ``(d,)``; ties to the lowest index."""
-    centered = torch.empty(labeled.shape, dtype=torch.float32, device=device)
+    center = center.to(device=device, dtype=torch.float32)
+    centered = torch.empty(labeled.shape, dtype=torch.float32, device=device)  # l*d*4 bytes
     squared_norms = torch.empty(labeled.shape[0], dtype=torch.float32, device=device)
     for start in range(0, labeled.shape[0], block_rows):
-        block = _centered_float32(labeled[start : start + block_rows], center, device)
-        centered[start : start + len(block)] = block
+        block = _center_into(labeled[start : start + block_rows], center, centered[start:])
         squared_norms[start : start + len(block)] = torch.linalg.vector_norm(block, dim=1) ** 2
     labeled = centered
+    queries_buffer = torch.empty(chunk_rows, labeled.shape[1], dtype=torch.float32, device=device)
     neighbors = torch.empty(unlabeled.shape[0], dtype=torch.int64, device=device)
     tile_buffer = torch.empty(chunk_rows * block_rows, dtype=torch.float32, device=device)
     with _ieee_float32_matmul(device):
         for start in range(0, unlabeled.shape[0], chunk_rows):
-            queries = _centered_float32(unlabeled[start : start + chunk_rows], center, device)
+            queries = _center_into(unlabeled[start : start + chunk_rows], center, queries_buffer)
             neighbors[start : start + len(queries)] = _nearest_in_blocks(
                 queries, labeled, squared_norms, block_rows, tile_buffer
             )

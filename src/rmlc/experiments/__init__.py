@@ -226,7 +226,7 @@ def tuned_learning_rates(
         return {m["name"]: default(m) for m in trained}
     if spec.tune_from is not None:  # that experiment's search, completed first if need be
         chosen = tuned_learning_rates(load_spec(spec.tune_from), out, quick, jobs)
-        return {m["name"]: chosen[m.get("tune_as", m["name"])] for m in trained}
+        return _rates_by_method(spec, chosen)
     path = out / f"{spec.name}-tuning.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
     first_value = spec.axis["values"][0] if spec.axis else None
@@ -270,10 +270,20 @@ def _searched_rates(spec: ExperimentSpec, out: Path, quick: bool) -> dict[str, A
     chosen = json.loads((out / f"{spec.tune_from or spec.name}-tuning.json").read_text())
     if spec.tune_from is None:
         return chosen
-    names = {
+    return _rates_by_method(spec, chosen, partial=True)
+
+
+def _rates_by_method(
+    spec: ExperimentSpec, chosen: dict[str, Any], partial: bool = False
+) -> dict[str, Any]:
+    """Each trained method's rate from another experiment's search (``tune_as`` names the
+    entry it takes); ``partial`` leaves out the methods the search lacks."""
+    sources = {
         m["name"]: m.get("tune_as", m["name"]) for m in spec.methods if m.get("kind") != "features"
     }
-    return {name: chosen[source] for name, source in names.items() if source in chosen}
+    return {
+        name: chosen[source] for name, source in sources.items() if not partial or source in chosen
+    }
 
 
 RUN_FIELDS = ["variant", "axis", "seed", "method", "seconds", "metrics", "commit", "device"]

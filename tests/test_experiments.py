@@ -215,12 +215,12 @@ def test_the_learning_rate_search_runs_only_what_it_has_not_scored(tmp_path, mon
     assert trained == []
 
 
-def test_a_runs_file_without_provenance_columns_gains_them(tmp_path) -> None:
-    from rmlc.experiments import RUN_FIELDS, _prepare_runs_file
+def test_a_runs_file_without_rate_and_provenance_columns_gains_them(tmp_path) -> None:
+    from rmlc.experiments.runs import RUN_FIELDS, prepare_runs_file
 
     path = tmp_path / "old-runs.csv"
     path.write_text('variant,axis,seed,method,seconds,metrics\n,,0,WARP,1.5,"{""mAP"": 50.0}"\n')
-    _prepare_runs_file(path)
+    prepare_runs_file(path)
     with path.open() as stream:
         reader = csv.DictReader(stream)
         rows = list(reader)
@@ -231,12 +231,85 @@ def test_a_runs_file_without_provenance_columns_gains_them(tmp_path) -> None:
             "axis": "",
             "seed": "0",
             "method": "WARP",
+            "lr": "",
             "seconds": "1.5",
             "metrics": '{"mAP": 50.0}',
             "commit": "",
             "device": "",
         }
     ]
+
+
+def test_runs_train_again_when_their_learning_rate_is_not_the_one_chosen_now(
+    tmp_path, monkeypatch
+) -> None:
+    """A run counts as done only at its method's current rate: a row from before rates were
+    recorded, or at a rate a grown search replaced, trains again (with the fixed-feature
+    method that reads its network), the new row supersedes the old in the report, and
+    --report-only names the runs still at another rate."""
+    from rmlc import experiments
+    from rmlc.experiments.runs import RUN_FIELDS
+    from rmlc.train.config import DEFAULT_LEARNING_RATES
+
+    methods = [
+        {"name": "WARP", "set": {"loss": "warp"}},
+        {"name": "BCE", "set": {"loss": "bce"}},
+        {"name": "RMLC", "set": {"loss": "rmlc"}},
+        {"name": "CNN+RMLC", "kind": "features", "source": "BCE", "params": {}},
+    ]
+    spec = _search_spec([1.0], methods)
+    search = {m["name"]: DEFAULT_LEARNING_RATES[m["set"]["loss"]] for m in methods[:3]}
+    search["_scores"] = {name: [[50.0, rate]] for name, rate in search.items()}
+    (tmp_path / "search-tuning.json").write_text(json.dumps(search))
+    runs = tmp_path / "search-runs.csv"
+    old = {"variant": "", "axis": "", "seed": 0, "seconds": 1, "commit": "c", "device": "cpu"}
+    recorded = [
+        ("WARP", search["WARP"] / 10),
+        ("BCE", search["BCE"]),
+        ("CNN+RMLC", ""),
+        ("RMLC", ""),
+    ]
+    with runs.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, RUN_FIELDS)
+        writer.writeheader()
+        for method, lr in recorded:
+            metrics = json.dumps({"mAP": 10.0})
+            writer.writerow(
+                old | {"method": method, "lr": repr(lr) if lr else "", "metrics": metrics}
+            )
+    report = experiments.run_experiment(spec, out=tmp_path, report_only=True)
+    assert "WARP (1 of 1 runs), CNN+RMLC (1 of 1 runs), RMLC (1 of 1 runs)" in report.read_text()
+
+    trained: list[tuple[str, float, list[str]]] = []
+
+    def fake_map(tasks, jobs, description):
+        for task in tasks:
+            trained.append(
+                (task["name"], task["values"]["lr"], [m["name"] for m in task["features"]])
+            )
+            names = [task["name"], *(m["name"] for m in task["features"])]
+            yield task, {"metrics": {name: ({"mAP": 70.0}, 1.0) for name in names}}
+
+    monkeypatch.setattr(experiments, "_map", fake_map)
+    report = experiments.run_experiment(spec, out=tmp_path)
+    assert sorted(trained) == [
+        ("BCE", search["BCE"], ["CNN+RMLC"]),
+        ("RMLC", search["RMLC"], []),
+        ("WARP", search["WARP"], []),
+    ]
+    with runs.open() as stream:
+        rows = list(csv.DictReader(stream))
+    new = {row["method"]: row["lr"] for row in rows[4:]}
+    expected = {"WARP": search["WARP"], "CNN+RMLC": search["BCE"], "RMLC": search["RMLC"]}
+    assert new == {name: repr(rate) for name, rate in expected.items()}  # BCE's row stays
+    text = report.read_text()
+    assert "Not yet trained" not in text
+    table = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "70.00" in table["WARP"] and "10.00" in table["BCE"] and "70.00" in table["CNN+RMLC"]
+
+    trained.clear()  # everything at its rate now: nothing trains
+    experiments.run_experiment(spec, out=tmp_path)
+    assert trained == []
 
 
 def test_a_worker_ends_itself_when_its_reproduction_is_gone() -> None:

@@ -12,7 +12,6 @@ interrupted reproduction resumes where it stopped), then writes ``results/<name>
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import multiprocessing
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 from rmlc.atomic import atomic_write_text
 from rmlc.experiments.report import write_report
 from rmlc.experiments.runner import fit_on_features, train_network
+from rmlc.experiments.runs import RUN_FIELDS, prepare_runs_file, run_rate, runs_done
 from rmlc.provenance import describe_device, git_commit, provenance
 from rmlc.train import TrainConfig
 
@@ -85,14 +85,6 @@ def load_spec(name: str, folder: Path | None = None) -> ExperimentSpec:
         raise ValueError(f"{path}: {error}") from None
     TrainConfig.from_dict(dict(spec.base), source=f"{path} (base)")  # validate early
     return spec
-
-
-def _runs_done(path: Path) -> dict[tuple, dict[str, Any]]:
-    if not path.is_file():
-        return {}
-    with path.open() as stream:
-        rows = list(csv.DictReader(stream))
-    return {(row["variant"], row["axis"], int(row["seed"]), row["method"]): row for row in rows}
 
 
 def _plan(spec: ExperimentSpec, quick: bool, seeds: int) -> list[tuple]:
@@ -286,26 +278,6 @@ def _rates_by_method(
     }
 
 
-RUN_FIELDS = ["variant", "axis", "seed", "method", "seconds", "metrics", "commit", "device"]
-
-
-def _prepare_runs_file(path: Path) -> None:
-    """Give a runs file from before provenance columns existed the current header (its old
-    rows keep empty ``commit`` and ``device``), so that new rows record where they ran."""
-    if not path.is_file():
-        return
-    with path.open() as stream:
-        reader = csv.DictReader(stream)
-        rows = list(reader)
-    if reader.fieldnames == RUN_FIELDS:
-        return
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=RUN_FIELDS, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(buffer.getvalue(), path)
-
-
 def run_experiment(
     spec: ExperimentSpec,
     quick: bool = False,
@@ -336,7 +308,7 @@ def run_experiment(
         record = provenance(command + " --report-only")
         return write_report(spec, runs_path, out, suffix, seeds, rates, record)
     rates = tuned_learning_rates(spec, out, quick, jobs)
-    done = _runs_done(runs_path)
+    done = runs_done(runs_path, spec, rates)
     tasks = []
     for variant, value, seed, method in _plan(spec, quick, seeds):
         if method.get("kind") == "features":
@@ -352,7 +324,7 @@ def run_experiment(
         values = _config_values(spec, quick, variant, value, method)
         values.update(seed=seed, lr=rates[method["name"]])
         tasks.append(_task(spec, method, values, features, key=key))
-    _prepare_runs_file(runs_path)
+    prepare_runs_file(runs_path)
     origin = {"commit": git_commit(), "device": describe_device()}
     new_file = not runs_path.is_file()
     with runs_path.open("a", newline="") as stream:
@@ -370,6 +342,7 @@ def run_experiment(
                         "axis": key[1],
                         "seed": key[2],
                         "method": name,
+                        "lr": repr(run_rate(spec, name, rates)),
                         "seconds": f"{seconds:.1f}",
                         "metrics": json.dumps(metrics),
                         **origin,

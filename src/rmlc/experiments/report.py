@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import statistics
 import textwrap
@@ -11,22 +10,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from rmlc.experiments.runs import read_runs, trained_at
 from rmlc.provenance import provenance_markdown
 
 __all__ = ["aggregate", "paired_verdict", "write_report"]
 
 _PANEL_INCHES = (4.2, 3.4)  # width, height of one plot panel
 _TITLE_CHARACTERS_PER_INCH = 12  # at the title's font size 10
-
-
-def _read_runs(path: Path) -> list[dict[str, Any]]:
-    with path.open() as stream:
-        rows = list(csv.DictReader(stream))
-    for row in rows:
-        row["metrics"] = json.loads(row["metrics"])
-        row["seconds"] = float(row["seconds"])
-        row["seed"] = int(row["seed"])
-    return rows
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -164,6 +154,15 @@ def _plot(spec, rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def _stale_runs(spec, runs: list[dict[str, Any]], rates: dict[str, Any]) -> list[str]:
+    """``"method (n of m runs)"`` for each method with runs not trained at its rate now."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for run in runs:
+        counts[run["method"]][1] += 1
+        counts[run["method"]][0] += not trained_at(run, spec, rates)
+    return [f"{name} ({n} of {total} runs)" for name, (n, total) in counts.items() if n]
+
+
 def _grid_edges(spec, rates: dict[str, float]) -> list[str]:
     """Methods whose tuned learning rate is the smallest or largest factor of the grid."""
     scores = rates.get("_scores")
@@ -203,7 +202,7 @@ def write_report(
     ``record``: the :func:`~rmlc.provenance.provenance` of this report, written with the
     commits and devices the runs recorded.
     """
-    runs = _read_runs(runs_path)
+    runs = read_runs(runs_path)
     rows = aggregate(runs, spec.metrics)
     extra = [m for m in ("s_in", "s_out") if any(m in row for row in rows)]
     columns = [*spec.metrics, *extra]
@@ -238,6 +237,14 @@ def write_report(
         + ".",
         "",
     ]
+    stale = _stale_runs(spec, runs, rates)
+    if stale:
+        lines[-1:-1] = [
+            "Not yet trained at the rate named here (runs from before rates were recorded, or "
+            f"at a rate a grown search has replaced): {', '.join(stale)}; `{command}` trains "
+            "them again.",
+            "",
+        ]
     edges = _grid_edges(spec, rates)
     if edges:
         lines[-1:-1] = [

@@ -56,6 +56,9 @@ class TrainConfig:
     it (``"raise"``) or is left out with a warning counting them (``"skip"``); files are
     checked before training starts. ``image_size``: the side image files are resized to;
     by default the images' own size for ``small-cnn`` (at most 128) and 224 for the ResNets.
+    ``image_cache``: a folder where decoded, resized images are kept in memory-mapped arrays
+    (:mod:`rmlc.train.image_cache`): each file is decoded once, on the first epoch, and again
+    only when it changes (its size or modification time).
 
     Evaluation: a label is predicted when it is among an image's ``topk`` and its score is at
     least ``threshold``: a number (0 by default), ``"auto"`` (one threshold, chosen after
@@ -86,6 +89,7 @@ class TrainConfig:
     unlabeled: str | None = None
     image_root: str | None = None
     image_size: int | None = None
+    image_cache: str | None = None
     num_labeled: int | None = None
     classes: list[int] | None = None
     max_unlabeled: int | None = None

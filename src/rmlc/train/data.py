@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from rmlc.train.config import TrainConfig
+from rmlc.train.image_cache import DecodedImageCache
 
 __all__ = [
     "ArrayStore",
@@ -66,19 +67,35 @@ class FileStore:
         root: directory the paths are relative to.
         size: side of the square the images are resized to.
         channels: 3 (RGB) or 1 (grayscale).
+        cache: a folder for a :class:`~rmlc.train.image_cache.DecodedImageCache`: each file
+            is decoded once, later reads come from a memory-mapped array (None: no cache).
     """
 
     def __init__(
-        self, paths: Sequence[str | Path], root: str | Path | None, size: int, channels: int = 3
+        self,
+        paths: Sequence[str | Path],
+        root: str | Path | None,
+        size: int,
+        channels: int = 3,
+        cache: str | Path | None = None,
     ) -> None:
         self.paths = [Path(root or ".") / path for path in paths]
         self.size, self.channels = size, channels
+        self.cache = None if cache is None else DecodedImageCache(cache, self.paths, size, channels)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, row: int) -> torch.Tensor:
-        path = self.paths[row]
+        if self.cache is not None and (cached := self.cache.get(row)) is not None:
+            return cached
+        image = self._decode(self.paths[row])
+        if self.cache is not None:
+            self.cache.put(row, image)
+        return image
+
+    def _decode(self, path: Path) -> torch.Tensor:
+        """``(C, size, size)`` uint8 image of one file."""
         try:
             with Image.open(path) as image:
                 image = image.convert("RGB" if self.channels == 3 else "L")
@@ -89,7 +106,7 @@ class FileStore:
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise ValueError(f"cannot read image {path}: {error}") from None
         tensor = torch.from_numpy(array.copy())
-        return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)
+        return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
 class ImageView(Dataset):

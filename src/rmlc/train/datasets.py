@@ -244,9 +244,10 @@ def _from_files(
     size = config.image_size or _default_image_size(paths, labeled, config.backbone)
     clean = targets.astype(np.float32)
     targets = _corrupt(clean, labeled, config)
-    test_split = None if test is None else (FileStore(test[0], None, size), test[1])
+    cache = config.image_cache
+    test_split = None if test is None else (FileStore(test[0], None, size, cache=cache), test[1])
     return assemble(
-        FileStore(paths, None, size),
+        FileStore(paths, None, size, cache=cache),
         targets,
         labeled,
         unlabeled,

@@ -209,4 +209,5 @@ def test_fit_features_with_whitening_params(tmp_path, capsys) -> None:
     # PyYAML reads 1e-3 (no dot) as a string: the error names the parameter and the value.
     capsys.readouterr()
     assert main([*base, "--params", "{whiten: 1e-3}"]) == 2
-    assert "whiten must be None or a non-negative number, got '1e-3'" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "'whiten' parameter of RMLClassifier must be a float" in error and "'1e-3'" in error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -302,22 +303,37 @@ def test_trusted_reads_the_old_joblib_format(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"loss": "hinge"}, "loss must be one of"),
-        ({"learning_rate": 0}, "learning_rate must be a positive number"),
-        ({"batch_size": -1}, "batch_size must be a positive number"),
-        ({"alpha": -1.0}, "alpha must be a non-negative number"),
-        ({"momentum": 1.0}, r"momentum must lie in \[0, 1\)"),
-        ({"semi_supervised": "cotraining"}, "semi_supervised must be one of"),
-        ({"s": 0.5}, r"s must lie in \(-1, 0\]"),
-        ({"kappa": -2.0}, "kappa must be >= 0"),
-        ({"whiten": -1e-3}, "whiten must be None or a non-negative number"),
-        ({"whiten": "yes"}, "whiten must be None or a non-negative number"),
+        ({"loss": "hinge"}, "'loss' parameter of RMLClassifier must be a str among"),
+        ({"learning_rate": 0}, r"'learning_rate' .* must be a float in the range \(0.0, inf\)"),
+        ({"learning_rate": math.inf}, r"'learning_rate' .* Got inf instead"),
+        ({"batch_size": -1}, r"'batch_size' .* must be an int in the range \[1, inf\)"),
+        ({"batch_size": 2.5}, r"'batch_size' .* must be an int .* Got 2.5 instead"),
+        ({"max_epochs": "3"}, r"'max_epochs' .* must be an int"),
+        ({"alpha": -1.0}, r"'alpha' .* must be a float in the range \[0.0, inf\)"),
+        ({"momentum": 1.0}, r"'momentum' .* must be a float in the range \[0.0, 1.0\)"),
+        ({"semi_supervised": "cotraining"}, "'semi_supervised' .* must be a str among"),
+        ({"s": 0.5}, r"'s' .* must be a float in the range \(-1.0, 0.0\]"),
+        ({"kappa": -2.0}, r"'kappa' .* must be a float in the range \[0.0, inf\)"),
+        ({"whiten": -1e-3}, r"'whiten' .* must be a float in the range \[0.0, inf\) or None"),
+        ({"whiten": "yes"}, r"'whiten' .* or None. Got 'yes' instead"),
+        ({"t": 0.0}, r"'t' .* must be a str among .* or a float in the range \(0.0, inf\)"),
+        ({"random_state": -1}, r"'random_state' .* must be an int in the range \[0, inf\)"),
     ],
 )
 def test_bad_parameters(params: dict, message: str) -> None:
     X, Y = structured_problem(50)
     with pytest.raises(ValueError, match=message):
         RMLClassifier(**params).fit(X, Y)
+
+
+def test_numpy_integers_are_parameters_like_any_other(tmp_path) -> None:
+    """A grid search hands over numpy integers: they are accepted as ints."""
+    X, Y = structured_problem(60)
+    model = RMLClassifier(batch_size=np.int64(32), max_epochs=np.int32(2), random_state=0)
+    reference = RMLClassifier(batch_size=32, max_epochs=2, random_state=0)
+    assert np.array_equal(
+        model.fit(X, Y).decision_function(X), reference.fit(X, Y).decision_function(X)
+    )
 
 
 def test_bad_data() -> None:

@@ -494,10 +494,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _raised_on_purpose(error: BaseException) -> bool:
     """Whether ``error`` is one rmlc raises on purpose, to be shown as one line: raised by
     a ``raise`` statement in rmlc's own source (its checks of input, files and settings), or
-    an operating-system error naming a file. Anything else is a bug, shown with its
-    traceback."""
+    an operating-system error naming a file, or scikit-learn's check of an estimator's
+    parameters. Anything else is a bug, shown with its traceback."""
     if isinstance(error, OSError) and error.filename is not None:
         return True
+    if "sklearn" in sys.modules:  # loaded by the commands that use an estimator
+        from sklearn.utils._param_validation import InvalidParameterError
+
+        if isinstance(error, InvalidParameterError):
+            return True
     frame = error.__traceback__
     if frame is None:
         return False

@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import joblib
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from tqdm.auto import tqdm
@@ -30,6 +32,7 @@ from rmlc.atomic import atomic_write
 from rmlc.labels import positive_mask_numpy
 from rmlc.losses import LOSSES, build_loss
 from rmlc.losses.functional import transductive_hinge
+from rmlc.losses.ranking import RANK_MODES
 from rmlc.metrics import mean_average_precision
 from rmlc.propagation import Propagation, propagate_labels
 
@@ -95,6 +98,29 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         n_iter_: epochs run.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list]] = {  # checked by fit (scikit-learn's)
+        "loss": [StrOptions(set(LOSSES))],
+        "alpha": [Interval(Real, 0, math.inf, closed="left")],
+        "kappa": [Interval(Real, 0, math.inf, closed="left")],
+        "s": [Interval(Real, -1, 0, closed="right")],
+        "rank": [StrOptions(set(RANK_MODES))],
+        "learning_rate": [Interval(Real, 0, math.inf, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, math.inf, closed="left"), None],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "standardize": ["boolean"],
+        "whiten": [Interval(Real, 0, math.inf, closed="left"), None],
+        "fit_intercept": ["boolean"],
+        "semi_supervised": [StrOptions(set(_SEMI_SUPERVISED))],
+        "eta": [Interval(Real, 0, math.inf, closed="left")],
+        "t": [StrOptions({"mean", "authors"}), Interval(Real, 0, math.inf, closed="neither")],
+        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+        "device": [str, torch.device],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         loss: str = "rmlc",
@@ -148,30 +174,6 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _check_params(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
-        for name in ("learning_rate", "batch_size", "max_epochs", "n_iter_no_change"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        for name in ("alpha", "eta"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
-        if self.whiten is not None and not (
-            isinstance(self.whiten, int | float) and self.whiten >= 0 and math.isfinite(self.whiten)
-        ):
-            raise ValueError(f"whiten must be None or a non-negative number, got {self.whiten!r}")
-        if self.tol is not None and not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0 or None, got {self.tol!r}")
-        if self.semi_supervised not in _SEMI_SUPERVISED:
-            raise ValueError(
-                f"semi_supervised must be one of {_SEMI_SUPERVISED}; got {self.semi_supervised!r}"
-            )
-
     def _build_loss(self, generator: torch.Generator):
         params: dict[str, Any] = {"reduction": "mean"}
         if self.loss in ("rmlc", "rmlc-paper"):
@@ -215,7 +217,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             X_unlabeled: optional ``(u, d)`` features without labels.
             sample_weight: optional ``(n,)`` non-negative weights of the labeled samples.
         """
-        self._check_params()
+        self._validate_params()
         X, Y = validate_data(self, X, Y, multi_output=True, dtype=np.float32, ensure_min_samples=1)
         targets = self._encode_targets(np.asarray(Y))
         weights = _check_sample_weight(sample_weight, X, dtype=np.float32, ensure_non_negative=True)

@@ -323,6 +323,27 @@ def test_a_worker_ends_itself_when_its_reproduction_is_gone() -> None:
     assert exits == [1] and waits == [1.0, 1.0, 1.0]
 
 
+def test_a_worker_started_as_its_reproduction_dies_still_ends(monkeypatch) -> None:
+    """The worker watches the process id its pool passed in, not the parent it finds at
+    start-up: one spawned as the reproduction died finds a new parent already."""
+    from rmlc import experiments
+
+    parents = iter([1, 1])  # reparented before the watch starts
+    exits: list[int] = []
+
+    class Thread:
+        def __init__(self, target, args, **kwargs):
+            self.run = lambda: target(*args, lambda: next(parents), exits.append)
+
+        def start(self):
+            self.run()
+
+    monkeypatch.setattr(experiments.threading, "Thread", Thread)
+    monkeypatch.setattr("torch.set_num_threads", lambda threads: None)  # this process's stay
+    experiments._worker_start(1, parent=4242)
+    assert exits == [1]
+
+
 def test_report_only_never_trains_even_when_the_search_grew(tmp_path, monkeypatch) -> None:
     """A grid widened in the spec is searched by the next full run, not by --report-only."""
     from rmlc import experiments

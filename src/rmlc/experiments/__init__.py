@@ -156,13 +156,14 @@ def _task(
     }
 
 
-def _worker_start(threads: int) -> None:
+def _worker_start(threads: int, parent: int) -> None:
+    """Set up a pool worker of the reproduction whose process id is ``parent`` (passed in,
+    not read here: a worker started as its parent dies would read the id of its new one)."""
     import torch
 
     torch.set_num_threads(threads)
     # A worker whose reproduction is gone (killed, or stopped by a signal the worker handled
     # as a graceful stop of its own run) must not go on training runs nobody will record.
-    parent = os.getppid()
     threading.Thread(
         target=_exit_when_orphaned, args=(parent,), daemon=True, name="parent-watch"
     ).start()
@@ -192,7 +193,7 @@ def _map(tasks: list[dict[str, Any]], jobs: int, description: str):
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, context, _worker_start, (threads,)) as pool:
+    with ProcessPoolExecutor(jobs, context, _worker_start, (threads, os.getpid())) as pool:
         futures = {pool.submit(_train_task, task): task for task in tasks}
         for future in as_completed(futures):
             yield futures[future], future.result()

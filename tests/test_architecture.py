@@ -53,3 +53,40 @@ def test_no_import_cycles() -> None:
         visit(module, [])
     assert not cycles, "\n".join(" -> ".join(cycle) for cycle in cycles)
     assert "rmlc.train.launch" in graph["rmlc.train"]  # the graph is not empty by mistake
+
+
+def _direct_writes() -> list[str]:
+    """``module:line`` of each call that writes a file in place: ``write_text``,
+    ``write_bytes``, or ``open`` with a mode that writes."""
+    found = []
+    for path in (SOURCE / "rmlc").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            name = node.func.attr
+            modes = [a.value for a in node.args if isinstance(a, ast.Constant)]
+            modes += [
+                k.value.value
+                for k in node.keywords
+                if k.arg == "mode" and isinstance(k.value, ast.Constant)
+            ]
+            writes = name in ("write_text", "write_bytes") or (
+                name == "open" and any(isinstance(m, str) and set(m) & set("wax") for m in modes)
+            )
+            if writes:
+                found.append(f"{path.relative_to(SOURCE)}:{node.lineno}")
+    return found
+
+
+def test_results_are_written_through_rmlc_atomic() -> None:
+    """Every file rmlc writes goes through ``rmlc.atomic`` (a temporary file renamed into
+    place), so that a crash or a full disk never leaves a half-written result. Exceptions:
+    appended run logs (``log.csv``, runs files: a row at a time) and the image cache's
+    scratch folder, which is renamed into place whole."""
+    allowed = {
+        "rmlc/train/image_cache.py",  # a scratch folder, renamed whole
+        "rmlc/experiments/__init__.py",  # the runs file: rows appended as runs finish
+        "rmlc/train/trainer.py",  # log.csv and dynamics.csv: rows appended as training runs
+    }
+    unexpected = [w for w in _direct_writes() if w.split(":")[0] not in allowed]
+    assert unexpected == [], f"files written in place (use rmlc.atomic): {unexpected}"

@@ -173,6 +173,7 @@ def _labeled_images(args: argparse.Namespace, trained) -> tuple[Any, np.ndarray 
 def command_evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from rmlc.atomic import atomic_write_text
     from rmlc.inference import load_trained_model, score_images
     from rmlc.metrics import MultiLabelMeter
 
@@ -187,7 +188,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     metrics["threshold"] = trained.threshold  # the checkpoint's: chosen on validation, or 0
     print(format_metrics(metrics, f"metrics of {args.checkpoint}"))
     if args.out:
-        Path(args.out).write_text(json.dumps(metrics, indent=2))
+        atomic_write_text(json.dumps(metrics, indent=2), args.out)
     return 0
 
 
@@ -259,7 +260,7 @@ def command_fit_features(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.npz")
-    (out / "config.yaml").write_text(
+    atomic_write_text(
         yaml.safe_dump(
             {
                 "train": args.train,
@@ -268,7 +269,8 @@ def command_fit_features(args: argparse.Namespace) -> int:
                 **model.get_params(),
             },
             sort_keys=False,
-        )
+        ),
+        out / "config.yaml",
     )
     metrics: dict[str, Any] = {}
     if args.test:

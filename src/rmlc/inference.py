@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 
+from rmlc.atomic import atomic_write_text
 from rmlc.train.data import FileStore
 from rmlc.train.trained import TrainedModel, as_uint8_images, load_trained_model, score_images
 
@@ -69,21 +71,21 @@ def write_predictions(
                 "labels": positive,
             }
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(rows, indent=2))
+        atomic_write_text(json.dumps(rows, indent=2), path)
     elif path.suffix.lower() == ".csv":
-        with path.open("w", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["image", "topk", "topk_scores", "labels"])
-            for row in rows:
-                writer.writerow(
-                    [
-                        row["image"],
-                        "|".join(item["label"] for item in row["topk"]),
-                        "|".join(f"{item['score']:.6g}" for item in row["topk"]),
-                        "|".join(row["labels"]),
-                    ]
-                )
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["image", "topk", "topk_scores", "labels"])
+        for row in rows:
+            writer.writerow(
+                [
+                    row["image"],
+                    "|".join(item["label"] for item in row["topk"]),
+                    "|".join(f"{item['score']:.6g}" for item in row["topk"]),
+                    "|".join(row["labels"]),
+                ]
+            )
+        atomic_write_text(buffer.getvalue(), path)
     else:
         raise ValueError(f"output must end in .csv or .json, got {path}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rmlc.atomic import atomic_write
 from rmlc.data._common import PathLike, as_path
 from rmlc.labels import positive_mask_numpy
 
@@ -108,9 +109,9 @@ def save_features(path: PathLike, X: np.ndarray, Y: np.ndarray | None = None) ->
     X, Y = check_features(X, Y, str(path))
     if suffix == ".npy" and Y is not None:
         raise ValueError(f"{path}: a .npy file holds X only; use .npz to save Y")
-    with path.open("wb") as handle:
-        if suffix == ".npy":
-            np.save(handle, X)
-        else:
-            np.savez_compressed(handle, **({"X": X} if Y is None else {"X": X, "Y": Y}))
+    if suffix == ".npy":
+        atomic_write(path, lambda handle: np.save(handle, X))
+    else:
+        arrays = {"X": X} if Y is None else {"X": X, "Y": Y}
+        atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
     return path

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rmlc.atomic import atomic_write
 from rmlc.data._common import PathLike, as_path, check_fraction, check_seed
 from rmlc.data.corruption import Protocol, corrupt_labels, drop_positives
 from rmlc.data.features import check_features
@@ -147,7 +148,6 @@ def _corrupt_features(
     if "X" in arrays:
         check_features(arrays["X"], arrays["Y"], str(source))
     arrays["Y"], result = _corrupt(arrays["Y"], rate, drop, seed, protocol)
-    with target.open("wb") as handle:
-        np.savez_compressed(handle, **arrays)
+    atomic_write(target, lambda handle: np.savez_compressed(handle, **arrays))
     n = len(arrays["Y"])
     return {"kind": "features", "n_samples": n, "n_labeled": n, **result}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rmlc.atomic import atomic_write
 from rmlc.data._common import PathLike, as_path
 
 __all__ = [
@@ -167,5 +168,6 @@ def write_idx(path: PathLike, array: np.ndarray, compress: bool | None = None) -
     content = header + np.ascontiguousarray(array, dtype=_TYPE_CODES[code]).tobytes()
     if compress is None:
         compress = path.suffix == ".gz"
-    path.write_bytes(gzip.compress(content, mtime=0) if compress else content)
+    data = gzip.compress(content, mtime=0) if compress else content
+    atomic_write(path, lambda stream: stream.write(data))
     return path

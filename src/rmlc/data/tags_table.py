@@ -16,6 +16,7 @@ the line(s).
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rmlc.atomic import atomic_write_text
 from rmlc.data._common import PathLike, as_path, shorten
 from rmlc.labels import positive_mask_numpy
 
@@ -270,14 +272,14 @@ def write_tags_table(
             f"back as unlabeled (rows {shorten(empty)}); pass empty_as_unlabeled=True"
         )
     labels = [table.labels_of(i) for i in range(len(table))]
+    handle = io.StringIO()
     if kind == "csv":
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(TAGS_COLUMNS)
-            for image, names in zip(table.images, labels, strict=True):
-                writer.writerow([image, LABEL_SEPARATOR.join(names)])
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(TAGS_COLUMNS)
+        for image, names in zip(table.images, labels, strict=True):
+            writer.writerow([image, LABEL_SEPARATOR.join(names)])
     else:
-        with path.open("w", encoding="utf-8") as handle:
-            for image, names in zip(table.images, labels, strict=True):
-                handle.write(json.dumps({"image": image, "labels": names}) + "\n")
+        for image, names in zip(table.images, labels, strict=True):
+            handle.write(json.dumps({"image": image, "labels": names}) + "\n")
+    atomic_write_text(handle.getvalue(), path)
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import statistics
 import textwrap
@@ -10,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from rmlc.atomic import atomic_write, atomic_write_text
 from rmlc.experiments.runs import read_runs, trained_at
 from rmlc.provenance import provenance_markdown
 
@@ -150,7 +152,7 @@ def _plot(spec, rows: list[dict[str, Any]], path: Path) -> None:
     title_width = int(_TITLE_CHARACTERS_PER_INCH * _PANEL_INCHES[0] * len(variants))
     figure.suptitle(textwrap.fill(spec.title, title_width), fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=110))
     plt.close(figure)
 
 
@@ -207,15 +209,16 @@ def write_report(
     extra = [m for m in ("s_in", "s_out") if any(m in row for row in rows)]
     columns = [*spec.metrics, *extra]
     csv_path = out / f"{spec.name}{suffix}.csv"
-    with csv_path.open("w", newline="") as stream:
-        names = ["variant", "axis", "method", "n", "seconds"]
-        names += [name for metric in columns for name in (metric, f"{metric}_std")]
-        names += [f"paper_{metric}" for metric in spec.metrics]
-        writer = csv.DictWriter(stream, fieldnames=names, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            paper = spec.paper.get(row["method"], {})
-            writer.writerow({**row, **{f"paper_{k}": v for k, v in paper.items()}})
+    stream = io.StringIO()
+    names = ["variant", "axis", "method", "n", "seconds"]
+    names += [name for metric in columns for name in (metric, f"{metric}_std")]
+    names += [f"paper_{metric}" for metric in spec.metrics]
+    writer = csv.DictWriter(stream, fieldnames=names, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        paper = spec.paper.get(row["method"], {})
+        writer.writerow({**row, **{f"paper_{k}": v for k, v in paper.items()}})
+    atomic_write_text(stream.getvalue(), csv_path)
     command = f"rmlc reproduce {spec.name}" + (" --quick" if suffix else "")
     lines = [
         f"# {spec.title}",
@@ -278,5 +281,5 @@ def write_report(
         lines += ["", "## Deviations from the paper's protocol", "", spec.notes.strip()]
     lines += _provenance_lines(runs, record)
     report = out / f"{spec.name}{suffix}.md"
-    report.write_text("\n".join(lines) + "\n")
+    atomic_write_text("\n".join(lines) + "\n", report)
     return report

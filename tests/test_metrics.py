@@ -383,14 +383,15 @@ def one_shot(scores: torch.Tensor, targets: torch.Tensor, **kwargs: object) -> d
 
 def test_meter_batches_equal_one_shot() -> None:
     scores, targets = meter_data()
-    meter = MultiLabelMeter()
+    meter, default = MultiLabelMeter(k=2, threshold=None, f1c="mean"), MultiLabelMeter()
     for start in range(0, 23, 5):
         meter.update(scores[start : start + 5], targets[start : start + 5] * 2 - 1)
+        default.update(scores[start : start + 5], targets[start : start + 5])
     assert meter.num_samples == 23
-    got = meter.compute(k=2, threshold=None, f1c="mean")
+    got = meter.compute()
     assert got == one_shot(scores, targets, k=2, threshold=None, f1c="mean")
     assert "accuracy" not in got  # multi-label rows
-    assert meter.compute() == one_shot(scores, targets)
+    assert default.compute() == one_shot(scores, targets)
     meter.reset()
     assert meter.num_samples == 0
     with pytest.raises(ValueError, match="empty"):
@@ -415,9 +416,9 @@ def test_meter_stores_detached_float32_copies() -> None:
 
 def test_meter_reports_accuracy_for_single_label_rows() -> None:
     labels = torch.tensor([1, 0, 2, 0])
-    meter = MultiLabelMeter()
+    meter = MultiLabelMeter(k=1)
     meter.update(ACC_SCORES, torch.nn.functional.one_hot(labels, 3))
-    got = meter.compute(k=1)
+    got = meter.compute()
     assert got["accuracy"] == pytest.approx(100.0)
     assert got["mAP"] == pytest.approx(100.0)
 
@@ -469,13 +470,15 @@ def _distributed_worker(
         padded = list(range(total)) + list(range((-total) % 2))  # DistributedSampler padding
         mine = torch.tensor(padded[rank::2])
         with_indices, without_indices = MultiLabelMeter(), MultiLabelMeter()
+        mean = MultiLabelMeter(k=2, threshold=None, f1c="mean")
         for start in range(0, len(mine), 4):
             chunk = mine[start : start + 4]
             with_indices.update(scores[chunk], targets[chunk], indices=chunk)
+            mean.update(scores[chunk], targets[chunk], indices=chunk)
             without_indices.update(scores[chunk], targets[chunk])
         result = {
             "default": with_indices.compute(),
-            "mean": with_indices.compute(k=2, threshold=None, f1c="mean"),
+            "mean": mean.compute(),
             "gathered": with_indices.gather(),
             "no_indices": without_indices.gather(),
             "num_samples": with_indices.num_samples,
@@ -572,7 +575,7 @@ def test_bad_topk_arguments_raise(kwargs: dict, error: type, message: str) -> No
     with pytest.raises(error, match=message):
         topk_metrics(GOOD_SCORES, GOOD_TARGETS, **kwargs)
     with pytest.raises(error, match=message):
-        MultiLabelMeter().compute(**kwargs)  # arguments checked before anything else
+        MultiLabelMeter(**kwargs)  # settings checked when the meter is made
 
 
 def test_bad_interpolation_raises() -> None:

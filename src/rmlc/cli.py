@@ -182,9 +182,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
     if targets is None:
         raise ValueError("the images have no labels to evaluate against: give --test TABLE")
     scores = score_images(trained, view, args.device)
-    meter = MultiLabelMeter()
+    meter = MultiLabelMeter(k=args.topk, threshold=trained.threshold, convention=args.convention)
     meter.update(torch.from_numpy(scores), torch.from_numpy(targets))
-    metrics = meter.compute(k=args.topk, threshold=trained.threshold, convention=args.convention)
+    metrics = meter.compute()
     metrics["threshold"] = trained.threshold  # the checkpoint's: chosen on validation, or 0
     print(format_metrics(metrics, f"metrics of {args.checkpoint}"))
     if args.out:
@@ -281,9 +281,9 @@ def command_fit_features(args: argparse.Namespace) -> int:
         targets = np.asarray(Y_test)
         if targets.ndim == 1:
             targets = (targets[:, None] == model.classes_[None, :]).astype(np.float32)
-        meter = MultiLabelMeter()
+        meter = MultiLabelMeter(k=args.topk)
         meter.update(torch.from_numpy(scores), torch.from_numpy(targets.astype(np.float32)))
-        metrics = meter.compute(k=args.topk)
+        metrics = meter.compute()
         print(format_metrics(metrics, "test metrics"))
     atomic_write_text(json.dumps(metrics, indent=2), out / "metrics.json")
     print(f"model and metrics written to {out}")

@@ -22,8 +22,8 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
+from rmlc.gather import first_per_index, gather_objects
 from rmlc.labels import positive_mask, positive_mask_numpy
 
 __all__ = [
@@ -446,25 +446,32 @@ def accuracy(scores: ArrayLike, labels: ArrayLike) -> float:
 # ---------------------------------------------------------------------------------------
 
 
-def _distributed_world_size() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
 class MultiLabelMeter:
     """Accumulates scores and targets over batches, then computes every metric at once.
 
-    ``update`` keeps CPU copies (scores as float32, targets as bool). Under an initialised
-    ``torch.distributed`` process group with more than one rank, :meth:`gather` (called
-    by :meth:`compute`) is a collective: every rank must call it. It collects all ranks'
-    rows (``all_gather_object`` of CPU tensors, so gloo and nccl both work). When dataset
-    ``indices`` were given, rows are de-duplicated (one per index, the first seen in rank
-    order; ``DistributedSampler`` pads by repeating samples) and sorted by index, so the
-    result is that of a single-process evaluation.
+    Settings are fixed at construction (as torchmetrics' ``Metric``): ``k``, ``threshold``,
+    ``f1c`` and ``convention`` as :func:`topk_metrics` takes them. ``update`` keeps CPU
+    copies (scores as float32, targets as bool). Under an initialised ``torch.distributed``
+    process group with more than one rank, :meth:`gather` (called by :meth:`compute`) is a
+    collective: every rank must call it. It collects all ranks' rows
+    (:func:`rmlc.gather.gather_objects`). When dataset ``indices`` were given, rows are
+    de-duplicated (one per index, the first seen in rank order; ``DistributedSampler`` pads
+    by repeating samples) and sorted by index, so the result is that of a single-process
+    evaluation.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        k: int = 3,
+        threshold: Threshold = 0.0,
+        f1c: F1Mode = "harmonic",
+        convention: Convention = "rmlc",
+    ) -> None:
+        _check_k(k)
+        _check_threshold(threshold)
+        _check_choice(f1c, _F1_MODES, "f1c")
+        _check_choice(convention, _CONVENTIONS, "convention")
+        self.k, self.threshold, self.f1c, self.convention = k, threshold, f1c, convention
         self._scores: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
         self._indices: list[torch.Tensor] | None = None
@@ -541,12 +548,7 @@ class MultiLabelMeter:
             ValueError: nothing accumulated on any rank, ranks disagree on the number of
                 classes or on giving indices, or one index carries different targets.
         """
-        parts = [self._local()]
-        if _distributed_world_size() > 1:
-            gathered: list[object] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, parts[0])
-            parts = gathered  # type: ignore[assignment]
-        parts = [part for part in parts if part[0] is not None]
+        parts = [part for part in gather_objects(self._local()) if part[0] is not None]
         if not parts:
             raise ValueError("MultiLabelMeter is empty: call update() before compute()")
         if len({part[0].shape[1] for part in parts}) > 1:
@@ -558,35 +560,21 @@ class MultiLabelMeter:
         if parts[0][2] is None:
             return scores, targets, None
         indices = torch.cat([part[2] for part in parts])
-        order = torch.sort(indices, stable=True).indices
-        sorted_indices = indices[order]
-        first = torch.ones_like(sorted_indices, dtype=torch.bool)
-        first[1:] = sorted_indices[1:] != sorted_indices[:-1]
-        group = torch.cumsum(first, dim=0) - 1
-        kept = order[first]
-        if not bool((targets[order] == targets[kept][group]).all()):
+        kept = first_per_index(indices)
+        row_of_index = torch.searchsorted(indices[kept], indices)  # every row's kept row
+        if not bool((targets == targets[kept][row_of_index]).all()):
             raise ValueError("rows with the same index have different targets")
         return scores[kept], targets[kept], indices[kept]
 
-    def compute(
-        self,
-        k: int = 3,
-        threshold: Threshold = 0.0,
-        f1c: F1Mode = "harmonic",
-        convention: Convention = "rmlc",
-    ) -> dict[str, float]:
+    def compute(self) -> dict[str, float]:
         """Every metric over the accumulated (and gathered) rows, in percent.
 
         Returns:
             :func:`topk_metrics`' keys plus ``"mAP"`` (uninterpolated), and
             ``"accuracy"`` when every target row has exactly one positive.
         """
-        _check_k(k)
-        _check_threshold(threshold)
-        _check_choice(f1c, _F1_MODES, "f1c")
-        _check_choice(convention, _CONVENTIONS, "convention")
         scores, targets, _ = self.gather()
-        result = topk_metrics(scores, targets, k, threshold, f1c, convention)
+        result = topk_metrics(scores, targets, self.k, self.threshold, self.f1c, self.convention)
         result["mAP"] = mean_average_precision(scores, targets)
         if bool((targets.sum(dim=1) == 1).all()):
             result["accuracy"] = accuracy(scores, targets)

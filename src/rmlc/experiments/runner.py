@@ -82,7 +82,7 @@ def fit_on_features(
     test_view, test_targets = data.test
     test_features, order = trainer.extract_features(test_view)
     scores = torch.from_numpy(model.decision_function(test_features.numpy()))
-    meter = MultiLabelMeter()
+    meter = MultiLabelMeter(k=trainer.config.topk)  # the linear model's own threshold: 0
     meter.update(scores, test_targets[order])
-    metrics = meter.compute(k=trainer.config.topk)  # the linear model's own threshold: 0
+    metrics = meter.compute()
     return {key: float(value) for key, value in metrics.items()}, time.perf_counter() - started

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from rmlc.gather import first_per_index, gather_objects
+
 __all__ = [
     "DistributedContext",
     "all_gather_rows",
@@ -81,9 +83,7 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_gather_rows(
-    rows: torch.Tensor, indices: torch.Tensor, total: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def all_gather_rows(rows: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gather row tensors and their dataset indices from every process.
 
     Rows are returned ordered by index with duplicates (padding of the samplers) dropped,
@@ -92,20 +92,12 @@ def all_gather_rows(
     Args:
         rows: ``(n, ...)`` this process's rows.
         indices: ``(n,)`` their dataset indices.
-        total: unused; kept for symmetry with callers that know the dataset size.
 
     Returns:
         ``(rows, indices)`` gathered, CPU tensors.
     """
-    del total
-    rows, indices = rows.detach().cpu(), indices.detach().cpu()
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        gathered: list = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, (rows, indices))
-        rows = torch.cat([part[0] for part in gathered])
-        indices = torch.cat([part[1] for part in gathered])
-    order = torch.argsort(indices, stable=True)
-    rows, indices = rows[order], indices[order]
-    keep = torch.ones(len(indices), dtype=torch.bool)
-    keep[1:] = indices[1:] != indices[:-1]
-    return rows[keep], indices[keep]
+    parts = gather_objects((rows.detach().cpu(), indices.detach().cpu()))
+    rows = torch.cat([part[0] for part in parts])
+    indices = torch.cat([part[1] for part in parts])
+    kept = first_per_index(indices)
+    return rows[kept], indices[kept]

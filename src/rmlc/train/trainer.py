@@ -513,9 +513,9 @@ class Trainer:
         """All of :mod:`rmlc.metrics` on a (view, targets) split."""
         view, targets = split
         scores, indices = self.predict_scores(view)
-        meter = MultiLabelMeter()
+        meter = MultiLabelMeter(k=self.config.topk, threshold=self.threshold)
         meter.update(scores, targets[indices])
-        return meter.compute(k=self.config.topk, threshold=self.threshold)
+        return meter.compute()
 
     # ---- checkpoints --------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import shlex
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -453,20 +454,21 @@ class Trainer:
     # ---- semi-supervised refresh --------------------------------------------------------
 
     @torch.no_grad()
-    def extract_features(self, view) -> tuple[torch.Tensor, torch.Tensor]:
-        """Penultimate features of a dataset view, gathered from every process.
-
-        Returns:
-            ``(features (n, d), indices (n,))`` ordered by index.
-        """
+    def _outputs(self, view, head: Callable[[torch.Tensor], torch.Tensor]):
+        """``head(images)`` of every image of a view, in evaluation mode, gathered from every
+        process: ``(rows (n, ...), indices (n,))`` ordered by index."""
         self.model.eval()
         rows, indices = [], []
         for images, index in self._evaluation_loader(view):
             images = self.prepare(images.to(self.device))
             with self._autocast():
-                rows.append(self.model.features(images).float().cpu())
+                rows.append(head(images).float().cpu())
             indices.append(index)
         return all_gather_rows(torch.cat(rows), torch.cat(indices))
+
+    def extract_features(self, view) -> tuple[torch.Tensor, torch.Tensor]:
+        """Penultimate features ``(n, d)`` and indices ``(n,)`` of a view (see :meth:`_outputs`)."""
+        return self._outputs(view, self.model.features)
 
     def refresh_labels(self, epoch: int) -> None:
         """Propagate labels to the unlabeled samples from the current network's features."""
@@ -497,17 +499,9 @@ class Trainer:
     def selection_metric(self) -> str:
         return "accuracy" if self.data.single_label else "mAP"
 
-    @torch.no_grad()
     def predict_scores(self, view) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores ``(n, m)`` and indices ``(n,)`` of a view, gathered from every process."""
-        self.model.eval()
-        rows, indices = [], []
-        for images, index in self._evaluation_loader(view):
-            images = self.prepare(images.to(self.device))
-            with self._autocast():
-                rows.append(self.model(images).float().cpu())
-            indices.append(index)
-        return all_gather_rows(torch.cat(rows), torch.cat(indices))
+        """Scores ``(n, m)`` and indices ``(n,)`` of a view (see :meth:`_outputs`)."""
+        return self._outputs(view, self.model)
 
     def evaluate(self, split) -> dict[str, float]:
         """All of :mod:`rmlc.metrics` on a (view, targets) split."""

@@ -356,5 +356,5 @@ def test_bad_data() -> None:
         RMLClassifier(max_epochs=1).fit(X, Y, X_unlabeled=X[:, :5])
     with pytest.raises(ValueError, match="sample_weight"):
         RMLClassifier(max_epochs=1).fit(X, Y, sample_weight=-np.ones(50))
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1; got 0"):
         model.predict_topk(X, 0)

@@ -563,8 +563,8 @@ def test_bad_inputs_raise(scores: object, targets: object, error: type, message:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"k": 0}, ValueError, "k must be >= 1"),
-        ({"k": 2.0}, TypeError, "k must be an integer"),
+        ({"k": 0}, ValueError, "k must be an integer >= 1; got 0"),
+        ({"k": 2.0}, TypeError, "k must be an integer >= 1; got 2.0"),
         ({"k": True}, TypeError, "k must be an integer"),
         ({"threshold": "0.5"}, TypeError, "threshold must be a float, one float per class or None"),
         ({"threshold": math.nan}, ValueError, "threshold must not be NaN"),

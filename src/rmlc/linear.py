@@ -29,6 +29,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from tqdm.auto import tqdm
 
 from rmlc.atomic import atomic_write
+from rmlc.checks import check_integer
 from rmlc.labels import positive_mask_numpy
 from rmlc.losses import LOSSES, build_loss
 from rmlc.losses.functional import transductive_hinge
@@ -361,8 +362,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     def predict_topk(self, X: Any, k: int = 3) -> np.ndarray:
         """The ``k`` highest-scoring labels of each sample, best first, ``(n, k)``: label
         indices for multi-label data, class labels for single-label data."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        k = check_integer(k, "k", 1)
         scores = self.label_scores(X)
         top = np.argsort(-scores, axis=1, kind="stable")[:, : min(k, scores.shape[1])]
         return top if self.multilabel_ else self.classes_[top]

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from rmlc.checks import check_choice, check_integer
 from rmlc.gather import first_per_index, gather_objects
 from rmlc.labels import positive_mask, positive_mask_numpy
 
@@ -116,14 +117,6 @@ def _check_targets(targets: ArrayLike, shape: torch.Size, name: str = "targets")
     return positive_mask(tensor, name)
 
 
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be an integer, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    return int(k)
-
-
 def _check_threshold(threshold: Threshold, num_classes: int | None = None):
     """None, a float, or a float64 ``(m,)`` tensor of per-class thresholds."""
     if threshold is None:
@@ -146,12 +139,6 @@ def _check_threshold(threshold: Threshold, num_classes: int | None = None):
     if np.isnan(float(threshold)):
         raise ValueError("threshold must not be NaN")
     return float(threshold)
-
-
-def _check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
 
 
 def _present_classes(positive: torch.Tensor, what: str) -> torch.Tensor:
@@ -247,10 +234,10 @@ def topk_metrics(
     """
     score_matrix = _check_scores(scores)
     positive = _check_targets(targets, score_matrix.shape)
-    k = _check_k(k)
+    k = check_integer(k, "k", 1)
     threshold = _check_threshold(threshold, score_matrix.shape[1])
-    _check_choice(f1c, _F1_MODES, "f1c")
-    _check_choice(convention, _CONVENTIONS, "convention")
+    check_choice(f1c, _F1_MODES, "f1c")
+    check_choice(convention, _CONVENTIONS, "convention")
     present = _present_classes(positive, "topk_metrics")
     if convention == "ml-gcn" and not bool(present.all()):
         missing = torch.nonzero(~present).flatten().tolist()
@@ -375,7 +362,7 @@ def mean_average_precision(
     """
     score_matrix = _check_scores(scores)
     positive = _check_targets(targets, score_matrix.shape)
-    _check_choice(interpolation, _INTERPOLATIONS, "interpolation")
+    check_choice(interpolation, _INTERPOLATIONS, "interpolation")
     present = _present_classes(positive, "mean_average_precision")
     per_class = average_precision_per_class(
         score_matrix[:, present], positive[:, present], interpolation
@@ -467,10 +454,10 @@ class MultiLabelMeter:
         f1c: F1Mode = "harmonic",
         convention: Convention = "rmlc",
     ) -> None:
-        _check_k(k)
+        check_integer(k, "k", 1)
         _check_threshold(threshold)
-        _check_choice(f1c, _F1_MODES, "f1c")
-        _check_choice(convention, _CONVENTIONS, "convention")
+        check_choice(f1c, _F1_MODES, "f1c")
+        check_choice(convention, _CONVENTIONS, "convention")
         self.k, self.threshold, self.f1c, self.convention = k, threshold, f1c, convention
         self._scores: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []

@@ -60,6 +60,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rmlc.checks import check_choice, check_integer
 from rmlc.labels import positive_mask_numpy
 
 __all__ = ["Backend", "Propagation", "Temperature", "chunk_layout", "propagate_labels"]
@@ -200,14 +201,8 @@ def propagate_labels(
     output_is_tensor = isinstance(X_unlabeled, torch.Tensor)
     labels_source = _checked_labels(Y_labeled, n_labeled, output_is_tensor)
     _check_temperature(t)
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be 'auto', 'faiss' or 'torch'; got {backend!r}")
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool)
-        or not isinstance(chunk_size, numbers.Integral)
-        or chunk_size < 1
-    ):
-        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}")
+    check_choice(backend, _BACKENDS, "backend")
+    check_integer(chunk_size, "chunk_size", 1, allow_none=True)
     _check_finite(labeled, "X_labeled")
     _check_finite(unlabeled, "X_unlabeled")
 

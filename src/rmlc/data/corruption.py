@@ -32,7 +32,8 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
-from rmlc.data._common import check_fraction, check_seed, derive_seed
+from rmlc.checks import check_fraction, check_seed
+from rmlc.data._common import derive_seed
 from rmlc.labels import positive_mask_numpy
 
 __all__ = [

@@ -22,6 +22,7 @@ from typing import Literal, overload
 
 import numpy as np
 
+from rmlc.checks import check_choice
 from rmlc.data._common import PathLike, as_path
 from rmlc.data.idx import read_idx_pair
 
@@ -59,9 +60,7 @@ _IMAGE_SHAPE = (28, 28)
 
 
 def _check_split(split: str) -> str:
-    if split not in _PREFIXES:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    return split
+    return check_choice(split, tuple(_PREFIXES), "split")
 
 
 def fashion_mnist_files(split: Split, root: PathLike) -> tuple[Path, Path] | None:

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from rmlc.atomic import atomic_write
-from rmlc.data._common import PathLike, as_path, check_fraction, check_seed
+from rmlc.checks import check_fraction, check_seed
+from rmlc.data._common import PathLike, as_path
 from rmlc.data.corruption import Protocol, corrupt_labels, drop_positives
 from rmlc.data.features import check_features
 from rmlc.data.tags_table import TagsTable, read_tags_table, write_tags_table

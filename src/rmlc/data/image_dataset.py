@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from rmlc.checks import check_choice
 from rmlc.data._common import PathLike, shorten
 
 __all__ = [
@@ -119,8 +120,7 @@ class ImageListDataset(Dataset):
         on_error: OnError = "raise",
         mode: str | None = "RGB",
     ) -> None:
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        check_choice(on_error, ("raise", "skip"), "on_error")
         self.paths = [str(path) for path in paths]
         if targets is not None:
             targets = torch.as_tensor(np.asarray(targets))

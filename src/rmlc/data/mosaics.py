@@ -49,7 +49,8 @@ from typing import Literal, overload
 
 import numpy as np
 
-from rmlc.data._common import check_fraction, check_seed, derive_seed, shorten
+from rmlc.checks import check_choice, check_fraction, check_integer, check_seed
+from rmlc.data._common import derive_seed, shorten
 from rmlc.data.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 __all__ = [
@@ -190,8 +191,7 @@ def _check_inputs(
         raise ValueError(f"labels must be non-negative class indices, found {labels.min()}")
     if num_classes is None:
         num_classes = int(labels.max()) + 1
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    num_classes = check_integer(num_classes, "num_classes", 1)
     if labels.max() >= num_classes:
         raise ValueError(f"label {labels.max()} is out of range for num_classes={num_classes}")
     images4 = images[:, None] if images.ndim == 3 else images
@@ -278,10 +278,7 @@ def make_mosaics(
         cells in row-major order (-1 for an empty cell).
     """
     images4, labels, num_classes = _check_inputs(images, labels, num_classes)
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    if isinstance(grid, bool) or not isinstance(grid, numbers.Integral) or grid < 1:
-        raise ValueError(f"grid must be a positive integer, got {grid!r}")
+    n, grid = check_integer(n, "n", 0), check_integer(grid, "grid", 1)
     empty = check_fraction(empty_cell_probability, "empty_cell_probability")
     if empty == 1.0:
         raise ValueError("empty_cell_probability must be below 1 (mosaics need an item)")
@@ -370,10 +367,8 @@ def fashion_mosaic(
     Returns:
         ``(images, targets)``: uint8 ``(n, 1, 56, 56)`` and uint8 {0, 1} ``(n, 10)``.
     """
-    if split not in _SPLIT_TAGS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    if source not in DEFAULT_MOSAIC_SIZES:
-        raise ValueError(f"source must be 'embedded' or 'full', got {source!r}")
+    check_choice(split, tuple(_SPLIT_TAGS), "split")
+    check_choice(source, tuple(DEFAULT_MOSAIC_SIZES), "source")
     if n is None:
         n = DEFAULT_MOSAIC_SIZES[source][split]
     images, labels = load_fashion_mnist(split, source=source)

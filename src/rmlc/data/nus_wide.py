@@ -26,6 +26,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from rmlc.checks import check_choice
 from rmlc.data._common import PathLike, as_path, shorten
 
 __all__ = ["NusWideLabels", "load_nus_wide", "normalize_nus_wide_path"]
@@ -124,8 +125,7 @@ def load_nus_wide(
         ValueError: naming the file: length mismatch, bad values, unknown images.
     """
     root = as_path(root, "root")
-    if split not in _LISTS:
-        raise ValueError(f"split must be one of {tuple(_LISTS)}, got {split!r}")
+    check_choice(split, tuple(_LISTS), "split")
     classes = _concepts(root)
     list_file = root / "ImageList" / _LISTS[split]
     images = _image_list(list_file)

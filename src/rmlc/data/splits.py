@@ -16,7 +16,8 @@ import numbers
 
 import numpy as np
 
-from rmlc.data._common import check_fraction, check_seed, derive_seed
+from rmlc.checks import check_fraction, check_seed
+from rmlc.data._common import derive_seed
 from rmlc.labels import positive_mask_numpy
 
 __all__ = ["split_labeled", "subsample_multilabel", "train_validation_split"]

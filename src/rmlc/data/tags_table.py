@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rmlc.atomic import atomic_write_text
+from rmlc.checks import check_choice
 from rmlc.data._common import PathLike, as_path, shorten
 from rmlc.labels import positive_mask_numpy
 
@@ -93,9 +94,7 @@ def _check_classes(classes: Sequence[str], where: str) -> None:
 def tags_table_format(path: PathLike, format: TableFormat | None = None) -> TableFormat:
     """``"csv"`` or ``"jsonl"``: ``format`` if given, else from the file's suffix."""
     if format is not None:
-        if format not in ("csv", "jsonl"):
-            raise ValueError(f"format must be 'csv' or 'jsonl', got {format!r}")
-        return format
+        return check_choice(format, ("csv", "jsonl"), "format")
     suffix = as_path(path).suffix.lower()
     if suffix == ".csv":
         return "csv"

@@ -23,6 +23,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from rmlc.checks import check_choice
 from rmlc.data._common import PathLike, as_path, shorten
 
 __all__ = ["CIFAR10_CLASSES", "STL10_CLASSES", "LabeledImages", "load_cifar10", "load_stl10"]
@@ -210,11 +211,9 @@ def load_stl10(
     from torchvision.datasets import STL10
 
     root = as_path(root, "root")
-    if split not in STL10.splits:
-        raise ValueError(f"split must be one of {STL10.splits}, got {split!r}")
+    check_choice(split, tuple(STL10.splits), "split")
     if folds is not None:
-        if isinstance(folds, bool) or not isinstance(folds, int) or not 0 <= folds < 10:
-            raise ValueError(f"folds must be None or an integer in 0..9, got {folds!r}")
+        check_choice(folds, range(10), "folds")
         if split not in ("train", "train+unlabeled"):
             raise ValueError(f"folds applies to the training split only, not split={split!r}")
     folder = root / STL10.base_folder

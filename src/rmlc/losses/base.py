@@ -11,9 +11,10 @@ import math
 import torch
 from torch import nn
 
+from rmlc.checks import check_choice
 from rmlc.labels import positive_indicator
 
-__all__ = ["REDUCTIONS", "MultiLabelLoss", "check_choice", "check_loss_inputs", "reduce_per_sample"]
+__all__ = ["REDUCTIONS", "MultiLabelLoss", "check_loss_inputs", "reduce_per_sample"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -94,12 +95,6 @@ def reduce_per_sample(
     return per_sample
 
 
-def check_choice(name: str, value: object, choices: tuple) -> None:
-    """Raise a ``ValueError`` naming the parameter when ``value`` is not among ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-
-
 class MultiLabelLoss(nn.Module):
     """Base of every rmlc loss: validates inputs, weights samples and reduces.
 
@@ -119,7 +114,7 @@ class MultiLabelLoss(nn.Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        check_choice("reduction", reduction, REDUCTIONS)
+        check_choice(reduction, REDUCTIONS, "reduction")
         self.reduction = reduction
         self.check_values = True
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
+from rmlc.checks import check_choice, check_integer
 from rmlc.losses import functional as F
-from rmlc.losses.base import MultiLabelLoss, check_choice
+from rmlc.losses.base import MultiLabelLoss
 
 __all__ = [
     "DEFAULT_HINGE_STEPS",
@@ -102,13 +102,10 @@ class RMLCLoss(MultiLabelLoss):
             raise ValueError(f"kappa must be >= 0, got kappa={kappa}")
         if not 0.0 <= ramp_beta <= 1.0:
             raise ValueError(f"ramp_beta must lie in [0, 1], got ramp_beta={ramp_beta}")
-        check_choice("rank", rank, RANK_MODES)
-        check_choice("rounding", rounding, ROUNDINGS)
-        check_choice("kernel", kernel, KERNELS)
-        if isinstance(hinge_steps, bool) or not (
-            isinstance(hinge_steps, int | np.integer) and hinge_steps >= 0
-        ):
-            raise ValueError(f"hinge_steps must be an integer >= 0, got {hinge_steps!r}")
+        check_choice(rank, RANK_MODES, "rank")
+        check_choice(rounding, ROUNDINGS, "rounding")
+        check_choice(kernel, KERNELS, "kernel")
+        check_integer(hinge_steps, "hinge_steps", 0)
         self.s, self.kappa, self.rank = float(s), float(kappa), rank
         self.rounding, self.ramp_beta, self.generator = rounding, float(ramp_beta), generator
         self.kernel, self.hinge_steps = kernel, int(hinge_steps)
@@ -185,9 +182,9 @@ class WARPLoss(MultiLabelLoss):
         kernel: str = "auto",
     ) -> None:
         super().__init__(reduction)
-        check_choice("rank", rank, RANK_MODES)
-        check_choice("rounding", rounding, ROUNDINGS)
-        check_choice("kernel", kernel, KERNELS)
+        check_choice(rank, RANK_MODES, "rank")
+        check_choice(rounding, ROUNDINGS, "rounding")
+        check_choice(kernel, KERNELS, "kernel")
         self.rank, self.rounding, self.generator, self.kernel = rank, rounding, generator, kernel
 
     def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:

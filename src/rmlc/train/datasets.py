@@ -18,6 +18,7 @@ from PIL import Image
 
 from rmlc import data as datasets
 from rmlc.atomic import atomic_write_text
+from rmlc.checks import check_choice
 from rmlc.train.config import TrainConfig
 from rmlc.train.data import ArrayStore, FileStore, TrainingData, assemble
 
@@ -367,8 +368,7 @@ def _from_tags(config: TrainConfig) -> TrainingData:
 
 def load_split(name: str, split: str, data_root: str | None, trained) -> tuple[object, np.ndarray]:
     """``(store, targets)`` of one split of a built-in dataset, for evaluation or features."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_choice(split, ("train", "test"), "split")
     if name == "fashion-mosaic":
         images, targets = datasets.fashion_mosaic(split, source="embedded", seed=0)
         return ArrayStore(images), targets.astype(np.float32)

@@ -1,7 +1,7 @@
 """Bad input through the Python API and the command line: each case gets an error (or a
 documented warning and skip) that names the problem and the file, row or parameter.
 
-The cases of README's "Guarantees" section are numbered here; tests of the modules cover the
+The cases of docs/guarantees.md are numbered here; tests of the modules cover the
 same errors in more detail (tests/losses, tests/data, tests/test_metrics.py, ...).
 """
 

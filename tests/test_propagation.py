@@ -571,7 +571,8 @@ def test_errors_name_the_argument() -> None:
     for t in ("median", 0, -1.0, math.inf, math.nan, True, None, "MEAN"):
         with pytest.raises(ValueError, match="t must be 'mean', 'authors' or a positive finite"):
             propagate_labels(X_labeled, Y_labeled, X_unlabeled, t=t)
-    with pytest.raises(ValueError, match="backend must be one of 'auto', 'faiss', 'torch'; got 'gpu'"):
+    message = "backend must be one of 'auto', 'faiss', 'torch'; got 'gpu'"
+    with pytest.raises(ValueError, match=message):
         propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="gpu")
     for chunk_size in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="chunk_size must be an integer >= 1 or None"):

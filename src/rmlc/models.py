@@ -200,7 +200,8 @@ def build_model(
             for grayscale images at widths 8 and 16), which saw no task's labels.
         weights: a local weights file for the backbone (see :func:`load_backbone_weights`).
         small_input: for ResNets on 32-64 px images, a 3x3 stem without max pooling.
-        width, norm: of the small CNN.
+        width: channels of the small CNN's first layer.
+        norm: the small CNN's normalisation layers.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")

@@ -54,8 +54,11 @@ def rotation_pretrain(
 
     Args:
         images: ``(N, C, H, W)`` or ``(N, H, W)`` uint8 square images (no labels are used).
-        width, norm: of the :class:`~rmlc.models.SmallCNN`.
-        epochs, batch_size, lr: SGD with momentum 0.9, weight decay 5e-4, cosine schedule.
+        width: of the :class:`~rmlc.models.SmallCNN`.
+        norm: of the :class:`~rmlc.models.SmallCNN`.
+        epochs: of SGD with momentum 0.9, weight decay 5e-4, cosine schedule.
+        batch_size: of that SGD.
+        lr: its learning rate.
 
     Returns:
         ``(network, info)``: the network (its classifier has the 4 rotation outputs) and

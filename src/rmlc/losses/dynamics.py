@@ -79,8 +79,10 @@ def ramp_statistics(
     Args:
         logits: ``(N, m)`` scores (detached here; the training graph is not touched).
         positive: ``(N, m)`` 0/1 or bool indicator of positive labels.
-        s, beta, kappa: the ramp and the margin weight of the loss being diagnosed (for
-            WARP or BCE runs, the paper's values show where a ramp *would* be flat).
+        s: the ramp's cap of the loss being diagnosed (for WARP or BCE runs, the paper's
+            values show where a ramp *would* be flat).
+        beta: the ramp's soft-cap slope of that loss.
+        kappa: the margin term's weight of that loss.
 
     Returns:
         ``positive_flat``: share of positive labels with ``f <= s`` (margin term flat);

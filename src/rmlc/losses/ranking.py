@@ -32,11 +32,12 @@ PAPER: dict[str, Any] = {
     "balance_margin": False,
 }
 # The recommended loss (``RMLCLoss()``) departs from the paper in two places, each the
-# remedy of one half of the collapse measured from random weights (README, "Why RMLC
-# un-learned"): the margin term weighs a sample's positives and negatives alike, and the
-# first training calls use the hinge before the ramp's cap is switched on. A drop-in user's
-# loop gets this many hinge steps; where the run's length is known (``rmlc train``,
-# ``RMLClassifier``) the hinge trains the first ``RAMP_START`` of its steps instead.
+# remedy of one half of the collapse measured from random weights (docs/results.md, "Why
+# end-to-end RMLC un-learned"): the margin term weighs a sample's positives and negatives
+# alike, and the first training calls use the hinge before the ramp's cap is switched on.
+# A drop-in user's loop gets this many hinge steps; where the run's length is known
+# (``rmlc train``, ``RMLClassifier``) the hinge trains the first ``RAMP_START`` of its
+# steps instead.
 DEFAULT_HINGE_STEPS = 1000
 RAMP_START = 0.5
 RANK_MODES = ("sampled", "exact")
@@ -170,7 +171,11 @@ class WARPLoss(MultiLabelLoss):
     """WARP (Weston et al. 2011; Gong et al. 2014): the ranking term with the hinge ``H_1``.
 
     Args:
-        rank, rounding, reduction, generator, kernel: as for :class:`RMLCLoss`.
+        rank: as for :class:`RMLCLoss`.
+        rounding: as for :class:`RMLCLoss`.
+        reduction: as for :class:`RMLCLoss`.
+        generator: as for :class:`RMLCLoss`.
+        kernel: as for :class:`RMLCLoss`.
     """
 
     def __init__(

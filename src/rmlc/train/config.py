@@ -35,7 +35,7 @@ DEFAULT_LEARNING_RATES = {
     "asl": 0.05,
 }
 # The recommended RMLC (``loss: rmlc``) trains this fraction of the run with the hinge before
-# the ramp's cap is switched on (CCCP's warm start; see README, "Why RMLC un-learned").
+# the ramp's cap is switched on (CCCP's warm start; see docs/results.md).
 DEFAULT_RAMP_START = {"rmlc": RAMP_START}
 
 

@@ -137,7 +137,8 @@ class BatchPreparation:
     generator, which the trainer seeds per epoch and step.
 
     Args:
-        mean, std: per-channel normalisation.
+        mean: per-channel mean of the normalisation.
+        std: per-channel standard deviation of the normalisation.
         size: side the images are resized to (bilinear) when they differ, e.g. the paper's
             256 x 256 CIFAR-10 images for ResNet-101; None keeps them as they are.
     """
@@ -236,7 +237,8 @@ def assemble(
     Args:
         store: training images.
         targets: ``(N, m)`` 0/1 targets of the store's rows (any values for unlabeled rows).
-        labeled_rows, unlabeled_rows: rows of the store.
+        labeled_rows: rows of the store with labels.
+        unlabeled_rows: rows of the store without.
         test: ``(store, targets)`` of the test split.
         clean_targets: ``(N, m)`` targets of the store's rows before corruption, if any.
     """

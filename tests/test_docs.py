@@ -1,0 +1,52 @@
+"""The documentation holds together: every relative link of the README and of ``docs/``
+reaches a file and, where it names one, a heading of that file; the site's navigation lists
+every page; every module of the API reference imports."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors of a Markdown file's headings (GitHub's and MkDocs' rule for plain
+    words: lower case, punctuation dropped, spaces to hyphens)."""
+    headings = [
+        line.lstrip("#").strip() for line in path.read_text().splitlines() if line.startswith("#")
+    ]
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def _relative_links(path: Path) -> list[str]:
+    return [link for link in LINK.findall(path.read_text()) if not re.match(r"[a-z]+:", link)]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_relative_link_reaches_its_file_and_heading(page: Path) -> None:
+    broken = []
+    for link in _relative_links(page):
+        target, _, anchor = link.partition("#")
+        path = (page.parent / target).resolve() if target else page
+        if not path.exists():
+            broken.append(f"{link} (no file {path})")
+        elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+            broken.append(f"{link} (no heading #{anchor} in {path.name})")
+    assert broken == [], f"{page.name}: {broken}"
+
+
+def test_the_site_lists_every_page_and_documents_importable_modules() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    listed = {next(iter(entry.values())) for entry in config["nav"]}
+    assert listed == {page.name for page in (ROOT / "docs").glob("*.md")}
+    modules = re.findall(r"^::: ([\w.]+)$", (ROOT / "docs" / "api.md").read_text(), re.MULTILINE)
+    assert "rmlc.losses" in modules and "rmlc.train.config" in modules
+    for module in modules:
+        importlib.import_module(module)

@@ -33,7 +33,7 @@ from rmlc.checks import check_integer
 from rmlc.labels import positive_mask_numpy
 from rmlc.losses import LOSSES, build_loss
 from rmlc.losses.functional import transductive_hinge
-from rmlc.losses.ranking import RANK_MODES
+from rmlc.losses.terms import RANK_MODES
 from rmlc.metrics import mean_average_precision
 from rmlc.propagation import Propagation, propagate_labels
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, SoftmaxLoss, WARPLoss
+from rmlc.losses.terms import RankingTerms
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -121,7 +122,7 @@ def test_fused_numba_kernel_refuses_cuda_tensors() -> None:
 
     logits, targets = torch.randn(4, 6, device="cuda"), torch.zeros(4, 6, device="cuda")
     with pytest.raises(ValueError, match="kernel='fused' runs on CPU"):
-        fused_kernel(logits, targets, -0.8, 1.0, 5.0, "sampled", "floor", None)
+        fused_kernel(logits, targets, RankingTerms(-0.8, 1.0, 5.0, "sampled", "floor", None))
 
 
 @pytest.mark.parametrize("weighted", [False, True])

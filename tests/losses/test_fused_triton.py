@@ -7,6 +7,8 @@ results are checked through the loss modules, by routing ``kernel="fused"`` to i
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ import reference
 from rmlc.losses import RMLCLoss, WARPLoss, fused_triton
 from rmlc.losses import functional as F
 from rmlc.losses import ranks as R
+from rmlc.losses.terms import RankingTerms
 from tests.losses import test_ranking_reference as ranking_reference
 
 pytestmark = pytest.mark.skipif(not fused_triton.available(), reason="triton is not installed")
@@ -27,12 +30,13 @@ def kernel_and_device() -> tuple[object, str]:
     return fused_triton.interpreted(), "cpu"
 
 
-def run_triton(f, positive, s, beta, kappa, rank, rounding, generator, positive_count=None):
+def run_triton(f, positive, terms, positive_count=None):
     """``fused_kernel``'s signature, computed by the Triton kernel (results on CPU)."""
     kernel, device = kernel_and_device()
-    rank = rank.to(device) if isinstance(rank, torch.Tensor) else rank
+    if isinstance(terms.rank, torch.Tensor):
+        terms = dataclasses.replace(terms, rank=terms.rank.to(device))
     per_sample, grad = fused_triton.fused_triton_kernel(
-        f.to(device), positive.to(device), s, beta, kappa, rank, rounding, generator, kernel
+        f.to(device), positive.to(device), terms, kernel
     )
     return per_sample.cpu(), grad.cpu()
 
@@ -79,7 +83,7 @@ def test_sampled_draws_invert_the_same_uniforms(
     positive[:, 0] = 1  # every row has a positive
     state = generator.get_state()
     sampled, _ = fused_triton.fused_triton_kernel(
-        logits, positive, -0.8, 1.0, 5.0, "sampled", "floor", generator, kernel
+        logits, positive, RankingTerms(-0.8, 1.0, 5.0, "sampled", "floor", generator), kernel
     )
     generator.set_state(state)
     uniforms = torch.rand(n, m, dtype=dtype, device=device, generator=generator)
@@ -107,7 +111,7 @@ def test_sampled_ranks_follow_the_generator() -> None:
     def loss(seed: int) -> torch.Tensor:
         generator = torch.Generator(device).manual_seed(seed)
         return fused_triton.fused_triton_kernel(
-            logits, positive, -0.8, 1.0, 5.0, "sampled", "floor", generator, kernel
+            logits, positive, RankingTerms(-0.8, 1.0, 5.0, "sampled", "floor", generator), kernel
         )[0]
 
     assert torch.equal(loss(1), loss(1))
@@ -133,19 +137,19 @@ def test_positives_in_any_encoding_and_half_precision_logits() -> None:
     logits = (torch.randn(8, 20, generator=generator) * 2).to(device)
     mask = (torch.rand(8, 20, generator=generator) < 0.3).to(device)
     expected = fused_triton.fused_triton_kernel(
-        logits, mask.float(), -0.8, 1.0, 5.0, "exact", "floor", None, kernel
+        logits, mask.float(), RankingTerms(-0.8, 1.0, 5.0, "exact", "floor", None), kernel
     )
     for positive in (mask, mask.to(torch.uint8), mask.double()):
         got = fused_triton.fused_triton_kernel(
-            logits, positive, -0.8, 1.0, 5.0, "exact", "floor", None, kernel
+            logits, positive, RankingTerms(-0.8, 1.0, 5.0, "exact", "floor", None), kernel
         )
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
     half = logits.half()
     got = fused_triton.fused_triton_kernel(
-        half, mask, -0.8, 1.0, 5.0, "exact", "floor", None, kernel
+        half, mask, RankingTerms(-0.8, 1.0, 5.0, "exact", "floor", None), kernel
     )
     reference_value = fused_triton.fused_triton_kernel(
-        half.float(), mask, -0.8, 1.0, 5.0, "exact", "floor", None, kernel
+        half.float(), mask, RankingTerms(-0.8, 1.0, 5.0, "exact", "floor", None), kernel
     )
     assert got[0].dtype == torch.float32
     torch.testing.assert_close(got, reference_value, rtol=0, atol=0)
@@ -166,7 +170,9 @@ def test_warp_is_the_hinge_without_margin_term(triton_as_fused: None) -> None:
 def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="runs on CUDA; the logits are on cpu"):
         fused_triton.fused_triton_kernel(
-            torch.zeros(2, 3), torch.zeros(2, 3), -0.8, 1.0, 5.0, "exact", "floor", None
+            torch.zeros(2, 3),
+            torch.zeros(2, 3),
+            RankingTerms(-0.8, 1.0, 5.0, "exact", "floor", None),
         )
     kernel, device = kernel_and_device()
     too_many = fused_triton.MAX_LABELS + 1
@@ -174,12 +180,7 @@ def test_bad_inputs_are_refused() -> None:
         fused_triton.fused_triton_kernel(
             torch.zeros(1, too_many, device=device),
             torch.zeros(1, too_many, device=device),
-            -0.8,
-            1.0,
-            5.0,
-            "exact",
-            "floor",
-            None,
+            RankingTerms(-0.8, 1.0, 5.0, "exact", "floor", None),
             kernel,
         )
 
@@ -211,17 +212,12 @@ def test_float32_matches_the_numba_kernel(rank: str) -> None:
     positive = (torch.rand(12, 200, generator=generator) < 0.1).float()
     given = torch.randint(-1, 203, (12, 200), generator=generator) if rank == "given" else rank
     expected = fused_kernel(
-        logits.double(), positive.double(), -0.7, 1.0, 3.0, given, "floor", None
+        logits.double(), positive.double(), RankingTerms(-0.7, 1.0, 3.0, given, "floor", None)
     )
     got = fused_triton.fused_triton_kernel(
         logits.to(device),
         positive.to(device),
-        -0.7,
-        1.0,
-        3.0,
-        given.to(device) if rank == "given" else given,
-        "floor",
-        None,
+        RankingTerms(-0.7, 1.0, 3.0, given.to(device) if rank == "given" else given, "floor", None),
         kernel,
     )
     assert got[0].dtype == torch.float32 and got[1].dtype == torch.float32
@@ -249,12 +245,7 @@ def test_binary_search_and_scan_give_the_inversion_draws() -> None:
     sampled, _ = fused_triton.fused_triton_kernel(
         logits.to(device),
         positive.to(device),
-        -0.8,
-        1.0,
-        0.0,
-        "sampled",
-        "floor",
-        state_generator,
+        RankingTerms(-0.8, 1.0, 0.0, "sampled", "floor", state_generator),
         kernel,
     )
     state_generator.set_state(state)
@@ -273,7 +264,7 @@ def test_shapes_and_devices_are_checked() -> None:
 
     def call(positive: torch.Tensor, rank: str | torch.Tensor) -> None:
         fused_triton.fused_triton_kernel(
-            logits, positive, -0.8, 1.0, 5.0, rank, "floor", None, kernel
+            logits, positive, RankingTerms(-0.8, 1.0, 5.0, rank, "floor", None), kernel
         )
 
     with pytest.raises(ValueError, match=r"positive shape \(3, 4\) does not match"):

@@ -43,9 +43,11 @@ from typing import Literal
 
 import torch
 
+from rmlc.checks import check_choice
 from rmlc.losses import fused_triton
 from rmlc.losses.fused_triton import fused_triton_kernel
 from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table, sample_draws
+from rmlc.losses.terms import RankingTerms
 
 try:  # numba is a dependency; without it (a platform it does not support yet) CPU runs in torch
     from rmlc.losses.fused import fused_kernel
@@ -59,7 +61,9 @@ except ImportError as error:  # pragma: no cover - exercised by monkeypatching i
     )
 
 __all__ = [
+    "KERNELS",
     "Kernel",
+    "RankingTerms",
     "asymmetric_per_sample",
     "balanced_margin_term",
     "balanced_margin_weights",
@@ -76,6 +80,7 @@ __all__ = [
 ]
 
 Kernel = Literal["auto", "fused", "pairs", "sorted", "dense"]
+KERNELS = ("auto", "fused", "pairs", "sorted", "dense")
 
 # A shift that puts a score beyond every other score of its row (finite, with room to spare).
 _EXCLUDED = {dtype: torch.finfo(dtype).max / 4 for dtype in (torch.float32, torch.float64)}
@@ -259,11 +264,7 @@ def _pairs_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
     num_positive: torch.Tensor,
-    s: float,
-    beta: float,
-    rank: RankMode | torch.Tensor,
-    rounding: RankRounding,
-    generator: torch.Generator | None,
+    terms: RankingTerms,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking term and gradient with one row of violations per positive label.
 
@@ -295,14 +296,15 @@ def _pairs_kernel(
         rows = torch.div(flat, m, rounding_mode="floor")
         thresholds = f.reshape(-1).take(flat) - 1.0
         u = negatives_only.index_select(0, rows).sub_(thresholds[:, None])
-        penalty, slope, violated = violation_penalty(u, s, beta)
+        penalty, slope, violated = violation_penalty(u, terms.s, terms.beta)
+        rank = terms.rank
         weights = _slot_weights(
             rank.reshape(-1).take(flat) if isinstance(rank, torch.Tensor) else rank,
             violated.sum(dim=1),
             negatives.index_select(0, rows),
             m,
-            rounding,
-            generator,
+            terms.rounding,
+            terms.generator,
         )
         per_sample.index_add_(0, rows, penalty.sum(dim=1) * weights)
         weighted_slope = slope * weights[:, None]
@@ -315,11 +317,7 @@ def _dense_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
     num_positive: torch.Tensor,
-    s: float,
-    beta: float,
-    rank: RankMode | torch.Tensor,
-    rounding: RankRounding,
-    generator: torch.Generator | None,
+    terms: RankingTerms,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking term and gradient over blocks of ``(N, c, m)`` pairs, without host syncs.
 
@@ -339,12 +337,13 @@ def _dense_kernel(
     for start in range(0, m, block):
         columns = slice(start, min(start + block, m))
         u = f[:, None, :] - (f[:, columns] - 1.0)[:, :, None]  # (N, c, m)
-        penalty, slope, violated = violation_penalty(u, s, beta)
+        penalty, slope, violated = violation_penalty(u, terms.s, terms.beta)
         penalty, slope = penalty * negative[:, None, :], slope * negative[:, None, :]
         violators = (violated * negative[:, None, :]).sum(dim=2)
+        rank = terms.rank
         block_rank = rank[:, columns] if isinstance(rank, torch.Tensor) else rank
         weights = (
-            _slot_weights(block_rank, violators, negatives, m, rounding, generator)
+            _slot_weights(block_rank, violators, negatives, m, terms.rounding, terms.generator)
             * positive[:, columns]
         )
         per_sample += (penalty.sum(dim=2) * weights).sum(dim=1)
@@ -358,11 +357,7 @@ def _sorted_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
     num_positive: torch.Tensor,
-    s: float,
-    beta: float,
-    rank: RankMode | torch.Tensor,
-    rounding: RankRounding,
-    generator: torch.Generator | None,
+    terms: RankingTerms,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss and gradient from sorted positive thresholds and prefix sums.
 
@@ -376,6 +371,7 @@ def _sorted_kernel(
     Args and returns: as :func:`_pairs_kernel`.
     """
     n_rows, m = f.shape
+    s, beta, rank = terms.s, terms.beta, terms.rank
     negative = 1.0 - positive
     num_negative = (m - num_positive).unsqueeze(1)
     k = max(int(num_positive.max()), 1)
@@ -400,8 +396,8 @@ def _sorted_kernel(
         violators,
         num_negative,
         m,
-        rounding,
-        generator,
+        terms.rounding,
+        terms.generator,
     )
 
     prefix = torch.stack([weights, weights * thresholds], dim=1).cumsum(dim=2)
@@ -453,23 +449,15 @@ def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
 
 
 def _loss_and_gradient(
-    f: torch.Tensor,
-    positive: torch.Tensor,
-    s: float,
-    beta: float,
-    kappa: float,
-    rank: RankMode | torch.Tensor,
-    rounding: RankRounding,
-    generator: torch.Generator | None,
-    kernel: Kernel,
+    f: torch.Tensor, positive: torch.Tensor, terms: RankingTerms, kernel: Kernel
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(per_sample (N,), grad (N, m))`` of ``ranking + kappa * margin`` for detached
+    """``(per_sample (N,), grad (N, m))`` of the ranking and margin terms for detached
     scores ``f``, by the kernel asked for (``"auto"``: by device and shape)."""
     if kernel == "auto" and f.is_cuda:
         kernel = choose_cuda_kernel(f.shape[0], f.shape[1], f.device)
     if kernel == "fused" and f.device.type != "cpu":
         # reads any dtype and layout of positives as they are: one launch, no casts
-        return fused_triton_kernel(f, positive, s, beta, kappa, rank, rounding, generator)
+        return fused_triton_kernel(f, positive, terms)
     dtype = _compute_dtype(f)
     f = f if f.dtype == dtype else f.to(dtype)
     indicator = positive if positive.dtype == dtype else positive.to(dtype)
@@ -481,81 +469,63 @@ def _loss_and_gradient(
     if kernel == "fused":
         if fused_kernel is None:
             raise ImportError("kernel='fused' needs numba: pip install numba")
-        return fused_kernel(f, indicator, s, beta, kappa, rank, rounding, generator, positive_count)
+        return fused_kernel(f, indicator, terms, positive_count)
     compute = {"pairs": _pairs_kernel, "sorted": _sorted_kernel, "dense": _dense_kernel}
-    per_sample, grad = compute[kernel](
-        f, indicator, num_positive, s, beta, rank, rounding, generator
-    )
-    if kappa != 0.0:
-        _add_margin_term(f, indicator, per_sample, grad, s, beta, kappa)
+    per_sample, grad = compute[kernel](f, indicator, num_positive, terms)
+    if terms.kappa != 0.0:
+        _add_margin_term(f, indicator, per_sample, grad, terms.s, terms.beta, terms.kappa)
     return per_sample, grad
 
 
 class _RankingLossFunction(torch.autograd.Function):
-    """Per-sample ``ranking + kappa * margin``; backward scales the stored gradient."""
+    """Per-sample ranking and margin terms; backward scales the stored gradient."""
 
     @staticmethod
     def forward(
-        ctx,
-        logits: torch.Tensor,
-        positive: torch.Tensor,
-        s: float,
-        beta: float,
-        kappa: float,
-        rank: RankMode | torch.Tensor,
-        rounding: RankRounding,
-        generator: torch.Generator | None,
-        kernel: Kernel,
+        ctx, logits: torch.Tensor, positive: torch.Tensor, terms: RankingTerms, kernel: Kernel
     ) -> torch.Tensor:
-        per_sample, grad = _loss_and_gradient(
-            logits.detach(), positive, s, beta, kappa, rank, rounding, generator, kernel
-        )
+        per_sample, grad = _loss_and_gradient(logits.detach(), positive, terms, kernel)
         ctx.save_for_backward(grad)
         ctx.logits_dtype = logits.dtype
         return per_sample
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
-        return _scaled_gradient(ctx, grad_output), None, None, None, None, None, None, None, None
+        return _scaled_gradient(ctx, grad_output), None, None, None
 
 
 def ranking_loss(
     logits: torch.Tensor,
     positive: torch.Tensor,
+    terms: RankingTerms | None = None,
     *,
-    s: float = -0.8,
-    beta: float = 1.0,
-    kappa: float = 5.0,
-    rank: RankMode | torch.Tensor = "sampled",
-    rounding: RankRounding = "floor",
-    generator: torch.Generator | None = None,
     kernel: Kernel = "auto",
+    **settings,
 ) -> torch.Tensor:
     """Per-sample ``sum_{j in C+} L(r_j) sum_{k in C-} P(u_jk) + kappa sum_j P(1 - y_j f_j)``.
 
     With ``P = H_1 - beta H_s`` of ``t = 1 - u``: ``beta = 1`` is RMLC's ramp, ``beta = 0``
-    with ``kappa = 0`` is WARP's hinge.
+    with ``kappa = 0`` is WARP's hinge (:meth:`RankingTerms.warp`).
 
     Args:
         logits: ``(N, m)`` scores, any floating dtype (float64 is computed in float64,
             others in float32).
         positive: ``(N, m)`` positive labels as a bool mask or a 0/1 tensor.
-        s: ramp parameter in ``(-1, 0]``.
-        beta: weight of ``H_s`` in the penalty.
-        kappa: weight of the margin term.
-        rank: ``"sampled"`` (paper), ``"exact"`` (``r_j = v_j``), or a ``(N, m)`` integer
-            tensor of given ranks (read at positive entries; 0 where nothing violates).
-        rounding: how the sampled rank ``(m - 1) / q`` becomes an integer.
-        generator: random source of the sampled ranks.
+        terms: what to compute (:class:`~rmlc.losses.terms.RankingTerms`: ``s``, ``beta``,
+            ``kappa``, ``rank``, ``rounding``, ``generator``); or give those as keywords
+            (``ranking_loss(logits, positive, kappa=0.0, rank="exact")``), not both.
         kernel: ``"auto"``, ``"fused"`` (numba on CPU, Triton on a GPU), ``"pairs"``,
             ``"sorted"`` or ``"dense"`` (see the module docstring).
 
     Returns:
         ``(N,)`` losses, differentiable in ``logits``.
     """
-    return _RankingLossFunction.apply(
-        logits, positive, s, beta, kappa, rank, rounding, generator, kernel
-    )
+    if terms is None:
+        terms = RankingTerms(**settings)
+    elif settings:
+        raise TypeError(f"give terms or its settings, not both (got {sorted(settings)})")
+    check_choice(kernel, KERNELS, "kernel")
+    return _RankingLossFunction.apply(logits, positive, terms, kernel)
 
 
 def bce_per_sample(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:

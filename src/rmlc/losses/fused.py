@@ -28,7 +28,8 @@ import numba
 import numpy as np
 import torch
 
-from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table
+from rmlc.losses.ranks import rank_weight_table
+from rmlc.losses.terms import RankingTerms
 
 __all__ = ["compiled", "draws_by_inversion", "fused_kernel"]
 
@@ -175,12 +176,7 @@ def _fused_loop(
 def fused_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
-    s: float,
-    beta: float,
-    kappa: float,
-    rank: RankMode | torch.Tensor,
-    rounding: RankRounding,
-    generator: torch.Generator | None,
+    terms: RankingTerms,
     positive_count: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking and margin terms with their gradient, in one compiled pass (CPU only).
@@ -188,8 +184,7 @@ def fused_kernel(
     Args:
         f: ``(N, m)`` float32 or float64 scores on CPU.
         positive: ``(N, m)`` 0/1 indicator of ``f``'s dtype.
-        kappa: weight of the margin term (included here, unlike the torch kernels).
-        rank, rounding, generator: as :func:`rmlc.losses.functional.ranking_loss`.
+        terms: what to compute (the margin term included here, unlike the torch kernels).
         positive_count: the number of positives in ``positive``, if the caller knows it.
 
     Returns:
@@ -201,6 +196,7 @@ def fused_kernel(
     f, positive = f.contiguous(), positive.contiguous()
     no_uniforms = np.empty(0, np.float64)
     no_ranks = np.empty((0, 0), np.int64)
+    rank, rounding = terms.rank, terms.rounding
     if isinstance(rank, torch.Tensor):
         mode, uniforms, given = _GIVEN, no_uniforms, rank.to(torch.int64).contiguous().numpy()
         table = rank_weight_table(m, "exact", rounding, f.device)
@@ -209,7 +205,7 @@ def fused_kernel(
         table = rank_weight_table(m, "exact", rounding, f.device)
     else:
         count = int(positive.sum()) if positive_count is None else positive_count
-        uniforms = torch.rand(count, dtype=torch.float64, generator=generator).numpy()
+        uniforms = torch.rand(count, dtype=torch.float64, generator=terms.generator).numpy()
         mode, given = _SAMPLED, no_ranks
         table = rank_weight_table(m, "sampled", rounding, f.device)
     per_sample, grad = f.new_empty(n_rows), torch.empty_like(f)
@@ -220,9 +216,9 @@ def fused_kernel(
         uniforms,
         given,
         table.numpy(),
-        float(s),
-        float(beta),
-        float(kappa),
+        float(terms.s),
+        float(terms.beta),
+        float(terms.kappa),
         per_sample.numpy(),
         grad.numpy(),
     )

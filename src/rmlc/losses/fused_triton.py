@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table
+from rmlc.losses.ranks import rank_weight_table
+from rmlc.losses.terms import RankingTerms
 
 try:
     import triton
@@ -250,12 +251,7 @@ def _check_inputs(f: torch.Tensor, positive: torch.Tensor, rank: object) -> None
 def fused_triton_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
-    s: float,
-    beta: float,
-    kappa: float,
-    rank: RankMode | torch.Tensor,
-    rounding: RankRounding,
-    generator: torch.Generator | None,
+    terms: RankingTerms,
     launcher: KernelInterface | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking and margin terms with their gradient, one launch for the batch (GPU).
@@ -264,8 +260,7 @@ def fused_triton_kernel(
         f: ``(N, m)`` scores of any floating dtype on a GPU, ``m <= MAX_LABELS``; float64
             is computed in float64, the others in float32.
         positive: ``(N, m)``, nonzero at positive labels (bool or numbers of any dtype).
-        s, beta, kappa, rank, rounding, generator: as
-            :func:`rmlc.losses.functional.ranking_loss` (``kappa`` is included here).
+        terms: what to compute (the margin term included here).
         launcher: the compiled kernel by default; :func:`interpreted` runs on CPU tensors.
 
     Returns:
@@ -276,6 +271,7 @@ def fused_triton_kernel(
         raise ImportError("kernel='fused' on a GPU needs triton: pip install triton")
     if launcher is None and f.device.type != "cuda":
         raise ValueError(f"the fused GPU kernel runs on CUDA; the logits are on {f.device}")
+    rank, rounding = terms.rank, terms.rounding
     _check_inputs(f, positive, rank)
     n_rows, m = f.shape
     compute = torch.float64 if f.dtype == torch.float64 else torch.float32
@@ -290,8 +286,8 @@ def fused_triton_kernel(
         mode, table = _EXACT, rank_weight_table(m, "exact", rounding, f.device, compute)
     else:
         mode, table = _SAMPLED, rank_weight_table(m, "sampled", rounding, f.device, compute)
-        uniforms = torch.rand(n_rows, m, dtype=compute, device=f.device, generator=generator)
-    constants = _constants(float(s), float(beta), float(kappa), f.device, compute)
+        uniforms = torch.rand(n_rows, m, dtype=compute, device=f.device, generator=terms.generator)
+    constants = _constants(float(terms.s), float(terms.beta), float(terms.kappa), f.device, compute)
     block = max(16, triton.next_power_of_2(m))
 
     def launch(kernel: KernelInterface) -> None:

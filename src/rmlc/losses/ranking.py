@@ -6,17 +6,15 @@ from typing import Any
 
 import torch
 
-from rmlc.checks import check_choice, check_integer
+from rmlc.checks import ParameterError, check_choice, check_integer
 from rmlc.losses import functional as F
 from rmlc.losses.base import MultiLabelLoss
+from rmlc.losses.terms import RankingTerms
 
 __all__ = [
     "DEFAULT_HINGE_STEPS",
-    "KERNELS",
     "PAPER",
     "RAMP_START",
-    "RANK_MODES",
-    "ROUNDINGS",
     "RMLCLoss",
     "WARPLoss",
 ]
@@ -40,9 +38,6 @@ PAPER: dict[str, Any] = {
 # steps instead.
 DEFAULT_HINGE_STEPS = 1000
 RAMP_START = 0.5
-RANK_MODES = ("sampled", "exact")
-ROUNDINGS = ("floor", "round")
-KERNELS = ("auto", "fused", "pairs", "sorted", "dense")
 
 
 class RMLCLoss(MultiLabelLoss):
@@ -97,15 +92,10 @@ class RMLCLoss(MultiLabelLoss):
         balance_margin: bool = True,
     ) -> None:
         super().__init__(reduction)
-        if not -1.0 < s <= 0.0:
-            raise ValueError(f"s must lie in (-1, 0], got s={s}")
-        if not kappa >= 0.0:
-            raise ValueError(f"kappa must be >= 0, got kappa={kappa}")
-        if not 0.0 <= ramp_beta <= 1.0:
-            raise ValueError(f"ramp_beta must lie in [0, 1], got ramp_beta={ramp_beta}")
-        check_choice(rank, RANK_MODES, "rank")
-        check_choice(rounding, ROUNDINGS, "rounding")
-        check_choice(kernel, KERNELS, "kernel")
+        if not 0.0 <= ramp_beta <= 1.0:  # RankingTerms would call it beta
+            raise ParameterError(f"ramp_beta must lie in [0, 1]; got {ramp_beta!r}")
+        RankingTerms(s, ramp_beta, kappa, rank, rounding, generator)  # checks the others
+        check_choice(kernel, F.KERNELS, "kernel")
         check_integer(hinge_steps, "hinge_steps", 0)
         self.s, self.kappa, self.rank = float(s), float(kappa), rank
         self.rounding, self.ramp_beta, self.generator = rounding, float(ramp_beta), generator
@@ -143,17 +133,15 @@ class RMLCLoss(MultiLabelLoss):
         if self.training and self.hinge_steps:
             beta = self.current_beta
             self.steps_done += 1
-        loss = F.ranking_loss(
-            logits,
-            positive,
+        terms = RankingTerms(
             s=self.s,
             beta=beta,
             kappa=0.0 if self.balance_margin else self.kappa,
             rank=self.rank,
             rounding=self.rounding,
             generator=self.generator,
-            kernel=self.kernel,
         )
+        loss = F.ranking_loss(logits, positive, terms, kernel=self.kernel)
         if self.balance_margin and self.kappa:
             margin = F.balanced_margin_term(logits, positive.bool(), self.s, beta)
             loss = loss + self.kappa * margin.to(loss.dtype)
@@ -187,23 +175,13 @@ class WARPLoss(MultiLabelLoss):
         kernel: str = "auto",
     ) -> None:
         super().__init__(reduction)
-        check_choice(rank, RANK_MODES, "rank")
-        check_choice(rounding, ROUNDINGS, "rounding")
-        check_choice(kernel, KERNELS, "kernel")
+        RankingTerms.warp(rank, rounding, generator)  # checks the settings
+        check_choice(kernel, F.KERNELS, "kernel")
         self.rank, self.rounding, self.generator, self.kernel = rank, rounding, generator, kernel
 
     def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-        return F.ranking_loss(
-            logits,
-            positive,
-            s=0.0,
-            beta=0.0,
-            kappa=0.0,
-            rank=self.rank,
-            rounding=self.rounding,
-            generator=self.generator,
-            kernel=self.kernel,
-        )
+        terms = RankingTerms.warp(self.rank, self.rounding, self.generator)
+        return F.ranking_loss(logits, positive, terms, kernel=self.kernel)
 
     def extra_repr(self) -> str:
         return (

@@ -1,0 +1,72 @@
+"""What one evaluation of the ranking loss computes: :class:`RankingTerms`.
+
+Every kernel of the ranking losses (:mod:`rmlc.losses.functional`, the numba kernel of
+:mod:`rmlc.losses.fused`, the Triton kernel of :mod:`rmlc.losses.fused_triton`) takes the
+same settings: the ramp ``s`` and ``beta``, the margin weight ``kappa`` and how ranks are
+estimated. They travel as one object, checked once when it is made.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+from rmlc.checks import ParameterError, check_choice
+from rmlc.losses.ranks import RankMode, RankRounding
+
+__all__ = ["RANK_MODES", "ROUNDINGS", "RankingTerms"]
+
+RANK_MODES = ("sampled", "exact")
+ROUNDINGS = ("floor", "round")
+
+
+@dataclass(frozen=True, eq=False)
+class RankingTerms:
+    """``sum_{j in C+} L(r_j) sum_{k in C-} P(u_jk) + kappa sum_j P(1 - y_j f_j)`` per sample,
+    with the penalty ``P = H_1 - beta H_s`` of ``t = 1 - u``.
+
+    Attributes:
+        s: the ramp's cap is ``1 - s``, ``s`` in ``(-1, 0]``.
+        beta: weight of ``H_s``: 1 is RMLC's ramp, 0 the hinge, 0.9 the authors' soft ramp.
+        kappa: weight of the margin term, ``>= 0`` (0: the ranking term alone).
+        rank: ``"sampled"`` (the paper's estimate), ``"exact"`` (``r_j = v_j``) or a
+            ``(N, m)`` integer tensor of given ranks (read at positive entries).
+        rounding: how the sampled rank ``(m - 1) / q`` becomes an integer.
+        generator: random source of the sampled ranks (on the logits' device).
+    """
+
+    s: float = -0.8
+    beta: float = 1.0
+    kappa: float = 5.0
+    rank: RankMode | torch.Tensor = "sampled"
+    rounding: RankRounding = "floor"
+    generator: torch.Generator | None = None
+
+    def __post_init__(self) -> None:
+        ranges = {  # name: (lowest allowed, low end included, highest, interval)
+            "s": (-1.0, False, 0.0, "(-1, 0]"),
+            "beta": (0.0, True, 1.0, "[0, 1]"),
+            "kappa": (0.0, True, math.inf, "[0, inf)"),
+        }
+        for name, (low, low_included, high, interval) in ranges.items():
+            value = getattr(self, name)
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            inside = number and math.isfinite(value) and value <= high
+            if not (inside and (value >= low if low_included else value > low)):
+                raise ParameterError(f"{name} must lie in {interval}; got {value!r}")
+        if not isinstance(self.rank, torch.Tensor):
+            check_choice(self.rank, RANK_MODES, "rank")
+        check_choice(self.rounding, ROUNDINGS, "rounding")
+
+    @classmethod
+    def warp(
+        cls,
+        rank: RankMode | torch.Tensor = "sampled",
+        rounding: RankRounding = "floor",
+        generator: torch.Generator | None = None,
+    ) -> RankingTerms:
+        """WARP's loss: the hinge ranking term alone (``s = beta = kappa = 0``)."""
+        return cls(s=0.0, beta=0.0, kappa=0.0, rank=rank, rounding=rounding, generator=generator)

@@ -86,7 +86,7 @@ def test_results_are_written_through_rmlc_atomic() -> None:
     allowed = {
         "rmlc/train/image_cache.py",  # a scratch folder, renamed whole
         "rmlc/experiments/__init__.py",  # the runs file: rows appended as runs finish
-        "rmlc/train/trainer.py",  # log.csv and dynamics.csv: rows appended as training runs
+        "rmlc/train/run_log.py",  # log.csv and train.log: rows appended as training runs
     }
     unexpected = [w for w in _direct_writes() if w.split(":")[0] not in allowed]
     assert unexpected == [], f"files written in place (use rmlc.atomic): {unexpected}"

@@ -53,13 +53,16 @@ def test_without_triton_a_cuda_loss_warns_once(monkeypatch) -> None:
 
 
 def test_without_tensorboard_training_says_so(monkeypatch, tmp_path) -> None:
-    from rmlc.train.trainer import Trainer
+    from rmlc.train.run_log import RunLog
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    trainer = SimpleNamespace(config=SimpleNamespace(tensorboard=True), out=tmp_path)
+    log = RunLog(tmp_path, tensorboard=True, echo=False, enabled=True)
     with pytest.warns(RuntimeWarning, match="TensorBoard logging is off.*--no-tensorboard"):
-        Trainer._open_logs(trainer)
-    assert trainer.writer is None
+        log.open()
+    assert log.writer is None
+    log.epoch({"epoch": 1, "train_loss": 0.5})  # log.csv and train.log are written as always
+    assert (tmp_path / "log.csv").read_text() == "epoch,train_loss\n1,0.5\n"
+    assert (tmp_path / "train.log").read_text() == "epoch 1: train_loss 0.5\n"
 
 
 @pytest.mark.parametrize(

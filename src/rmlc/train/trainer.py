@@ -16,15 +16,12 @@ resumable checkpoint and exits (:mod:`rmlc.train.stopping`).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
 import shlex
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from rmlc.atomic import WriteError, atomic_write_text
+from rmlc.atomic import atomic_write_text
 from rmlc.losses import build_loss
 from rmlc.losses.dynamics import ramp_statistics
 from rmlc.metrics import MultiLabelMeter, mean_average_precision
@@ -48,6 +45,7 @@ from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
 from rmlc.train.config import TrainConfig
 from rmlc.train.data import BatchPreparation, FileStore, TrainingData
 from rmlc.train.distributed import DistributedContext, all_gather_rows, barrier
+from rmlc.train.run_log import RunLog
 from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
 from rmlc.train.schedule import learning_rate
 from rmlc.train.stopping import StopRequest
@@ -151,7 +149,9 @@ class Trainer:
         self._saved_rng: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
         self.dynamics: list[dict[str, Any]] = []
-        self.writer = None
+        self.log = RunLog(
+            self.out, tensorboard=config.tensorboard, echo=config.progress, enabled=context.is_main
+        )
 
     # ---- phases -------------------------------------------------------------------------
 
@@ -223,7 +223,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.context.is_main:
             atomic_write_text(self.config.to_yaml(), self.out / "config.yaml")
-            self._open_logs()
+        self.log.open()
         if self.config.resume and (self.out / "last.pt").is_file():
             self.resume(self.out / "last.pt")
         elif self.config.init_checkpoint:
@@ -264,14 +264,54 @@ class Trainer:
         return self.stop.agreed(self.device)
 
     def _train_epoch(self, epoch: int) -> None:
-        config = self.config
-        refresh_seconds = 0.0
-        if self.refresh_due(epoch) and (
-            self.propagation_epoch != epoch or self.position.step_in_epoch == 0
+        """Refresh propagated labels when due, train the epoch's steps, then validate, keep
+        the best model, checkpoint and log."""
+        refresh_seconds = self._refresh_if_due(epoch)
+        record = self._train_steps(epoch)
+        self.position = Position(epoch + 1, 0, self.position.global_step)
+        record.update(
+            refresh_seconds=refresh_seconds, unlabeled_in_use=int(self.uses_unlabeled(epoch))
+        )
+        if self.config.dynamics_every:
+            record.update(self._training_fit())
+            self.log.dynamics(self.dynamics)
+        if self.data.validation is not None:
+            record.update(self._select_model(epoch))
+        self.history.append(record)
+        if self.context.is_main:
+            self.save_checkpoint(self.out / "last.pt")
+        self.log.epoch(record)
+
+    def _refresh_if_due(self, epoch: int) -> float:
+        """Propagate labels if this epoch starts with a refresh (not again when resuming in
+        its middle); returns the seconds it took."""
+        if not self.refresh_due(epoch) or (
+            self.propagation_epoch == epoch and self.position.step_in_epoch > 0
         ):
-            refresh_started = time.perf_counter()
-            self.refresh_labels(epoch)
-            refresh_seconds = time.perf_counter() - refresh_started
+            return 0.0
+        started = time.perf_counter()
+        self.refresh_labels(epoch)
+        return time.perf_counter() - started
+
+    def _set_learning_rate(self, epoch: int, steps: int) -> None:
+        """The schedule's rate at this step, for every parameter group."""
+        config = self.config
+        rate = learning_rate(
+            config.lr,
+            config.schedule,
+            (epoch + self.position.step_in_epoch / steps) / config.epochs,
+            self.position.global_step,
+            config.milestones,
+            config.gamma,
+            config.warmup_steps,
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+
+    def _train_steps(self, epoch: int) -> dict[str, Any]:
+        """The epoch's remaining SGD steps, with progress, step checkpoints and stop
+        requests; returns the epoch's loss, rate and throughput."""
+        config = self.config
         sampler = self._sampler(epoch)
         sampler.set_epoch(epoch, self.position.step_in_epoch)
         steps = self._steps = sampler.steps_per_epoch()
@@ -290,17 +330,7 @@ class Trainer:
         started, images_seen = time.perf_counter(), 0
         loss_sum, loss_count = torch.zeros((), device=self.device), 0
         for images, indices in bar:
-            rate = learning_rate(
-                config.lr,
-                config.schedule,
-                (epoch + self.position.step_in_epoch / steps) / config.epochs,
-                self.position.global_step,
-                config.milestones,
-                config.gamma,
-                config.warmup_steps,
-            )
-            for group in self.optimizer.param_groups:
-                group["lr"] = rate
+            self._set_learning_rate(epoch, steps)
             loss_sum += self._step(images, indices)
             loss_count += 1
             self.position.step_in_epoch += 1
@@ -321,33 +351,24 @@ class Trainer:
         mean_loss = self._checked_mean_loss(loss_sum, max(loss_count, 1))
         bar.close()
         seconds = time.perf_counter() - started
-        self.position = Position(epoch + 1, 0, self.position.global_step)
-        record = {
+        return {
             "epoch": epoch + 1,
             "train_loss": mean_loss,
             "lr": self.optimizer.param_groups[0]["lr"],
             "images_per_second": images_seen * self.context.world_size / max(seconds, 1e-9),
             "seconds": seconds,
             "images": images_seen * self.context.world_size,
-            "refresh_seconds": refresh_seconds,
-            "unlabeled_in_use": int(self.uses_unlabeled(epoch)),
         }
-        if config.dynamics_every:
-            record.update(self._training_fit())
+
+    def _select_model(self, epoch: int) -> dict[str, float]:
+        """Validation metrics (``val_*``); a better score than any before saves ``best.pt``."""
+        metrics = self.evaluate(self.data.validation)
+        score = metrics[self.selection_metric]
+        if score > self.best_metric:
+            self.best_metric, self.best_epoch = score, epoch + 1
             if self.context.is_main:
-                self._write_dynamics()
-        if self.data.validation is not None:
-            metrics = self.evaluate(self.data.validation)
-            record.update({f"val_{key}": value for key, value in metrics.items()})
-            score = metrics[self.selection_metric]
-            if score > self.best_metric:
-                self.best_metric, self.best_epoch = score, epoch + 1
-                if self.context.is_main:
-                    self.save_checkpoint(self.out / "best.pt")
-        self.history.append(record)
-        if self.context.is_main:
-            self.save_checkpoint(self.out / "last.pt")
-            self._log(record)
+                self.save_checkpoint(self.out / "best.pt")
+        return {f"val_{key}": value for key, value in metrics.items()}
 
     def _step(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """One SGD step; returns the batch loss as a 0-d tensor on the device (no sync)."""
@@ -485,13 +506,11 @@ class Trainer:
         self.targets[unlabeled] = torch.as_tensor(result.labels).float()
         self.sample_weights[unlabeled] = torch.as_tensor(result.weights).float()
         self.propagation_epoch = epoch
-        if self.context.is_main:
-            weights = self.sample_weights[unlabeled]
-            self._log_text(
-                f"epoch {epoch + 1}: propagated labels to {len(unlabeled)} unlabeled images "
-                f"(t={result.t:.4g}, mean weight {weights.mean():.3f}) in "
-                f"{time.perf_counter() - started:.1f}s"
-            )
+        self.log.message(
+            f"epoch {epoch + 1}: propagated labels to {len(unlabeled)} unlabeled images "
+            f"(t={result.t:.4g}, mean weight {self.sample_weights[unlabeled].mean():.3f}) in "
+            f"{time.perf_counter() - started:.1f}s"
+        )
 
     # ---- evaluation ---------------------------------------------------------------------
 
@@ -557,11 +576,10 @@ class Trainer:
         self.sample_weights = checkpoint["sample_weights"]
         self.propagation_epoch = checkpoint["propagation_epoch"]
         self._saved_rng = checkpoint["rng"]
-        if self.context.is_main:
-            self._log_text(
-                f"resumed from {path} at epoch {self.position.epoch + 1}, "
-                f"step {self.position.step_in_epoch}"
-            )
+        self.log.message(
+            f"resumed from {path} at epoch {self.position.epoch + 1}, "
+            f"step {self.position.step_in_epoch}"
+        )
 
     def _load_initial(self, path: str) -> None:
         checkpoint = load_checkpoint(path)
@@ -595,8 +613,7 @@ class Trainer:
         if self.context.is_main:  # where the numbers came from: command, commit, versions
             final["provenance"] = provenance(shlex.join(sys.argv), str(self.device))
             atomic_write_text(json.dumps(final, indent=2), self.out / "metrics.json")
-            if self.writer is not None:
-                self.writer.close()
+        self.log.close()
         return final
 
     def _choose_threshold(self, best_path: Path) -> float | list[float]:
@@ -613,61 +630,3 @@ class Trainer:
             atomic_save(checkpoint, best_path)
         barrier()
         return chosen
-
-    # ---- logs ---------------------------------------------------------------------------
-
-    def _open_logs(self) -> None:
-        if self.config.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as error:
-                warnings.warn(
-                    f"TensorBoard logging is off: {error}. The run's log.csv is written as "
-                    "always; pip install tensorboard to have both, or pass --no-tensorboard",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                self.writer = None
-            else:
-                self.writer = SummaryWriter(str(self.out / "tensorboard"))
-
-    def _log(self, record: dict[str, Any]) -> None:
-        path = self.out / "log.csv"
-        try:
-            new = not path.is_file()
-            with path.open("a", newline="") as stream:
-                writer = csv.DictWriter(stream, fieldnames=list(record), extrasaction="ignore")
-                if new:
-                    writer.writeheader()
-                writer.writerow(record)
-        except OSError as error:
-            raise WriteError(
-                f"could not append to {path}: {error.strerror or error}; the checkpoint "
-                f"{self.out / 'last.pt'} of this epoch is intact: free space and --resume"
-            ) from error
-        if self.writer is not None:
-            for key, value in record.items():
-                if key != "epoch":
-                    self.writer.add_scalar(key, value, record["epoch"])
-        summary = ", ".join(
-            f"{key} {value:.4g}"
-            for key, value in record.items()
-            if key != "epoch" and isinstance(value, float)
-        )
-        self._log_text(f"epoch {record['epoch']}: {summary}")
-
-    def _write_dynamics(self) -> None:
-        """Rewrite ``dynamics.csv`` with every record so far (atomically)."""
-        if not self.dynamics:
-            return
-        stream = io.StringIO()
-        writer = csv.DictWriter(stream, fieldnames=list(self.dynamics[0]))
-        writer.writeheader()
-        writer.writerows(self.dynamics)
-        atomic_write_text(stream.getvalue(), self.out / "dynamics.csv")
-
-    def _log_text(self, message: str) -> None:
-        if self.config.progress:
-            tqdm.write(message)
-        with (self.out / "train.log").open("a") as stream:
-            stream.write(message + "\n")

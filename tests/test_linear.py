@@ -358,3 +358,24 @@ def test_bad_data() -> None:
         RMLClassifier(max_epochs=1).fit(X, Y, sample_weight=-np.ones(50))
     with pytest.raises(ValueError, match="k must be an integer >= 1; got 0"):
         model.predict_topk(X, 0)
+
+
+def test_metrics_of_a_fitted_model_are_the_meters_on_its_scores() -> None:
+    from rmlc.metrics import accuracy, topk_metrics
+
+    X, Y = structured_problem(80)
+    model = RMLClassifier(max_epochs=3, random_state=0).fit(X[:60], Y[:60])
+    scores = torch.from_numpy(model.label_scores(X[60:]))
+    expected = topk_metrics(scores, torch.from_numpy(Y[60:]), k=2)
+    expected["mAP"] = mean_average_precision(scores, torch.from_numpy(Y[60:]))
+    assert model.metrics(X[60:], Y[60:], k=2) == pytest.approx(expected)
+
+    classes = np.array(["cat", "dog", "owl"])[np.argmax(Y[:, :3], axis=1)]
+    single = RMLClassifier(max_epochs=3, random_state=0).fit(X[:60], classes[:60])
+    got = single.metrics(X[60:], classes[60:], k=1)
+    one_hot = torch.from_numpy(classes[60:, None] == single.classes_[None, :])
+    assert got["accuracy"] == pytest.approx(
+        accuracy(torch.from_numpy(single.label_scores(X[60:])), one_hot)
+    )
+    with pytest.raises(ValueError, match="fit multi-label"):
+        model.metrics(X[60:], classes[60:])

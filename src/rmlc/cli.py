@@ -240,12 +240,9 @@ def command_extract_features(args: argparse.Namespace) -> int:
 
 
 def command_fit_features(args: argparse.Namespace) -> int:
-    import torch
-
     from rmlc.atomic import atomic_write_text, check_writable
     from rmlc.data import load_features
     from rmlc.linear import RMLClassifier
-    from rmlc.metrics import MultiLabelMeter
 
     check_writable(args.out)
     X, Y = load_features(args.train)
@@ -277,13 +274,7 @@ def command_fit_features(args: argparse.Namespace) -> int:
         X_test, Y_test = load_features(args.test)
         if Y_test is None:
             raise ValueError(f"{args.test} has no labels (array 'Y')")
-        scores = model.label_scores(X_test)
-        targets = np.asarray(Y_test)
-        if targets.ndim == 1:
-            targets = (targets[:, None] == model.classes_[None, :]).astype(np.float32)
-        meter = MultiLabelMeter(k=args.topk)
-        meter.update(torch.from_numpy(scores), torch.from_numpy(targets.astype(np.float32)))
-        metrics = meter.compute()
+        metrics = model.metrics(X_test, Y_test, k=args.topk)
         print(format_metrics(metrics, "test metrics"))
     atomic_write_text(json.dumps(metrics, indent=2), out / "metrics.json")
     print(f"model and metrics written to {out}")

@@ -34,7 +34,7 @@ from rmlc.labels import positive_mask_numpy
 from rmlc.losses import LOSSES, build_loss
 from rmlc.losses.functional import transductive_hinge
 from rmlc.losses.terms import RANK_MODES
-from rmlc.metrics import mean_average_precision
+from rmlc.metrics import MultiLabelMeter, mean_average_precision
 from rmlc.propagation import Propagation, propagate_labels
 
 __all__ = ["RMLClassifier"]
@@ -374,6 +374,23 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         scores = torch.from_numpy(self.label_scores(X))
         targets = torch.from_numpy(positive_mask_numpy(np.asarray(y), "Y"))
         return mean_average_precision(scores, targets) / 100.0
+
+    def metrics(self, X: Any, Y: Any, k: int = 3) -> dict[str, float]:
+        """Every metric of :class:`rmlc.metrics.MultiLabelMeter` (top-``k`` P/R/F1 per class
+        and overall, mAP, and accuracy for single-label data), in percent, at threshold 0.
+
+        Args:
+            X: ``(n, d)`` features.
+            Y: ``(n, m)`` 0/1 labels, or ``(n,)`` class labels of a single-label fit.
+        """
+        targets = np.asarray(Y)
+        if targets.ndim == 1:
+            if self.multilabel_:
+                raise ValueError("Y is (n,) class labels, but the model was fit multi-label")
+            targets = targets[:, None] == self.classes_[None, :]
+        meter = MultiLabelMeter(k=k)
+        meter.update(torch.from_numpy(self.label_scores(X)), torch.from_numpy(targets))
+        return meter.compute()
 
     # ---- persistence --------------------------------------------------------------------
 

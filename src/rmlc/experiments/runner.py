@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from rmlc.linear import RMLClassifier
-from rmlc.metrics import MultiLabelMeter
 from rmlc.train import TrainConfig, Trainer, build_trainer
 
 __all__ = ["TrainedRun", "fit_on_features", "train_network"]
@@ -81,8 +80,6 @@ def fit_on_features(
     model = RMLClassifier(random_state=seed, **params).fit(X, Y)
     test_view, test_targets = data.test
     test_features, order = trainer.extract_features(test_view)
-    scores = torch.from_numpy(model.decision_function(test_features.numpy()))
-    meter = MultiLabelMeter(k=trainer.config.topk)  # the linear model's own threshold: 0
-    meter.update(scores, test_targets[order])
-    metrics = meter.compute()
+    targets = test_targets[order].numpy()  # at the linear model's own threshold: 0
+    metrics = model.metrics(test_features.numpy(), targets, k=trainer.config.topk)
     return {key: float(value) for key, value in metrics.items()}, time.perf_counter() - started

@@ -289,7 +289,7 @@ def test_17_unknown_label(tmp_path, tables) -> None:
     [
         (["--loss-params", "{s: 0.5}"], r"s must lie in \(-1, 0\]"),
         (["--loss-params", "{s: -1.0}"], r"s must lie in \(-1, 0\]"),
-        (["--loss-params", "{kappa: -2}"], "kappa must be >= 0"),
+        (["--loss-params", "{kappa: -2}"], r"kappa must lie in \[0, inf\); got -2"),
         (["--loss-params", "{kapa: 2}"], "does not take parameters"),
         (["--lr", "0"], "lr must be > 0"),
         (["--label-noise", "1.5"], r"label_noise must lie in \[0, 1\]"),

@@ -306,6 +306,7 @@ def test_bad_shapes_and_types(name: str) -> None:
         (lambda: AsymmetricLoss(clip=1.0), r"clip must lie in \[0, 1\)"),
         (lambda: build_loss("wrap"), "unknown loss 'wrap'"),
         (lambda: build_loss("bce", kappa=5), "does not take parameters"),
+        (lambda: build_loss("rmlc", kappa=-1.0), r"^kappa must lie in \[0, inf\)"),  # taken
     ],
 )
 def test_bad_hyper_parameters(factory, message: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rmlc.checks import ParameterError
 from rmlc.losses.base import MultiLabelLoss
 from rmlc.losses.baselines import AsymmetricLoss, BCELoss, SoftmaxLoss
 from rmlc.losses.ranking import RMLCLoss, WARPLoss
@@ -49,6 +50,8 @@ def build_loss(name: str, **params: Any) -> MultiLabelLoss:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
     try:
         return LOSSES[key](**params)
+    except ParameterError:  # a parameter it takes, with a wrong value: its own message
+        raise
     except TypeError as error:
         raise ValueError(
             f"loss {key!r} does not take parameters {sorted(params)}: {error}"

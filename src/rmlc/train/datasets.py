@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -201,29 +202,6 @@ def _preflight(splits: dict[str, tuple[list, np.ndarray]], config: TrainConfig):
     return kept
 
 
-def _single_label(
-    images: np.ndarray,
-    labels: np.ndarray,
-    test_images: np.ndarray,
-    test_labels: np.ndarray,
-    classes,
-    config: TrainConfig,
-    unlabeled_images: np.ndarray | None = None,
-) -> TrainingData:
-    """A single-label set (class indices) as one-hot targets."""
-    count = len(classes)
-    return _from_arrays(
-        images,
-        _one_hot(labels, count),
-        (test_images, _one_hot(test_labels, count)),
-        list(classes),
-        config,
-        unlabeled_images=unlabeled_images,
-        labels=labels,
-        test_labels=test_labels,
-    )
-
-
 def _from_files(
     paths: list,
     targets: np.ndarray,
@@ -265,70 +243,84 @@ def _require(value: str | None, what: str, dataset: str) -> str:
     return value
 
 
+@dataclass
+class _Split:
+    """One split of a built-in dataset as loaded: images in memory (``images``) or as files
+    (``paths``), ``(N, m)`` 0/1 ``targets``, and for single-label sets the ``(N,)`` class
+    ``labels``."""
+
+    targets: np.ndarray
+    classes: list[str]
+    images: np.ndarray | None = None
+    paths: list | None = None
+    labels: np.ndarray | None = None
+
+
+def _builtin_split(
+    name: str, split: str, data_root: str | None, source: str, stl10_folds: int | None = None
+) -> _Split:
+    """One split (``"train"``, ``"test"`` or STL-10's ``"unlabeled"``) of a built-in
+    dataset: the only place that knows how each is read."""
+    if name == "fashion-mosaic":
+        images, targets = _fashion_mosaic(split, source)
+        return _Split(targets.astype(np.float32), list(datasets.FASHION_MNIST_CLASSES), images)
+    if name in ("fashion-mnist", "cifar10", "stl10"):
+        if name == "fashion-mnist":
+            images, labels = _fashion_mnist(split, data_root, source)
+            classes = list(datasets.FASHION_MNIST_CLASSES)
+        else:
+            root = _require(data_root, f"--data-root (the {name} folder)", name)
+            loaded = (
+                datasets.load_cifar10(root, train=split == "train")
+                if name == "cifar10"
+                else datasets.load_stl10(root, split, folds=stl10_folds)
+            )
+            images, labels, classes = loaded.images, loaded.labels, list(loaded.classes)
+        return _Split(_one_hot(labels, len(classes)), classes, images, labels=labels)
+    if name in ("coco", "nus-wide"):
+        root = Path(_require(data_root, "--data-root", name))
+        if name == "coco":
+            year = "train2014" if split == "train" else "val2014"
+            loaded = datasets.load_coco(
+                root / "annotations" / f"instances_{year}.json", root / year
+            )
+        else:
+            loaded = datasets.load_nus_wide(root, split)
+        targets = loaded.targets.astype(np.float32)
+        return _Split(targets, list(loaded.classes), paths=list(loaded.paths))
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
 def build_training_data(config: TrainConfig) -> TrainingData:
     """The :class:`TrainingData` of ``config.dataset``."""
     name = config.dataset
-    if name == "fashion-mosaic":
-        images, targets = _fashion_mosaic("train", config.source)
-        test = _fashion_mosaic("test", config.source)
-        return _from_arrays(images, targets, test, list(datasets.FASHION_MNIST_CLASSES), config)
-    if name == "fashion-mnist":
-        images, labels = _fashion_mnist("train", config.data_root, config.source)
-        test_images, test_labels = _fashion_mnist("test", config.data_root, config.source)
-        return _single_label(
-            images, labels, test_images, test_labels, datasets.FASHION_MNIST_CLASSES, config
-        )
-    if name == "cifar10":
-        root = _require(config.data_root, "--data-root (the CIFAR-10 folder)", name)
-        train = datasets.load_cifar10(root, train=True)
-        test = datasets.load_cifar10(root, train=False)
-        return _single_label(
-            train.images, train.labels, test.images, test.labels, train.classes, config
-        )
-    if name == "stl10":
-        root = _require(config.data_root, "--data-root (the STL-10 folder)", name)
-        train = datasets.load_stl10(root, "train", folds=config.seed % 10)
-        test = datasets.load_stl10(root, "test")
-        unlabeled = (
-            datasets.load_stl10(root, "unlabeled").images if config.semi_supervised else None
-        )
-        return _single_label(
-            train.images,
-            train.labels,
-            test.images,
-            test.labels,
-            train.classes,
-            config,
-            unlabeled,
-        )
-    if name in ("coco", "nus-wide"):
-        root = Path(_require(config.data_root, "--data-root", name))
-        if name == "coco":
-            train = datasets.load_coco(
-                root / "annotations" / "instances_train2014.json", root / "train2014"
-            )
-            test = datasets.load_coco(
-                root / "annotations" / "instances_val2014.json", root / "val2014"
-            )
-        else:
-            train = datasets.load_nus_wide(root, "train")
-            test = datasets.load_nus_wide(root, "test")
+    if name == "tags":
+        return _from_tags(config)
+    folds = config.seed % 10 if name == "stl10" else None
+    train = _builtin_split(name, "train", config.data_root, config.source, folds)
+    test = _builtin_split(name, "test", config.data_root, config.source)
+    if train.paths is not None:  # image files: COCO, NUS-WIDE
         rows = np.arange(len(train.paths))
         if config.num_labeled is not None:  # the paper's 10% / 20% subsets
             fraction = min(config.num_labeled / len(rows), 1.0)
             rows = np.sort(datasets.subsample_multilabel(train.targets, fraction, config.seed))
+        test_split = (test.paths, test.targets)
         return _from_files(
-            list(train.paths),
-            train.targets,
-            rows,
-            rows[:0],
-            (list(test.paths), test.targets.astype(np.float32)),
-            list(train.classes),
-            config,
+            train.paths, train.targets, rows, rows[:0], test_split, train.classes, config
         )
-    if name == "tags":
-        return _from_tags(config)
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    unlabeled_images = None
+    if name == "stl10" and config.semi_supervised:  # STL-10's own unlabeled pool
+        unlabeled_images = _builtin_split(name, "unlabeled", config.data_root, config.source).images
+    return _from_arrays(
+        train.images,
+        train.targets,
+        (test.images, test.targets),
+        train.classes,
+        config,
+        unlabeled_images=unlabeled_images,
+        labels=train.labels,
+        test_labels=test.labels,
+    )
 
 
 def _from_tags(config: TrainConfig) -> TrainingData:
@@ -367,31 +359,12 @@ def _from_tags(config: TrainConfig) -> TrainingData:
 
 
 def load_split(name: str, split: str, data_root: str | None, trained) -> tuple[object, np.ndarray]:
-    """``(store, targets)`` of one split of a built-in dataset, for evaluation or features."""
+    """``(store, targets)`` of one split of a built-in dataset, for evaluation or features
+    (the embedded Fashion-MNIST images unless ``data_root`` is given)."""
     check_choice(split, ("train", "test"), "split")
-    if name == "fashion-mosaic":
-        images, targets = datasets.fashion_mosaic(split, source="embedded", seed=0)
-        return ArrayStore(images), targets.astype(np.float32)
-    if name == "fashion-mnist":
-        images, labels = datasets.load_fashion_mnist(
-            split, root=data_root, source="embedded" if data_root is None else "full"
-        )
-        return ArrayStore(images), _one_hot(labels, 10)
-    if name == "cifar10":
-        loaded = datasets.load_cifar10(_require(data_root, "--data-root", name), split == "train")
-        return ArrayStore(loaded.images), _one_hot(loaded.labels, 10)
-    if name == "stl10":
-        loaded = datasets.load_stl10(_require(data_root, "--data-root", name), split)
-        return ArrayStore(loaded.images), _one_hot(loaded.labels, 10)
-    if name in ("coco", "nus-wide"):
-        root = Path(_require(data_root, "--data-root", name))
-        if name == "coco":
-            year = "train2014" if split == "train" else "val2014"
-            loaded = datasets.load_coco(
-                root / "annotations" / f"instances_{year}.json", root / year
-            )
-        else:
-            loaded = datasets.load_nus_wide(root, split)
+    source = "embedded" if data_root is None or name == "fashion-mosaic" else "full"
+    loaded = _builtin_split(name, split, data_root, source)
+    if loaded.paths is not None:
         size = trained.normalization["size"]
-        return FileStore(list(loaded.paths), None, size, trained.in_channels), loaded.targets
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS[:-1])}")
+        return FileStore(loaded.paths, None, size, trained.in_channels), loaded.targets
+    return ArrayStore(loaded.images), loaded.targets

@@ -23,7 +23,7 @@ def test_reproduce_all_quick(tmp_path) -> None:
         assert "Deviations from the paper's protocol" in text
         with (tmp_path / f"{name}-quick.csv").open() as stream:
             rows = list(csv.DictReader(stream))
-        methods = {method["name"] for method in spec.methods}
+        methods = {method.name for method in spec.methods}
         assert {row["method"] for row in rows} == methods
         for row in rows:
             for metric in spec.metrics:
@@ -132,7 +132,7 @@ def test_parallel_jobs_run_every_method_once(tmp_path) -> None:
     with (tmp_path / "table3-quick-runs.csv").open() as stream:
         rows = list(csv.DictReader(stream))
     spec = load_spec("table3")
-    assert sorted(row["method"] for row in rows) == sorted(m["name"] for m in spec.methods)
+    assert sorted(row["method"] for row in rows) == sorted(m.name for m in spec.methods)
     assert all(row["commit"] and row["device"].startswith("cpu") for row in rows)
     assert "## Provenance" in (tmp_path / "table3-quick.md").read_text()
     # --report-only rewrites the report from those runs, training nothing
@@ -149,7 +149,7 @@ def test_report_only_without_runs_names_the_missing_file(tmp_path) -> None:
 
 
 def test_a_diverging_learning_rate_of_the_search_scores_last(monkeypatch) -> None:
-    from rmlc import experiments
+    from rmlc.experiments import reproduction as experiments
 
     def diverge(config):
         raise FloatingPointError("loss became nan")
@@ -165,21 +165,23 @@ def test_a_diverging_learning_rate_of_the_search_scores_last(monkeypatch) -> Non
 def _search_spec(factors: list[float], methods: list[dict]):
     from rmlc.experiments import ExperimentSpec
 
-    return ExperimentSpec(
-        name="search",
-        title="search",
-        metrics=["mAP"],
-        seeds=1,
-        base={"dataset": "fashion-mosaic"},
-        methods=methods,
-        tune={"factors": factors},
+    return ExperimentSpec.from_dict(
+        {
+            "name": "search",
+            "title": "search",
+            "metrics": ["mAP"],
+            "seeds": 1,
+            "base": {"dataset": "fashion-mosaic"},
+            "methods": methods,
+            "tune": {"factors": factors},
+        }
     )
 
 
 def test_the_learning_rate_search_runs_only_what_it_has_not_scored(tmp_path, monkeypatch) -> None:
     """A grown grid or a new method searches only the new (method, rate) pairs; a rate no
     longer on the grid is neither chosen nor kept."""
-    from rmlc import experiments
+    from rmlc.experiments import reproduction as experiments
 
     trained: list[tuple[str, float]] = []
 
@@ -247,7 +249,7 @@ def test_runs_train_again_when_their_learning_rate_is_not_the_one_chosen_now(
     recorded, or at a rate a grown search replaced, trains again (with the fixed-feature
     method that reads its network), the new row supersedes the old in the report, and
     --report-only names the runs still at another rate."""
-    from rmlc import experiments
+    from rmlc.experiments import reproduction as experiments
     from rmlc.experiments.runs import RUN_FIELDS
     from rmlc.train.config import DEFAULT_LEARNING_RATES
 
@@ -284,10 +286,8 @@ def test_runs_train_again_when_their_learning_rate_is_not_the_one_chosen_now(
 
     def fake_map(tasks, jobs, description):
         for task in tasks:
-            trained.append(
-                (task["name"], task["values"]["lr"], [m["name"] for m in task["features"]])
-            )
-            names = [task["name"], *(m["name"] for m in task["features"])]
+            trained.append((task["name"], task["values"]["lr"], [m.name for m in task["features"]]))
+            names = [task["name"], *(m.name for m in task["features"])]
             yield task, {"metrics": {name: ({"mAP": 70.0}, 1.0) for name in names}}
 
     monkeypatch.setattr(experiments, "_map", fake_map)
@@ -315,7 +315,7 @@ def test_runs_train_again_when_their_learning_rate_is_not_the_one_chosen_now(
 def test_a_worker_ends_itself_when_its_reproduction_is_gone() -> None:
     """Pool workers watch their parent: once it is gone (its parent id changes), the worker
     exits instead of training runs that nobody will record."""
-    from rmlc.experiments import _exit_when_orphaned
+    from rmlc.experiments.reproduction import _exit_when_orphaned
 
     parents = iter([100, 100, 100, 1])  # the parent dies after three checks
     waits, exits = [], []
@@ -326,7 +326,7 @@ def test_a_worker_ends_itself_when_its_reproduction_is_gone() -> None:
 def test_a_worker_started_as_its_reproduction_dies_still_ends(monkeypatch) -> None:
     """The worker watches the process id its pool passed in, not the parent it finds at
     start-up: one spawned as the reproduction died finds a new parent already."""
-    from rmlc import experiments
+    from rmlc.experiments import reproduction as experiments
 
     parents = iter([1, 1])  # reparented before the watch starts
     exits: list[int] = []
@@ -346,18 +346,19 @@ def test_a_worker_started_as_its_reproduction_dies_still_ends(monkeypatch) -> No
 
 def test_report_only_never_trains_even_when_the_search_grew(tmp_path, monkeypatch) -> None:
     """A grid widened in the spec is searched by the next full run, not by --report-only."""
-    from rmlc import experiments
+    from rmlc.experiments import reproduction as experiments
+    from rmlc.experiments.runs import RUN_FIELDS
 
     spec = load_spec("table3")
     with (tmp_path / "table3-runs.csv").open("w", newline="") as stream:  # runs to report on
-        writer = csv.DictWriter(stream, experiments.RUN_FIELDS)
+        writer = csv.DictWriter(stream, RUN_FIELDS)
         writer.writeheader()
         for seed in range(2):
             for method in spec.methods:
                 metrics = json.dumps({"mAP": 50.0 + seed, "F1-C": 40.0})
-                row = {"variant": "", "axis": "", "seed": seed, "method": method["name"]}
+                row = {"variant": "", "axis": "", "seed": seed, "method": method.name}
                 writer.writerow(row | {"seconds": 1, "metrics": metrics, "commit": "c"})
-    scores = {m["name"]: [[50.0, 0.01]] for m in spec.methods if m.get("kind") != "features"}
+    scores = {m.name: [[50.0, 0.01]] for m in spec.trained}
     search = {name: 0.01 for name in scores} | {"_scores": scores}
     (tmp_path / "table3-tuning.json").write_text(json.dumps(search))
 
@@ -367,3 +368,29 @@ def test_report_only_never_trains_even_when_the_search_grew(tmp_path, monkeypatc
     monkeypatch.setattr(experiments, "_map", no_training)
     report = reproduce("table3", out=tmp_path, report_only=True)[0]
     assert "RMLC 0.01" in report.read_text()
+
+
+def test_a_spec_is_checked_whole_when_it_is_read(tmp_path) -> None:
+    """Typos in a spec are errors naming the spec and the key, not a KeyError mid-run."""
+    good = (load_spec("table3").path).read_text()
+    cases = {
+        "unknown top-level key": (good + "\nseed: 3\n", r"unknown key\(s\) \['seed'\]"),
+        "unknown method key": (
+            good.replace("{name: WARP, set: {loss: warp}}", "{name: WARP, sett: {loss: warp}}"),
+            r"method 'WARP': unknown key\(s\) \['sett'\]",
+        ),
+        "a claim of a missing method": (
+            good.replace(
+                "better: RMLC, worse: WARP, metric: mAP",
+                "better: RMLC, worse: WRAP, metric: mAP",
+                1,
+            ),
+            "names 'WRAP', not a method here",
+        ),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+        with pytest.raises(ValueError, match=message):
+            load_spec(name, folder=tmp_path)
+    spec = load_spec("table3")
+    assert spec.method("CNN+RMLC").source == "BCE" and not spec.method("CNN+RMLC").trains_a_network

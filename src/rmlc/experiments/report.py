@@ -95,17 +95,17 @@ def paired_verdict(differences: list[float]) -> tuple[str, float, float]:
 def _claim_lines(spec, runs: list[dict[str, Any]]) -> list[str]:
     lines = []
     for claim in spec.claims:
-        differences = _paired_differences(runs, claim["better"], claim["worse"], claim["metric"])
+        differences = _paired_differences(runs, claim.better, claim.worse, claim.metric)
         if not differences:
             continue
         mean, std = _stats(differences)
         n, wins = len(differences), sum(d > 0 for d in differences)
         verdict, low, high = paired_verdict(differences)
-        paper = f" (paper: {claim['paper']})" if "paper" in claim else ""
+        paper = f" (paper: {claim.paper})" if claim.paper is not None else ""
         lines.append(
-            f"- {claim['text']}{paper}: **{verdict}** here: {claim['better']} − "
-            f"{claim['worse']} = {mean:+.2f} ± {std:.2f} {claim['metric']} points over {n} "
-            f"paired runs (95% interval {low:+.2f} to {high:+.2f}); {claim['better']} ahead "
+            f"- {claim.text}{paper}: **{verdict}** here: {claim.better} − "
+            f"{claim.worse} = {mean:+.2f} ± {std:.2f} {claim.metric} points over {n} "
+            f"paired runs (95% interval {low:+.2f} to {high:+.2f}); {claim.better} ahead "
             f"in {wins} of {n}."
         )
     return lines
@@ -124,14 +124,14 @@ def _plot(spec, rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     variants = list(dict.fromkeys(row["variant"] for row in rows))
-    metrics = spec.axis.get("plot_metrics", spec.metrics)
+    metrics = spec.axis.plot_metrics or spec.metrics
     figure, axes = plt.subplots(
         len(metrics),
         len(variants),
         figsize=(_PANEL_INCHES[0] * len(variants), _PANEL_INCHES[1] * len(metrics)),
         squeeze=False,
     )
-    scale = spec.axis.get("scale", 1.0)
+    scale = spec.axis.scale
     for column, variant in enumerate(variants):
         for line, metric in enumerate(metrics):
             ax = axes[line][column]
@@ -144,7 +144,7 @@ def _plot(spec, rows: list[dict[str, Any]], path: Path) -> None:
                 if points:
                     xs, ys, errors = zip(*points, strict=True)
                     ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=method)
-            ax.set_xlabel(spec.axis.get("label", spec.axis["key"]))
+            ax.set_xlabel(spec.axis.label or spec.axis.key)
             ax.set_ylabel(metric)
             ax.set_title(variant or spec.name, fontsize=10)
             ax.grid(alpha=0.3)
@@ -255,7 +255,7 @@ def write_report(
             "change that method's result.",
             "",
         ]
-    axis_label = spec.axis.get("label", spec.axis["key"]) if spec.axis else None
+    axis_label = (spec.axis.label or spec.axis.key) if spec.axis else None
     header = ["method"] + (["variant"] if len(spec.variants) > 1 else [])
     header += [axis_label] if axis_label else []
     with_paper = [m for m in spec.metrics if any(m in values for values in spec.paper.values())]
@@ -265,7 +265,7 @@ def write_report(
         paper = spec.paper.get(row["method"], {})
         cells = [row["method"]] + ([row["variant"]] if len(spec.variants) > 1 else [])
         if axis_label:
-            cells.append(f"{float(row['axis']) * spec.axis.get('scale', 1.0):g}")
+            cells.append(f"{float(row['axis']) * spec.axis.scale:g}")
         cells += [_format(row, metric) for metric in columns]
         cells += [f"{paper[metric]:g}" if metric in paper else "–" for metric in with_paper]
         cells.append(f"{row['seconds']:.0f}")

@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from rmlc.atomic import atomic_write_text
+from rmlc.experiments.spec import RunKey
 
 __all__ = ["RUN_FIELDS", "prepare_runs_file", "read_runs", "run_rate", "runs_done", "trained_at"]
 
 RUN_FIELDS = ["variant", "axis", "seed", "method", "lr", "seconds", "metrics", "commit", "device"]
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, int, str]:
-    return (row["variant"], row["axis"], int(row["seed"]), row["method"])
+def _key(row: dict[str, Any]) -> RunKey:
+    return RunKey(row["variant"], row["axis"], int(row["seed"]), row["method"])
 
 
 def _latest_rows(path: Path) -> list[dict[str, str]]:
@@ -36,10 +37,10 @@ def _latest_rows(path: Path) -> list[dict[str, str]]:
 def run_rate(spec, method_name: str, rates: dict[str, Any]) -> float | None:
     """The learning rate a method's run trains with: a fixed-feature method's is that of the
     network whose features it reads (``None`` when no rate is known for it)."""
-    method = next((m for m in spec.methods if m["name"] == method_name), None)
+    method = spec.method(method_name)
     if method is None:
         return None
-    rate = rates.get(method.get("source", method_name))
+    rate = rates.get(method.source or method_name)
     return float(rate) if isinstance(rate, (int, float)) else None
 
 
@@ -51,7 +52,7 @@ def trained_at(row: dict[str, Any], spec, rates: dict[str, Any]) -> bool:
     return wanted is not None and bool(recorded) and math.isclose(float(recorded), wanted)
 
 
-def runs_done(path: Path, spec, rates: dict[str, Any]) -> dict[tuple, dict[str, str]]:
+def runs_done(path: Path, spec, rates: dict[str, Any]) -> dict[RunKey, dict[str, str]]:
     """The runs that need not train again, keyed by (variant, axis, seed, method)."""
     if not path.is_file():
         return {}

@@ -1,0 +1,189 @@
+"""What one experiment runs: :class:`ExperimentSpec`, read from ``specs/<name>.yaml``.
+
+A spec holds a base training config, the methods compared (each a change of that config, or
+a linear model on another method's features), optional variants (data subsets) and an
+optional swept axis, the paper's numbers, the claims to check and the deviations from the
+paper's protocol. :func:`load_spec` reads one and checks it whole: unknown keys, methods a
+claim or a feature method names but the spec lacks, and the base config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import yaml
+
+from rmlc.train import TrainConfig
+
+__all__ = [
+    "EXPERIMENTS",
+    "Axis",
+    "Claim",
+    "ExperimentSpec",
+    "Method",
+    "RunKey",
+    "Variant",
+    "load_spec",
+]
+
+EXPERIMENTS = (
+    "table1",
+    "table1-pretrained",
+    "table2",
+    "table2-pretrained",
+    "table3",
+    "table3-pretrained",
+    "table4",
+    "fig3",
+    "missing",
+    "remedies",
+)
+SPEC_FOLDER = Path(__file__).resolve().parent / "specs"  # package data: installed with rmlc
+
+
+class RunKey(NamedTuple):
+    """One run of an experiment: a variant, a value of the axis (``""`` without one, else
+    its text), a seed and a method."""
+
+    variant: str
+    axis: str
+    seed: int
+    method: str
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method compared: a network trained with the base config changed by ``set``, or
+    (``kind: features``) an ``RMLClassifier(**params)`` on the features of the network of
+    method ``source``; ``tune_as`` takes another method's searched learning rate."""
+
+    name: str
+    set: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["network", "features"] = "network"
+    source: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    tune_as: str | None = None
+
+    @property
+    def trains_a_network(self) -> bool:
+        return self.kind == "network"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A change of the base config for every method (e.g. a subset of the data)."""
+
+    name: str
+    set: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A swept config key: one run per value (``scale`` multiplies the values in reports)."""
+
+    key: str
+    values: list[float]
+    label: str | None = None
+    scale: float = 1.0
+    plot_metrics: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim to check on paired runs: ``better`` beats ``worse`` in ``metric``."""
+
+    text: str
+    better: str
+    worse: str
+    metric: str
+    paper: str | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What one experiment runs (see ``rmlc/experiments/specs/*.yaml``)."""
+
+    name: str
+    title: str
+    metrics: list[str]
+    seeds: int
+    base: dict[str, Any]
+    methods: list[Method]
+    quick: dict[str, Any] = field(default_factory=dict)
+    quick_seeds: int = 1
+    variants: list[Variant] = field(default_factory=lambda: [Variant("")])
+    axis: Axis | None = None
+    quick_axis: list[float] | None = None
+    paper: dict[str, dict[str, float]] = field(default_factory=dict)
+    claims: list[Claim] = field(default_factory=list)
+    tune: dict[str, list[float]] | None = None  # {"factors": [...]}: the learning-rate grid
+    tune_from: str | None = None
+    notes: str = ""
+    path: Path | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], path: Path | None = None) -> ExperimentSpec:
+        """A spec from its YAML mapping; ``TypeError`` names an unknown or missing key."""
+        values = dict(values)
+        values["methods"] = [_build(Method, m, "method") for m in values.get("methods", [])]
+        if "variants" in values:
+            values["variants"] = [_build(Variant, v, "variant") for v in values["variants"]]
+        if values.get("axis") is not None:
+            values["axis"] = _build(Axis, values["axis"], "axis")
+        values["claims"] = [_build(Claim, c, "claim") for c in values.get("claims", [])]
+        spec = _build(cls, {**values, "path": path}, "spec")
+        spec._check_names()
+        return spec
+
+    def method(self, name: str) -> Method | None:
+        """The method called ``name``, or None."""
+        return next((m for m in self.methods if m.name == name), None)
+
+    @property
+    def trained(self) -> list[Method]:
+        """The methods that train a network (not the fixed-feature ones)."""
+        return [m for m in self.methods if m.trains_a_network]
+
+    def _check_names(self) -> None:
+        names = {m.name for m in self.methods}
+        for method in self.methods:
+            wanted = [method.source] if not method.trains_a_network else []
+            wanted += [method.tune_as] if method.tune_as else []
+            if method.kind not in ("network", "features"):
+                raise TypeError(f"method {method.name!r}: kind must be 'network' or 'features'")
+            for other in wanted:
+                if other not in names:
+                    raise TypeError(f"method {method.name!r} names {other!r}, not a method here")
+        for claim in self.claims:
+            for other in (claim.better, claim.worse):
+                if other not in names:
+                    raise TypeError(f"claim {claim.text!r} names {other!r}, not a method here")
+
+
+def _build(kind: type, values: Any, what: str):
+    if not isinstance(values, dict):
+        raise TypeError(f"a {what} must be a mapping, got {values!r}")
+    known = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TypeError(f"{what} {values.get('name', '')!r}: unknown key(s) {unknown}")
+    try:
+        return kind(**values)
+    except TypeError as error:
+        raise TypeError(f"{what} {values.get('name', '')!r}: {error}") from None
+
+
+def load_spec(name: str, folder: Path | None = None) -> ExperimentSpec:
+    """The spec ``<folder>/<name>.yaml`` (the shipped specs by default), checked whole."""
+    path = (folder or SPEC_FOLDER) / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"experiment spec not found: {path}")
+    try:
+        spec = ExperimentSpec.from_dict(yaml.safe_load(path.read_text()), path)
+    except TypeError as error:
+        raise ValueError(f"{path}: {error}") from None
+    TrainConfig.from_dict(dict(spec.base), source=f"{path} (base)")  # validate early
+    return spec

@@ -61,6 +61,7 @@ import torch
 from tqdm import tqdm
 
 from rmlc.checks import check_choice, check_integer
+from rmlc.gather import first_per_index, gather_objects
 from rmlc.labels import positive_mask_numpy
 
 __all__ = ["Backend", "Propagation", "Temperature", "chunk_layout", "propagate_labels"]
@@ -157,8 +158,17 @@ def propagate_labels(
     backend: Backend = "auto",
     chunk_size: int | None = None,
     progress: bool | None = None,
+    shard_indices: ArrayOrTensor | None = None,
 ) -> Propagation:
     """Give each unlabeled sample its nearest labeled sample's labels and a heat-kernel weight.
+
+    Sharded across processes (``torch.distributed``, e.g. under ``torchrun``): each process
+    passes every labeled sample but only its own shard of the unlabeled ones, with
+    ``shard_indices``, the shard's row numbers in the whole unlabeled set (repeats across
+    processes, a sampler's padding, are allowed). Each searches its shard alone; the
+    temperature is then taken over the distances of all shards (a collective: every process
+    must call), so every row comes out exactly as :func:`propagate_labels` on the whole set
+    gives it. Memory per process is ``O(l d + (u / R) d)``, plus ``O(u)`` for the distances.
 
     Args:
         X_labeled: ``(l, d)`` features of the labeled samples, ``l >= 1``.
@@ -171,6 +181,8 @@ def propagate_labels(
         chunk_size: unlabeled rows per chunk (per search call); None picks the default of
             :func:`chunk_layout` (a ~64 MiB float32 tile for torch, ~64 MiB of rows for faiss).
         progress: show a tqdm bar over the chunks; None shows one when ``u * l > 1e9``.
+        shard_indices: ``(u,)`` integer rows of ``X_unlabeled`` in the whole unlabeled set,
+            when the unlabeled samples are sharded across processes (see above).
 
     Returns:
         a :class:`Propagation`, in NumPy or torch as ``X_unlabeled``.
@@ -228,7 +240,8 @@ def propagate_labels(
                     labeled, unlabeled, center, device, chunk_rows, block_rows, bar
                 )
     distances = _exact_distances(labeled, unlabeled, neighbors, device)
-    t_used = _temperature(distances, t, n_labeled)
+    everywhere = distances if shard_indices is None else _all_distances(distances, shard_indices)
+    t_used = _temperature(everywhere, t, n_labeled)
     if t_used == 0.0:  # every distance is 0: exp(-0 / t) is 1 for every t > 0
         weights = torch.ones(n_unlabeled, dtype=torch.float32, device=device)
     else:
@@ -570,6 +583,25 @@ def _temperature(distances: torch.Tensor, t: Temperature, n_labeled: int) -> flo
         return math.nan
     mean = float(distances.mean())
     return mean if t == "mean" else mean * n_unlabeled / (n_labeled + n_unlabeled)
+
+
+def _all_distances(local: torch.Tensor, shard_indices: ArrayOrTensor) -> torch.Tensor:
+    """Every process's distances, one per row of the whole unlabeled set, in row order
+    (the order a single process computes them in, so that their mean is the same)."""
+    rows = torch.as_tensor(
+        np.asarray(
+            shard_indices.cpu() if isinstance(shard_indices, torch.Tensor) else shard_indices
+        )
+    )
+    if rows.shape != local.shape[:1] or rows.dtype.is_floating_point:
+        raise ValueError(
+            f"shard_indices must be {local.shape[0]} integer rows, one per unlabeled sample; "
+            f"got shape {tuple(rows.shape)}, dtype {rows.dtype}"
+        )
+    parts = gather_objects((local.cpu(), rows.to(torch.int64)))
+    distances = torch.cat([part[0] for part in parts])
+    indices = torch.cat([part[1] for part in parts])
+    return distances[first_per_index(indices)]
 
 
 def _take_labels(

@@ -96,3 +96,40 @@ def test_a_signal_to_one_process_stops_both_after_the_same_step(mosaic_tables, t
 
     position = torch.load(tmp_path / "two" / "last.pt", weights_only=False)["position"]
     assert 1 <= position["epoch"] < 40 and position["step_in_epoch"] == 0
+
+
+@pytest.mark.slow
+def test_two_processes_propagate_the_labels_one_process_does(mosaic_tables, tmp_path) -> None:
+    """The label refresh under torchrun: each process searches its shard of the unlabeled
+    images; after sharing, both hold the propagated labels and weights one process finds
+    (a refresh at the first epoch, from the same seeded weights)."""
+    common = {
+        "norm": "group",
+        "augment": False,
+        "epochs": 1,
+        "batch_size": 16,
+        "semi_supervised": True,
+        "unlabeled": str(mosaic_tables["unlabeled"]),
+        "warmup_epochs": 0,
+        "refresh_every": 5,
+    }
+    single = tiny_config(mosaic_tables, tmp_path / "one", **common)
+    double = tiny_config(mosaic_tables, tmp_path / "two", **common)
+    context = multiprocessing.get_context("spawn")
+    port = free_port()
+    processes = [context.Process(target=worker, args=(rank, 2, port, double)) for rank in range(2)]
+    processes.append(context.Process(target=worker, args=(0, 1, free_port(), single)))
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=300)
+        assert process.exitcode == 0
+    import torch
+
+    one = torch.load(tmp_path / "one" / "last.pt", weights_only=False)
+    two = torch.load(tmp_path / "two" / "last.pt", weights_only=False)
+    assert one["propagation_epoch"] == two["propagation_epoch"] == 0
+    unlabeled = one["sample_weights"] < 1  # propagated rows: weights in (0, 1)
+    assert int(unlabeled.sum()) >= 60
+    torch.testing.assert_close(two["targets"], one["targets"], rtol=0, atol=0)
+    torch.testing.assert_close(two["sample_weights"], one["sample_weights"], rtol=1e-6, atol=0)

@@ -200,7 +200,8 @@ class Trainer:
         one worker per core this process may use beside its own (at most 8)."""
         if self.config.num_workers is not None:
             return self.config.num_workers
-        if not isinstance(getattr(dataset, "store", None), FileStore):
+        view = getattr(dataset, "dataset", dataset)  # a Subset's view
+        if not isinstance(getattr(view, "store", None), FileStore):
             return 0
         processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         return max(1, min(8, (os.cpu_count() or 1) // processes_here - 1))
@@ -475,9 +476,10 @@ class Trainer:
     # ---- semi-supervised refresh --------------------------------------------------------
 
     @torch.no_grad()
-    def _outputs(self, view, head: Callable[[torch.Tensor], torch.Tensor]):
-        """``head(images)`` of every image of a view, in evaluation mode, gathered from every
-        process: ``(rows (n, ...), indices (n,))`` ordered by index."""
+    def _outputs(self, view, head: Callable[[torch.Tensor], torch.Tensor], gather: bool = True):
+        """``head(images)`` of the images of a view, in evaluation mode: ``(rows (n, ...),
+        indices (n,))``, gathered from every process and ordered by index, or (``gather``
+        False) this process's shard only."""
         self.model.eval()
         rows, indices = [], []
         for images, index in self._evaluation_loader(view):
@@ -485,26 +487,43 @@ class Trainer:
             with self._autocast():
                 rows.append(head(images).float().cpu())
             indices.append(index)
-        return all_gather_rows(torch.cat(rows), torch.cat(indices))
+        if not rows:  # a shard with no images
+            return torch.empty(0), torch.empty(0, dtype=torch.int64)
+        rows, indices = torch.cat(rows), torch.cat(indices)
+        return all_gather_rows(rows, indices) if gather else (rows, indices)
 
     def extract_features(self, view) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate features ``(n, d)`` and indices ``(n,)`` of a view (see :meth:`_outputs`)."""
         return self._outputs(view, self.model.features)
 
     def refresh_labels(self, epoch: int) -> None:
-        """Propagate labels to the unlabeled samples from the current network's features."""
+        """Propagate labels to the unlabeled samples from the current network's features.
+
+        Every process gathers the labeled samples' features and searches only its own shard
+        of the unlabeled ones (``propagate_labels(..., shard_indices=...)``); the propagated
+        labels and weights are then shared, so every process holds them all. The result is
+        the single-process one; memory per process is ``O(l d + (u / R) d)``.
+        """
         started = time.perf_counter()
-        features, _ = self.extract_features(self.data.train)
         labeled, unlabeled = self.data.labeled, self.data.unlabeled
+        labeled_view = torch.utils.data.Subset(self.data.train, labeled.tolist())
+        unlabeled_view = torch.utils.data.Subset(self.data.train, unlabeled.tolist())
+        labeled_features, labeled_rows = self._outputs(labeled_view, self.model.features)
+        features, rows = self._outputs(unlabeled_view, self.model.features, gather=False)
+        if features.numel() == 0:  # this process's shard is empty
+            features = labeled_features.new_empty(0, labeled_features.shape[1])
         result = propagate_labels(
-            features[labeled],
-            self.targets[labeled],
-            features[unlabeled],
+            labeled_features,
+            self.targets[labeled_rows],
+            features,
             t=self.config.t,
             progress=False,
+            shard_indices=rows,
         )
-        self.targets[unlabeled] = torch.as_tensor(result.labels).float()
-        self.sample_weights[unlabeled] = torch.as_tensor(result.weights).float()
+        shared = torch.cat([torch.as_tensor(result.labels).float(), result.weights[:, None]], 1)
+        shared, rows = all_gather_rows(shared, rows)
+        self.targets[rows] = shared[:, :-1]
+        self.sample_weights[rows] = shared[:, -1]
         self.propagation_epoch = epoch
         self.log.message(
             f"epoch {epoch + 1}: propagated labels to {len(unlabeled)} unlabeled images "

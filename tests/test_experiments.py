@@ -379,6 +379,10 @@ def test_a_spec_is_checked_whole_when_it_is_read(tmp_path) -> None:
             good.replace("{name: WARP, set: {loss: warp}}", "{name: WARP, sett: {loss: warp}}"),
             r"method 'WARP': unknown key\(s\) \['sett'\]",
         ),
+        "a feature method reading a feature method": (
+            good.replace("source: BCE", "source: CNN+RMLC"),
+            "names 'CNN\\+RMLC', not a method here that trains a network",
+        ),
         "a claim of a missing method": (
             good.replace(
                 "better: RMLC, worse: WARP, metric: mAP",

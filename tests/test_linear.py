@@ -379,3 +379,14 @@ def test_metrics_of_a_fitted_model_are_the_meters_on_its_scores() -> None:
     )
     with pytest.raises(ValueError, match="fit multi-label"):
         model.metrics(X[60:], classes[60:])
+
+
+def test_metrics_of_an_unfitted_model_and_a_generator_as_random_state() -> None:
+    from sklearn.exceptions import NotFittedError
+
+    X, Y = structured_problem(40)
+    with pytest.raises(NotFittedError):
+        RMLClassifier().metrics(X, Y)
+    first = RMLClassifier(max_epochs=2, random_state=np.random.default_rng(7)).fit(X, Y)
+    second = RMLClassifier(max_epochs=2, random_state=np.random.default_rng(7)).fit(X, Y)
+    assert np.array_equal(first.coef_, second.coef_)

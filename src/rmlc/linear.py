@@ -117,7 +117,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         "semi_supervised": [StrOptions(set(_SEMI_SUPERVISED))],
         "eta": [Interval(Real, 0, math.inf, closed="left")],
         "t": [StrOptions({"mean", "authors"}), Interval(Real, 0, math.inf, closed="neither")],
-        "random_state": [Interval(Integral, 0, None, closed="left"), None],
+        "random_state": [Interval(Integral, 0, None, closed="left"), np.random.Generator, None],
         "device": [str, torch.device],
         "verbose": ["verbose"],
     }
@@ -383,11 +383,13 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             X: ``(n, d)`` features.
             Y: ``(n, m)`` 0/1 labels, or ``(n,)`` class labels of a single-label fit.
         """
+        check_is_fitted(self)
         targets = np.asarray(Y)
         if targets.ndim == 1:
             if self.multilabel_:
                 raise ValueError("Y is (n,) class labels, but the model was fit multi-label")
             targets = targets[:, None] == self.classes_[None, :]
+        targets = np.ascontiguousarray(positive_mask_numpy(targets, "Y"))
         meter = MultiLabelMeter(k=k)
         meter.update(torch.from_numpy(self.label_scores(X)), torch.from_numpy(targets))
         return meter.compute()

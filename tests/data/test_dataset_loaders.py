@@ -209,3 +209,9 @@ def test_nus_wide_unknown_train_image(tmp_path: Path) -> None:
 def test_normalize_nus_wide_path() -> None:
     assert normalize_nus_wide_path("C:\\ImageData\\Flickr\\actor\\0001_1.jpg") == "actor/0001_1.jpg"
     assert normalize_nus_wide_path(" actor\\0001_1.jpg\r") == "actor/0001_1.jpg"
+
+
+@pytest.mark.parametrize("folds", [True, 3.0, -1, 10])
+def test_stl10_folds_must_be_an_integer_from_0_to_9(tmp_path, folds) -> None:
+    with pytest.raises(ValueError, match="folds must be an integer"):
+        load_stl10(tmp_path, "train", folds=folds)

@@ -114,3 +114,25 @@ def test_training_from_the_cache_matches_training_from_the_files(
     # the first epoch decodes each training, validation and test file once; the second
     # epoch and every later evaluation read the cache
     assert len(decoded) == len(set(decoded)) < files_read
+
+
+def test_a_file_changed_while_it_was_decoded_is_decoded_again(tmp_path, monkeypatch) -> None:
+    """The row keeps the stamp the file had before decoding: a change during decoding makes
+    the stamps differ, so the next run decodes the file again instead of keeping the old
+    picture."""
+    paths = _write_images(tmp_path, 2)
+    decode = FileStore._decode
+
+    def changed_meanwhile(self, path):
+        image = decode(self, path)
+        Image.fromarray(np.full((20, 24, 3), 9, dtype=np.uint8)).save(path)
+        stamp = os.stat(path)
+        os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+        return image
+
+    monkeypatch.setattr(FileStore, "_decode", changed_meanwhile)
+    FileStore(paths, None, 16, cache=tmp_path / "cache")[0]
+    monkeypatch.setattr(FileStore, "_decode", decode)
+    reopened = FileStore(paths, None, 16, cache=tmp_path / "cache")
+    assert reopened.cache.get(0) is None
+    assert torch.equal(reopened[0], torch.full((3, 16, 16), 9, dtype=torch.uint8))

@@ -23,7 +23,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from rmlc.checks import check_choice
+from rmlc.checks import ParameterError, check_choice, check_integer
 from rmlc.data._common import PathLike, as_path, shorten
 
 __all__ = ["CIFAR10_CLASSES", "STL10_CLASSES", "LabeledImages", "load_cifar10", "load_stl10"]
@@ -213,7 +213,8 @@ def load_stl10(
     root = as_path(root, "root")
     check_choice(split, tuple(STL10.splits), "split")
     if folds is not None:
-        check_choice(folds, range(10), "folds")
+        if check_integer(folds, "folds", 0) > 9:
+            raise ParameterError(f"folds must be an integer in 0..9; got {folds!r}")
         if split not in ("train", "train+unlabeled"):
             raise ValueError(f"folds applies to the training split only, not split={split!r}")
     folder = root / STL10.base_folder

@@ -148,15 +148,25 @@ class ExperimentSpec:
         return [m for m in self.methods if m.trains_a_network]
 
     def _check_names(self) -> None:
-        names = {m.name for m in self.methods}
+        if not self.methods:
+            raise TypeError("a spec needs methods")
+        networks = {m.name for m in self.trained}  # what a source or a tune_as must name
         for method in self.methods:
             wanted = [method.source] if not method.trains_a_network else []
             wanted += [method.tune_as] if method.tune_as else []
             if method.kind not in ("network", "features"):
                 raise TypeError(f"method {method.name!r}: kind must be 'network' or 'features'")
             for other in wanted:
-                if other not in names:
-                    raise TypeError(f"method {method.name!r} names {other!r}, not a method here")
+                if other not in networks:
+                    raise TypeError(
+                        f"method {method.name!r} names {other!r}, not a method here that "
+                        "trains a network"
+                    )
+            if method.tune_as and self.method(method.tune_as).tune_as:
+                raise TypeError(
+                    f"method {method.name!r}: tune_as names a method that tunes as another"
+                )
+        names = {m.name for m in self.methods}
         for claim in self.claims:
             for other in (claim.better, claim.worse):
                 if other not in names:

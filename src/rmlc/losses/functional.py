@@ -473,7 +473,10 @@ def _loss_and_gradient(
     compute = {"pairs": _pairs_kernel, "sorted": _sorted_kernel, "dense": _dense_kernel}
     per_sample, grad = compute[kernel](f, indicator, num_positive, terms)
     if terms.kappa != 0.0:
-        _add_margin_term(f, indicator, per_sample, grad, terms.s, terms.beta, terms.kappa)
+        weight = terms.kappa
+        if terms.balance_margin:
+            weight = terms.kappa * balanced_margin_weights(indicator.bool(), f.dtype)
+        _add_margin_term(f, indicator, per_sample, grad, terms.s, terms.beta, weight)
     return per_sample, grad
 
 

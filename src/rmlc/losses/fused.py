@@ -109,6 +109,7 @@ def _fused_loop(
     s: float,
     beta: float,
     kappa: float,
+    balance: bool,
     per_sample: np.ndarray,
     grad: np.ndarray,
 ) -> None:
@@ -116,7 +117,8 @@ def _fused_loop(
 
     ``f``, ``positive``: ``(N, m)``; ``uniforms``: one per positive in row-major order
     (sampled mode); ``given``: ``(N, m)`` ranks (given mode); ``table``: ``L`` indexed by
-    the number of draws (sampled) or by the rank (exact, given).
+    the number of draws (sampled) or by the rank (exact, given). ``balance``: the margin
+    term weighs positives ``m / (2 |C+|)`` and negatives ``m / (2 |C-|)`` (else 1).
     """
     n_rows, m = f.shape
     cap, soft = 1.0 - s, 1.0 - beta
@@ -125,18 +127,23 @@ def _fused_loop(
     slot = 0  # index of the next positive's uniform number
     for i in range(n_rows):
         total, negatives, finite = 0.0, 0, True
+        for k in range(m):
+            negatives += positive[i, k] == 0
+        positive_weight, negative_weight = kappa, kappa
+        if balance:
+            positive_weight = kappa * m / (2.0 * max(m - negatives, 1))
+            negative_weight = kappa * m / (2.0 * max(negatives, 1))
         for k in range(m):  # margin term, elementwise
             score = np.float64(f[i, k])
             is_positive = positive[i, k] != 0
             finite &= np.isfinite(score)
             sign = 1.0 if is_positive else -1.0
+            weight = positive_weight if is_positive else negative_weight
             u = 1.0 - sign * score
-            total += min(max(u, 0.0), cap) + soft * max(u - cap, 0.0)
+            total += weight * (min(max(u, 0.0), cap) + soft * max(u - cap, 0.0))
             slope = np.float64((u > 0.0) & (u < cap)) + soft * np.float64(u >= cap)
-            gradient[k] = -kappa * sign * slope
+            gradient[k] = -weight * sign * slope
             scores[k] = -np.inf if is_positive else score
-            negatives += not is_positive
-        total *= kappa
         for j in range(m):  # ranking term, one positive at a time
             if positive[i, j] == 0:
                 continue
@@ -219,6 +226,7 @@ def fused_kernel(
         float(terms.s),
         float(terms.beta),
         float(terms.kappa),
+        bool(terms.balance_margin),
         per_sample.numpy(),
         grad.numpy(),
     )

@@ -122,10 +122,11 @@ if triton is not None:
         ``positive_ptr``: ``(N, m)``, nonzero at positives, any dtype; ``uniform_ptr``:
         ``(N, m)`` uniforms (sampled mode); ``given_ptr``: ``(N, m)`` int64 ranks (given
         mode); ``table_ptr``: ``(m + 1,)`` weights ``L`` indexed by the draws (sampled) or
-        the rank (exact, given); ``constants_ptr``: ``(cap, soft, kappa)`` with
-        ``cap = 1 - s`` and ``soft = 1 - beta``; outputs ``loss_ptr`` ``(N,)`` and
-        ``grad_ptr`` ``(N, m)``. Float tensors other than ``f`` are in ``ACC``, the
-        compute dtype; ``BLOCK`` is ``m`` rounded up to a power of two.
+        the rank (exact, given); ``constants_ptr``: ``(cap, soft, kappa, balance)`` with
+        ``cap = 1 - s``, ``soft = 1 - beta`` and ``balance`` 1 for the balanced margin;
+        outputs ``loss_ptr`` ``(N,)`` and ``grad_ptr`` ``(N, m)``. Float tensors other
+        than ``f`` are in ``ACC``, the compute dtype; ``BLOCK`` is ``m`` rounded up to a
+        power of two.
         """
         row = tl.program_id(0).to(tl.int64)
         labels = tl.arange(0, BLOCK)
@@ -137,19 +138,29 @@ if triton is not None:
         cap = tl.load(constants_ptr)
         soft = tl.load(constants_ptr + 1)
         kappa = tl.load(constants_ptr + 2)
+        balance = tl.load(constants_ptr + 3)
         one = tl.full((), 1.0, ACC)
         non_finite = tl.sum((valid & ((f != f) | (tl.abs(f) == float("inf")))).to(tl.int32))
+        negatives = tl.sum(is_negative.to(tl.int32))
+        positives = tl.sum(is_positive.to(tl.int32))
 
-        # Margin term: the penalty of u = 1 - y f, label by label.
+        # Margin term: the penalty of u = 1 - y f, label by label, weighted alike or (balance)
+        # m / (2 |C+|) on positives and m / (2 |C-|) on negatives.
+        half = (positives + negatives).to(ACC) * 0.5  # m / 2
+        balanced = tl.where(
+            is_positive,
+            half / tl.maximum(positives, 1).to(ACC),
+            half / tl.maximum(negatives, 1).to(ACC),
+        )
+        weight = kappa * tl.where(balance != 0.0, balanced, one)
         sign = tl.where(is_positive, one, -one)
         u = one - sign * f
         penalty = tl.minimum(tl.maximum(u, 0.0), cap) + soft * tl.maximum(u - cap, 0.0)
         slope = ((u > 0.0) & (u < cap)).to(ACC) + soft * (u >= cap).to(ACC)
-        total = kappa * tl.sum(tl.where(valid, penalty, 0.0))
-        grad = tl.where(valid, -kappa * sign * slope, 0.0)
+        total = tl.sum(tl.where(valid, weight * penalty, 0.0))
+        grad = tl.where(valid, -weight * sign * slope, 0.0)
 
         # Ranking term, one positive at a time.
-        negatives = tl.sum(is_negative.to(tl.int32))
         negative_scores = tl.where(is_negative, f, -float("inf"))
         j = tl.min(tl.where(is_positive, labels, BLOCK))
         while j < BLOCK:
@@ -207,11 +218,11 @@ if triton is not None:
 
 @functools.lru_cache(maxsize=64)
 def _constants(
-    s: float, beta: float, kappa: float, device: torch.device, dtype: torch.dtype
+    s: float, beta: float, kappa: float, balance: bool, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    """``(1 - s, 1 - beta, kappa)`` on the device, made once per loss (runtime scalars
-    would reach the kernel in float32, constants would compile a kernel per value)."""
-    return torch.tensor([1.0 - s, 1.0 - beta, kappa], dtype=dtype, device=device)
+    """``(1 - s, 1 - beta, kappa, balance)`` on the device, made once per loss (runtime
+    scalars would reach the kernel in float32, constants would compile a kernel per value)."""
+    return torch.tensor([1.0 - s, 1.0 - beta, kappa, float(balance)], dtype=dtype, device=device)
 
 
 def interpreted() -> KernelInterface:
@@ -287,7 +298,14 @@ def fused_triton_kernel(
     else:
         mode, table = _SAMPLED, rank_weight_table(m, "sampled", rounding, f.device, compute)
         uniforms = torch.rand(n_rows, m, dtype=compute, device=f.device, generator=terms.generator)
-    constants = _constants(float(terms.s), float(terms.beta), float(terms.kappa), f.device, compute)
+    constants = _constants(
+        float(terms.s),
+        float(terms.beta),
+        float(terms.kappa),
+        bool(terms.balance_margin),
+        f.device,
+        compute,
+    )
     block = max(16, triton.next_power_of_2(m))
 
     def launch(kernel: KernelInterface) -> None:

@@ -136,16 +136,13 @@ class RMLCLoss(MultiLabelLoss):
         terms = RankingTerms(
             s=self.s,
             beta=beta,
-            kappa=0.0 if self.balance_margin else self.kappa,
+            kappa=self.kappa,
             rank=self.rank,
             rounding=self.rounding,
             generator=self.generator,
+            balance_margin=self.balance_margin,
         )
-        loss = F.ranking_loss(logits, positive, terms, kernel=self.kernel)
-        if self.balance_margin and self.kappa:
-            margin = F.balanced_margin_term(logits, positive.bool(), self.s, beta)
-            loss = loss + self.kappa * margin.to(loss.dtype)
-        return loss
+        return F.ranking_loss(logits, positive, terms, kernel=self.kernel)
 
     def extra_repr(self) -> str:
         return (

@@ -36,6 +36,10 @@ class RankingTerms:
             ``(N, m)`` integer tensor of given ranks (read at positive entries).
         rounding: how the sampled rank ``(m - 1) / q`` becomes an integer.
         generator: random source of the sampled ranks (on the logits' device).
+        balance_margin: weight each sample's positives and negatives to equal totals in the
+            margin term, ``m / (2 |C+|)`` and ``m / (2 |C-|)``
+            (:func:`~rmlc.losses.functional.balanced_margin_weights`); False weighs every
+            label alike, as the paper does.
     """
 
     s: float = -0.8
@@ -44,6 +48,7 @@ class RankingTerms:
     rank: RankMode | torch.Tensor = "sampled"
     rounding: RankRounding = "floor"
     generator: torch.Generator | None = None
+    balance_margin: bool = False
 
     def __post_init__(self) -> None:
         ranges = {  # name: (lowest allowed, low end included, highest, interval)

@@ -89,9 +89,11 @@ class FileStore:
     def __getitem__(self, row: int) -> torch.Tensor:
         if self.cache is not None and (cached := self.cache.get(row)) is not None:
             return cached
+        if self.cache is None:
+            return self._decode(self.paths[row])
+        stamp = self.cache.stamp(row)  # before decoding: a change while decoding re-decodes
         image = self._decode(self.paths[row])
-        if self.cache is not None:
-            self.cache.put(row, image)
+        self.cache.put(row, image, stamp)
         return image
 
     def _decode(self, path: Path) -> torch.Tensor:

@@ -97,6 +97,7 @@ def all_gather_rows(rows: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Te
         ``(rows, indices)`` gathered, CPU tensors.
     """
     parts = gather_objects((rows.detach().cpu(), indices.detach().cpu()))
+    parts = [part for part in parts if len(part[1])] or parts[:1]  # shards with no rows
     rows = torch.cat([part[0] for part in parts])
     indices = torch.cat([part[1] for part in parts])
     kept = first_per_index(indices)

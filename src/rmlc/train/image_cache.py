@@ -126,10 +126,16 @@ class DecodedImageCache:
             return None
         return torch.from_numpy(np.array(images[row]))
 
-    def put(self, row: int, image: torch.Tensor) -> None:
-        """Store the decoded ``(C, S, S)`` uint8 image of row ``row``."""
+    def stamp(self, row: int) -> tuple[int, int]:
+        """Row ``row``'s file's ``(byte size, modification time in ns)`` now: take it before
+        decoding the file and give it to :meth:`put`."""
+        return _stamp(self.paths[row])
+
+    def put(self, row: int, image: torch.Tensor, stamp: tuple[int, int]) -> None:
+        """Store the decoded ``(C, S, S)`` uint8 image of row ``row``, decoded from the file
+        as it was at ``stamp`` (:meth:`stamp`, taken before decoding: if the file changed
+        while it was decoded, the next check finds the stamps differ)."""
         images, stamps, filled = self._open()
-        stamp = _stamp(self.paths[row])
         images[row] = image.numpy()
         stamps[row] = stamp
         filled[row] = 1

@@ -108,8 +108,9 @@ class ShardedSampler(Sampler[int]):
     def _share(self) -> torch.Tensor:
         order = self.order.indices(self.epoch)
         padding = (-len(order)) % self.world_size  # as DistributedSampler: repeat the start
-        if padding:
-            order = torch.cat([order, order[:padding]])
+        if padding and len(order):
+            repeats = -(-padding // len(order))  # an order shorter than the padding
+            order = torch.cat([order, order.repeat(repeats)[:padding]])
         return order[self.rank :: self.world_size]
 
     def steps_per_epoch(self) -> int:

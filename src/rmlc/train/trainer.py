@@ -487,9 +487,10 @@ class Trainer:
             with self._autocast():
                 rows.append(head(images).float().cpu())
             indices.append(index)
-        if not rows:  # a shard with no images
-            return torch.empty(0), torch.empty(0, dtype=torch.int64)
-        rows, indices = torch.cat(rows), torch.cat(indices)
+        if rows:
+            rows, indices = torch.cat(rows), torch.cat(indices)
+        else:  # a shard with no images: still joins the gathering of the others
+            rows, indices = torch.empty(0), torch.empty(0, dtype=torch.int64)
         return all_gather_rows(rows, indices) if gather else (rows, indices)
 
     def extract_features(self, view) -> tuple[torch.Tensor, torch.Tensor]:

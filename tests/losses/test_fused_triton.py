@@ -274,3 +274,10 @@ def test_shapes_and_devices_are_checked() -> None:
     if device == "cuda":
         with pytest.raises(ValueError, match="rank is on cpu but logits on cuda"):
             call(positive, torch.zeros(3, 5, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.0])
+def test_balanced_margin_in_the_triton_kernel(beta: float, triton_as_fused: None) -> None:
+    from tests.losses import test_remedies
+
+    test_remedies.test_rmlc_with_balanced_margin_is_ranking_plus_balanced_margin("fused", beta)

@@ -46,12 +46,31 @@ def test_balanced_margin_weights_each_side_equally() -> None:
     assert empty.item() == pytest.approx(2.0)
 
 
-def test_rmlc_with_balanced_margin_is_ranking_plus_balanced_margin() -> None:
+@pytest.mark.parametrize("kernel", ["fused", "pairs", "sorted", "dense"])
+@pytest.mark.parametrize("beta", [1.0, 0.0])
+def test_rmlc_with_balanced_margin_is_ranking_plus_balanced_margin(
+    kernel: str, beta: float
+) -> None:
+    """Each kernel computes the balanced margin term within its pass (the numba and Triton
+    kernels in their loop): value and gradient equal the ranking term plus the separate
+    balanced margin function."""
     logits, targets = batch()
-    loss = RMLCLoss(rank="exact", kappa=3.0, reduction="none", hinge_steps=0)
-    ranking = F.ranking_loss(logits, targets, kappa=0.0, rank="exact")
-    want = ranking + 3.0 * F.balanced_margin_term(logits, targets.bool())
-    torch.testing.assert_close(loss(logits, targets), want)
+    targets[0] = 0.0  # a row without positives: its negatives alone carry the term
+    loss = RMLCLoss(
+        rank="exact", kappa=3.0, ramp_beta=1.0, reduction="none", hinge_steps=0, kernel=kernel
+    )
+    if beta == 0.0:
+        loss = RMLCLoss(rank="exact", kappa=3.0, reduction="none", hinge_steps=10**6, kernel=kernel)
+    leaf = logits.clone().requires_grad_(True)
+    got = loss(leaf, targets)
+    got.sum().backward()
+    reference_leaf = logits.clone().requires_grad_(True)
+    ranking = F.ranking_loss(reference_leaf, targets, kappa=0.0, beta=beta, rank="exact")
+    margin = F.balanced_margin_term(reference_leaf, targets.bool(), beta=beta)
+    want = ranking + 3.0 * margin
+    want.sum().backward()
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(leaf.grad, reference_leaf.grad)
     # and it differs from the paper's margin term on these rows
     paper = RMLCLoss.paper(rank="exact", kappa=3.0, reduction="none")(logits, targets)
     assert not torch.allclose(paper, want)

@@ -39,6 +39,22 @@ def worker(rank: int, world_size: int, port: int, config) -> None:
         raise SystemExit(error.exit_code) from None
 
 
+def train_one_and_two_processes(mosaic_tables, tmp_path, settings: dict) -> None:
+    """The same config trained by one process (``tmp_path/one``) and by two gloo processes
+    (``tmp_path/two``), all three at once."""
+    single = tiny_config(mosaic_tables, tmp_path / "one", **settings)
+    double = tiny_config(mosaic_tables, tmp_path / "two", **settings)
+    context = multiprocessing.get_context("spawn")
+    port = free_port()
+    processes = [context.Process(target=worker, args=(rank, 2, port, double)) for rank in range(2)]
+    processes.append(context.Process(target=worker, args=(0, 1, free_port(), single)))
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=300)
+        assert process.exitcode == 0
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process(mosaic_tables, tmp_path) -> None:
     common = {
@@ -49,18 +65,7 @@ def test_two_gloo_processes_match_one_process(mosaic_tables, tmp_path) -> None:
         "epochs": 2,
         "batch_size": 16,
     }
-    single = tiny_config(mosaic_tables, tmp_path / "one", **common)
-    double = tiny_config(mosaic_tables, tmp_path / "two", **common)
-    context = multiprocessing.get_context("spawn")
-    port = free_port()
-    processes = [context.Process(target=worker, args=(rank, 2, port, double)) for rank in range(2)]
-    for process in processes:
-        process.start()
-    solo = context.Process(target=worker, args=(0, 1, free_port(), single))
-    solo.start()
-    for process in [*processes, solo]:
-        process.join(timeout=300)
-        assert process.exitcode == 0
+    train_one_and_two_processes(mosaic_tables, tmp_path, common)
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     # Same samples per step; only the order of floating-point sums differs (the all-reduce
@@ -113,17 +118,7 @@ def test_two_processes_propagate_the_labels_one_process_does(mosaic_tables, tmp_
         "warmup_epochs": 0,
         "refresh_every": 5,
     }
-    single = tiny_config(mosaic_tables, tmp_path / "one", **common)
-    double = tiny_config(mosaic_tables, tmp_path / "two", **common)
-    context = multiprocessing.get_context("spawn")
-    port = free_port()
-    processes = [context.Process(target=worker, args=(rank, 2, port, double)) for rank in range(2)]
-    processes.append(context.Process(target=worker, args=(0, 1, free_port(), single)))
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=300)
-        assert process.exitcode == 0
+    train_one_and_two_processes(mosaic_tables, tmp_path, common)
     import torch
 
     one = torch.load(tmp_path / "one" / "last.pt", weights_only=False)

@@ -13,7 +13,6 @@ import torch
 from rmlc.losses import RMLCLoss, WARPLoss
 from rmlc.losses import functional as F
 from rmlc.losses.fused import draws_by_inversion
-from rmlc.losses.terms import RankingTerms
 
 
 def exact_draw_distribution(violators: int, negatives: int) -> np.ndarray:
@@ -106,31 +105,3 @@ def test_kernel_compiles_without_a_writable_cache(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(RuntimeError, match="no locator available"):
         numba.njit(cache=True)(twice)
     assert compiled()(twice)(3.0) == 6.0
-
-
-@pytest.mark.parametrize("rank", ["sampled", "exact", "given"])
-def test_the_parallel_loop_gives_the_serial_loops_result_bit_for_bit(
-    rank: str, monkeypatch
-) -> None:
-    """Large batches run the rows in parallel threads; each row's uniform numbers start
-    where the serial loop reaches them, so loss and gradient are the same bits."""
-    import rmlc.losses.fused as fused
-
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(40, 300, generator=generator, dtype=torch.float64)
-    positive = (torch.rand(40, 300, generator=generator) < 0.02).double()
-    positive[3] = 0.0  # a row without positives between rows with some
-    given = torch.randint(0, 300, (40, 300), generator=generator)
-
-    def run(parallel: bool):
-        monkeypatch.setattr(fused, "_PARALLEL_ELEMENTS", 1 if parallel else 10**12)
-        monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-        terms = RankingTerms(
-            rank=given if rank == "given" else rank,
-            generator=torch.Generator().manual_seed(5),
-            balance_margin=True,
-        )
-        return fused.fused_kernel(logits, positive, terms)
-
-    serial, parallel = run(False), run(True)
-    assert torch.equal(serial[0], parallel[0]) and torch.equal(serial[1], parallel[1])

@@ -98,12 +98,12 @@ def draws_by_inversion(
     return out
 
 
-def _fused_rows(
+@compiled(fastmath=_FAST_MATH)
+def _fused_loop(
     f: np.ndarray,
     positive: np.ndarray,
     mode: int,
     uniforms: np.ndarray,
-    first_uniform: np.ndarray,
     given: np.ndarray,
     table: np.ndarray,
     s: float,
@@ -116,17 +116,16 @@ def _fused_rows(
     """Per-sample loss into ``per_sample`` ``(N,)`` and gradient into ``grad`` ``(N, m)``.
 
     ``f``, ``positive``: ``(N, m)``; ``uniforms``: one per positive in row-major order
-    (sampled mode), row ``i``'s from ``first_uniform[i]``; ``given``: ``(N, m)`` ranks
-    (given mode); ``table``: ``L`` indexed by the number of draws (sampled) or by the rank
-    (exact, given). ``balance``: the margin
+    (sampled mode); ``given``: ``(N, m)`` ranks (given mode); ``table``: ``L`` indexed by
+    the number of draws (sampled) or by the rank (exact, given). ``balance``: the margin
     term weighs positives ``m / (2 |C+|)`` and negatives ``m / (2 |C-|)`` (else 1).
     """
     n_rows, m = f.shape
     cap, soft = 1.0 - s, 1.0 - beta
-    for i in numba.prange(n_rows):  # rows are independent: the same result in any order
-        scores = np.empty(m, np.float64)  # the negatives' scores, -inf at positives
-        gradient = np.empty(m, np.float64)
-        slot = first_uniform[i]  # index of the row's next positive's uniform number
+    scores = np.empty(m, np.float64)  # the negatives' scores, -inf at positives
+    gradient = np.empty(m, np.float64)
+    slot = 0  # index of the next positive's uniform number
+    for i in range(n_rows):
         total, negatives, finite = 0.0, 0, True
         for k in range(m):
             negatives += positive[i, k] == 0
@@ -181,13 +180,6 @@ def _fused_rows(
             grad[i, k] = gradient[k]
 
 
-# The same loop compiled twice: one thread for the usual small batches (a parallel region
-# costs more than it saves there), all of torch's threads from _PARALLEL_ELEMENTS scores on.
-_fused_loop = compiled(fastmath=_FAST_MATH)(_fused_rows)
-_fused_loop_parallel = compiled(fastmath=_FAST_MATH, parallel=True)(_fused_rows)
-_PARALLEL_ELEMENTS = 1 << 17
-
-
 def fused_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
@@ -223,20 +215,12 @@ def fused_kernel(
         uniforms = torch.rand(count, dtype=torch.float64, generator=terms.generator).numpy()
         mode, given = _SAMPLED, no_ranks
         table = rank_weight_table(m, "sampled", rounding, f.device)
-    first_uniform = np.zeros(n_rows, np.int64)  # where each row's uniforms start
-    if mode == _SAMPLED and n_rows > 1:
-        np.cumsum((positive.numpy() != 0).sum(axis=1)[:-1], out=first_uniform[1:])
     per_sample, grad = f.new_empty(n_rows), torch.empty_like(f)
-    loop = _fused_loop
-    if f.numel() >= _PARALLEL_ELEMENTS and torch.get_num_threads() > 1:
-        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-        loop = _fused_loop_parallel
-    loop(
+    _fused_loop(
         f.numpy(),
         positive.numpy(),
         mode,
         uniforms,
-        first_uniform,
         given,
         table.numpy(),
         float(terms.s),

@@ -85,7 +85,7 @@ def test_results_are_written_through_rmlc_atomic() -> None:
     scratch folder, which is renamed into place whole."""
     allowed = {
         "rmlc/train/image_cache.py",  # a scratch folder, renamed whole
-        "rmlc/experiments/reproduction.py",  # the runs file: rows appended as runs finish
+        "rmlc/experiments/runs.py",  # the runs file: rows appended as runs finish
         "rmlc/train/run_log.py",  # log.csv and train.log: rows appended as training runs
     }
     unexpected = [w for w in _direct_writes() if w.split(":")[0] not in allowed]

@@ -9,7 +9,6 @@ stopped), then writes ``results/<name>.csv``, ``results/<name>.md`` and, for swe
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import multiprocessing
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 from rmlc.atomic import atomic_write_text
 from rmlc.experiments.report import write_report
 from rmlc.experiments.runner import fit_on_features, train_network
-from rmlc.experiments.runs import RUN_FIELDS, prepare_runs_file, run_rate, runs_done
+from rmlc.experiments.runs import appending, run_rate, runs_done
 from rmlc.experiments.spec import EXPERIMENTS, ExperimentSpec, Method, RunKey, Variant, load_spec
 from rmlc.provenance import describe_device, git_commit, provenance
 from rmlc.train import TrainConfig
@@ -272,28 +271,19 @@ def run_experiment(
         values = _config_values(spec, quick, variant, value, method)
         values.update(seed=seed, lr=rates[method.name])
         tasks.append(_task(spec, method, values, features, key=key))
-    prepare_runs_file(runs_path)
     origin = {"commit": git_commit(), "device": describe_device()}
-    new_file = not runs_path.is_file()
-    with runs_path.open("a", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=RUN_FIELDS)
-        if new_file:
-            writer.writeheader()
+    with appending(runs_path) as record:
         for task, outcome in _map(tasks, jobs, spec.name):
             for name, (metrics, seconds) in outcome["metrics"].items():
                 key = task["key"]._replace(method=name)
-                if key in done:
-                    continue
-                writer.writerow(
-                    {
-                        **key._asdict(),
-                        "lr": repr(run_rate(spec, name, rates)),
-                        "seconds": f"{seconds:.1f}",
-                        "metrics": json.dumps(metrics),
+                if key not in done:
+                    record(
+                        key,
+                        lr=repr(run_rate(spec, name, rates)),
+                        seconds=f"{seconds:.1f}",
+                        metrics=json.dumps(metrics),
                         **origin,
-                    }
-                )
-            stream.flush()
+                    )
     return write_report(spec, runs_path, out, suffix, seeds, rates, provenance(command))
 
 

@@ -8,17 +8,27 @@ the new rows supersede the old ones (the last row of a key wins).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from rmlc.atomic import atomic_write_text
 from rmlc.experiments.spec import RunKey
 
-__all__ = ["RUN_FIELDS", "prepare_runs_file", "read_runs", "run_rate", "runs_done", "trained_at"]
+__all__ = [
+    "RUN_FIELDS",
+    "appending",
+    "prepare_runs_file",
+    "read_runs",
+    "run_rate",
+    "runs_done",
+    "trained_at",
+]
 
 RUN_FIELDS = ["variant", "axis", "seed", "method", "lr", "seconds", "metrics", "commit", "device"]
 
@@ -85,3 +95,22 @@ def prepare_runs_file(path: Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(buffer.getvalue(), path)
+
+
+@contextlib.contextmanager
+def appending(path: Path) -> Iterator[Callable[..., None]]:
+    """``record(key, **fields)`` appends one run's row to the runs file ``path`` (created
+    with its header, or an old one given the current header first), flushed at once: a
+    reproduction stopped at any moment keeps every run it finished."""
+    prepare_runs_file(path)
+    new_file = not path.is_file()
+    with path.open("a", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=RUN_FIELDS)
+        if new_file:
+            writer.writeheader()
+
+        def record(key: RunKey, **fields: Any) -> None:
+            writer.writerow({**key._asdict(), **fields})
+            stream.flush()
+
+        yield record

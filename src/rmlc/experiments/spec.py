@@ -37,7 +37,9 @@ EXPERIMENTS = (
     "table3",
     "table3-pretrained",
     "table4",
+    "table4-pretrained",
     "fig3",
+    "fig3-pretrained",
     "missing",
     "remedies",
 )

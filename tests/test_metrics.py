@@ -51,6 +51,55 @@ def reference_predictions(scores: np.ndarray, k: int, threshold: float | None) -
 
 
 # ---------------------------------------------------------------------------------------
+# Blocks: the metrics work in bounded memory and give the same numbers
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_metrics_in_blocks_equal_metrics_in_one_block(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row blocks of 1-3 rows (top-k) and column blocks of 1-3 classes (AP) give exactly
+    the one-block values: blocks only bound the working memory."""
+    import rmlc.metrics as metrics
+
+    scores, targets = random_case(seed)
+    scores32 = scores.astype(np.float32)
+    whole = {
+        "topk": topk_metrics(scores32, targets, k=2),
+        "mAP": mean_average_precision(scores32, targets),
+        "voc11": mean_average_precision(scores32, targets, "voc11"),
+    }
+    side = max(scores.shape)
+    monkeypatch.setattr(metrics, "_BLOCK_BYTES", metrics._BYTES_PER_ENTRY * side * (1 + seed % 3))
+    assert metrics._block_length(side) == 1 + seed % 3
+    assert topk_metrics(scores32, targets, k=2) == whole["topk"]
+    assert mean_average_precision(scores32, targets) == whole["mAP"]
+    assert mean_average_precision(scores32, targets, "voc11") == whole["voc11"]
+
+
+def test_metrics_do_not_copy_the_scores_to_float64_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No float64 block larger than the block budget is made (the scores stay float32)."""
+    import rmlc.metrics as metrics
+
+    rng = np.random.default_rng(0)
+    scores = torch.from_numpy(rng.normal(size=(300, 50)).astype(np.float32))
+    targets = torch.from_numpy((rng.random((300, 50)) < 0.2).astype(np.float32))
+    largest = 0
+    original = metrics.average_precision_per_class
+
+    def spy(block, positive, interpolation="none"):
+        nonlocal largest
+        largest = max(largest, block.numel())
+        return original(block, positive, interpolation)
+
+    monkeypatch.setattr(metrics, "_BLOCK_BYTES", metrics._BYTES_PER_ENTRY * 300 * 7)
+    monkeypatch.setattr(metrics, "average_precision_per_class", spy)
+    mean_average_precision(scores, targets)
+    assert largest == 300 * 7
+
+
+# ---------------------------------------------------------------------------------------
 # topk_metrics
 # ---------------------------------------------------------------------------------------
 

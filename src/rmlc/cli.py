@@ -156,7 +156,7 @@ def _labeled_images(args: argparse.Namespace, trained) -> tuple[Any, np.ndarray 
         table = read_tags_table(args.table, classes=trained.class_names)
         root = Path(args.image_root or Path(args.table).parent)
         paths = [root / path for path in table.images]
-        targets = table.targets.astype(np.float32)
+        targets = table.targets.toarray().astype(np.float32)
         return trained.view(file_store(trained, paths)), targets, list(table.images)
     if getattr(args, "images", None):
         paths = find_images(args.images)

@@ -75,7 +75,8 @@ def _as_tensor(values: ArrayLike, name: str) -> torch.Tensor:
 def _check_scores(
     scores: ArrayLike, name: str = "scores", allow_empty: bool = False
 ) -> torch.Tensor:
-    """Validate a score matrix and return it as a CPU float64 tensor ``(N, m)``.
+    """Validate a score matrix and return it as a CPU tensor ``(N, m)`` of its own floating
+    dtype (the metrics convert it to float64 one block at a time).
 
     Raises:
         TypeError: not a tensor/array, or not of a floating dtype.
@@ -91,8 +92,12 @@ def _check_scores(
         raise ValueError(f"{name} has no classes (shape {tuple(tensor.shape)})")
     if tensor.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} is empty: no samples (N = 0)")
-    tensor = tensor.to(torch.float64)
-    if not bool(torch.isfinite(tensor).all()):
+    block = _block_length(tensor.shape[1])  # torch.isfinite makes full-size temporaries
+    finite = all(
+        bool(torch.isfinite(tensor[start : start + block]).all())
+        for start in range(0, tensor.shape[0], block)
+    )
+    if not finite:
         nan = int(torch.isnan(tensor).sum())
         inf = int(torch.isinf(tensor).sum())
         raise ValueError(f"{name} must be finite; found {nan} NaN and {inf} infinite values")
@@ -160,6 +165,37 @@ def _safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Ten
 def _harmonic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Elementwise harmonic mean ``2ab / (a + b)``, 0 where ``a + b = 0``."""
     return _safe_ratio(2 * a * b, a + b)
+
+
+# Working memory is bounded by computing in blocks: top-k over blocks of rows (a sample's
+# top k needs its whole row), average precision over blocks of columns (a class's ranking
+# needs its whole column). Each block's float64 and int64 temporaries take about
+# _BYTES_PER_ENTRY bytes per entry; a block holds at most _BLOCK_BYTES of them, so at
+# m = 20,000 classes the metrics need a few hundred MiB beyond the scores themselves.
+_BLOCK_BYTES = 256 * 2**20
+_BYTES_PER_ENTRY = 96  # measured: 70-90 bytes per entry (benchmarks/bench_sparse_labels.py)
+
+
+def _block_length(other_side: int, block_bytes: int | None = None) -> int:
+    """Rows (or columns) per block when the other dimension has ``other_side`` entries."""
+    budget = _BLOCK_BYTES if block_bytes is None else block_bytes
+    return max(1, budget // (_BYTES_PER_ENTRY * max(other_side, 1)))
+
+
+def _count_positives(positive: torch.Tensor, dim: int) -> torch.Tensor:
+    """int64 counts of a bool ``(N, m)`` mask along ``dim`` (``0``: per class, ``1``: per
+    sample), in row blocks: ``positive.sum(dim)`` makes an int64 copy of the whole mask."""
+    block = _block_length(positive.shape[1])
+    parts = [
+        positive[start : start + block].sum(dim=dim) for start in range(0, positive.shape[0], block)
+    ]
+    if dim == 1:
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+    return (
+        torch.stack(parts).sum(dim=0)
+        if parts
+        else torch.zeros(positive.shape[1], dtype=torch.int64)
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -246,10 +282,15 @@ def topk_metrics(
             f"classes {missing[:10]} have none"
         )
 
-    predicted = topk_predictions(score_matrix, k, threshold)
-    num_correct = (predicted & positive).sum(dim=0)
-    num_predicted = predicted.sum(dim=0)
-    num_positive = positive.sum(dim=0)
+    num_correct = torch.zeros(score_matrix.shape[1], dtype=torch.int64)
+    num_predicted = torch.zeros_like(num_correct)
+    block = _block_length(score_matrix.shape[1])
+    for start in range(0, score_matrix.shape[0], block):
+        rows = slice(start, start + block)
+        predicted = topk_predictions(score_matrix[rows].double(), k, threshold)
+        num_correct += (predicted & positive[rows]).sum(dim=0)
+        num_predicted += predicted.sum(dim=0)
+    num_positive = _count_positives(positive, dim=0)
 
     class_precision = _safe_ratio(num_correct, num_predicted)[present]
     class_recall = _safe_ratio(num_correct, num_positive)[present]
@@ -364,10 +405,14 @@ def mean_average_precision(
     positive = _check_targets(targets, score_matrix.shape)
     check_choice(interpolation, _INTERPOLATIONS, "interpolation")
     present = _present_classes(positive, "mean_average_precision")
-    per_class = average_precision_per_class(
-        score_matrix[:, present], positive[:, present], interpolation
-    )
-    return float(per_class.mean()) * 100.0
+    columns = torch.nonzero(present).flatten()
+    per_class = [
+        average_precision_per_class(
+            score_matrix[:, block].double(), positive[:, block], interpolation
+        )
+        for block in columns.split(_block_length(score_matrix.shape[0]))
+    ]
+    return float(torch.cat(per_class).mean()) * 100.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -410,7 +455,7 @@ def accuracy(scores: ArrayLike, labels: ArrayLike) -> float:
         true_class = label_tensor.to(torch.int64)
     elif label_tensor.ndim == 2:
         positive = _check_targets(labels, score_matrix.shape, "labels")
-        positives_per_row = positive.sum(dim=1)
+        positives_per_row = _count_positives(positive, dim=1)
         bad_rows = torch.nonzero(positives_per_row != 1).flatten()
         if bad_rows.numel() > 0:
             row = int(bad_rows[0])
@@ -563,6 +608,6 @@ class MultiLabelMeter:
         scores, targets, _ = self.gather()
         result = topk_metrics(scores, targets, self.k, self.threshold, self.f1c, self.convention)
         result["mAP"] = mean_average_precision(scores, targets)
-        if bool((targets.sum(dim=1) == 1).all()):
+        if bool((_count_positives(targets, dim=1) == 1).all()):
             result["accuracy"] = accuracy(scores, targets)
         return result

@@ -29,6 +29,7 @@ def test_corrupt_tags_table(tmp_path: Path) -> None:
     write_table(source)
     report = corrupt_file(source, tmp_path / "noisy.jsonl", rate=0.5, seed=1)
     before, after = read_tags_table(source), read_tags_table(tmp_path / "noisy.jsonl")
+    before.targets, after.targets = before.targets.toarray(), after.targets.toarray()
     assert after.images == before.images and after.classes == before.classes
     np.testing.assert_array_equal(after.labeled, before.labeled)
     unlabeled = ~before.labeled
@@ -49,6 +50,7 @@ def test_corrupt_tags_table_with_drop(tmp_path: Path) -> None:
     write_table(source)
     report = corrupt_file(source, tmp_path / "dropped.csv", drop=0.6, seed=2)
     before, after = read_tags_table(source), read_tags_table(tmp_path / "dropped.csv")
+    before.targets, after.targets = before.targets.toarray(), after.targets.toarray()
     assert not (after.targets > before.targets).any()
     assert report["n_dropped"] == int(before.targets.sum() - after.targets.sum())
     became = report["became_unlabeled"]

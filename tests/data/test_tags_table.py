@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 from rmlc.data import TagsTable, read_tags_table, write_tags_table
 
@@ -28,7 +29,10 @@ def test_read_csv_infers_sorted_classes_and_unlabeled_rows(tmp_path: Path) -> No
     table = read_tags_table(write(tmp_path, "tags.csv", GOOD_CSV))
     assert table.images == ["img/a.jpg", "img/b.jpg", "img/c.jpg", "img/d,with comma.jpg"]
     assert table.classes == ["cat", "dog", "person"]
-    np.testing.assert_array_equal(table.targets, [[0, 1, 1], [1, 0, 0], [0, 0, 0], [1, 0, 1]])
+    assert scipy.sparse.issparse(table.targets) and table.targets.format == "csr"
+    np.testing.assert_array_equal(
+        table.targets.toarray(), [[0, 1, 1], [1, 0, 0], [0, 0, 0], [1, 0, 1]]
+    )
     assert table.targets.dtype == np.uint8
     np.testing.assert_array_equal(table.labeled, [True, True, False, True])
     assert table.labels_of(3) == ["cat", "person"]
@@ -38,7 +42,7 @@ def test_read_csv_with_given_classes(tmp_path: Path) -> None:
     path = write(tmp_path, "tags.csv", GOOD_CSV)
     table = read_tags_table(path, classes=["person", "dog", "cat", "bird"])
     assert table.classes == ["person", "dog", "cat", "bird"]
-    np.testing.assert_array_equal(table.targets[0], [1, 1, 0, 0])
+    np.testing.assert_array_equal(table.targets.toarray()[0], [1, 1, 0, 0])
 
 
 def test_unknown_label_names_file_row_and_label(tmp_path: Path) -> None:
@@ -86,7 +90,9 @@ def test_read_jsonl_lists_strings_and_nulls(tmp_path: Path) -> None:
     text = "\n".join(json.dumps(line) for line in lines) + "\n\n"
     table = read_tags_table(write(tmp_path, "tags.jsonl", text))
     assert table.classes == ["cat", "dog", "person"]
-    np.testing.assert_array_equal(table.targets, [[0, 1, 1], [1, 1, 0], [0, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(
+        table.targets.toarray(), [[0, 1, 1], [1, 1, 0], [0, 0, 0], [0, 0, 0]]
+    )
     np.testing.assert_array_equal(table.labeled, [True, True, False, False])
 
 
@@ -124,7 +130,7 @@ def test_write_read_round_trip(tmp_path: Path, suffix: str) -> None:
     out = write_tags_table(tmp_path / f"copy{suffix}", table)
     again = read_tags_table(out, classes=table.classes)
     assert again.images == table.images
-    np.testing.assert_array_equal(again.targets, table.targets)
+    np.testing.assert_array_equal(again.targets.toarray(), table.targets.toarray())
     np.testing.assert_array_equal(again.labeled, table.labeled)
 
 
@@ -145,3 +151,23 @@ def test_tags_table_validates_its_fields() -> None:
         TagsTable(["a"], np.ones((1, 1)), np.array([False]), ["x"])
     with pytest.raises(ValueError, match=r"bad class name 'a\|b'"):
         TagsTable(["a"], np.ones((1, 1)), np.array([True]), ["a|b"])
+
+
+def test_reading_keeps_targets_sparse(tmp_path: Path) -> None:
+    """20,000 images x 5,000 classes: dense uint8 targets would take 100 MB; reading holds
+    the positives only (a CSR matrix), so its peak allocation stays a few MB."""
+    import tracemalloc
+
+    classes = [f"c{j}" for j in range(5000)]
+    rows = [f"img/{i}.jpg,{classes[i % 5000]}|{classes[(7 * i) % 5000]}" for i in range(20000)]
+    path = write(tmp_path, "big.csv", "image,labels\n" + "\n".join(rows) + "\n")
+    tracemalloc.start()
+    try:
+        table = read_tags_table(path, classes=classes)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    distinct = sum(len({i % 5000, (7 * i) % 5000}) for i in range(20000))  # a label twice: 1
+    assert table.targets.shape == (20000, 5000) and table.targets.nnz == distinct
+    assert peak < 30e6, f"peak {peak / 1e6:.0f} MB: the targets were made dense"
+    assert table.labels_of(8) == [classes[8], classes[56]]

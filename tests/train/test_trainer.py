@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from rmlc.propagation import propagate_labels
 from rmlc.train import TrainingInterrupted, build_trainer, run
 from rmlc.train.checkpoint import load_checkpoint
+from rmlc.train.targets import SparseTargets
 from tests.train.conftest import tiny_config
 
 METRIC_KEYS = {"mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"}
@@ -47,6 +49,7 @@ def test_semi_supervised_refreshes_at_the_configured_epochs(mosaic_tables, tmp_p
         epochs=5,
     )
     trainer = build_trainer(config)
+    assert isinstance(trainer.targets, SparseTargets)  # a tags table's targets stay sparse
     refreshes, snapshots = [], []
     original = trainer.refresh_labels
 
@@ -54,6 +57,16 @@ def test_semi_supervised_refreshes_at_the_configured_epochs(mosaic_tables, tmp_p
         original(epoch)
         refreshes.append(epoch)
         snapshots.append(trainer.targets[trainer.data.unlabeled].clone())
+        # each unlabeled image holds exactly the labels of its nearest labeled image
+        labeled, unlabeled = trainer.data.labeled, trainer.data.unlabeled
+        subset = torch.utils.data.Subset
+        features, rows = trainer.extract_features(subset(trainer.data.train, labeled.tolist()))
+        queries, query_rows = trainer.extract_features(
+            subset(trainer.data.train, unlabeled.tolist())
+        )
+        expected = propagate_labels(features, trainer.targets[rows], queries, t=config.t)
+        assert torch.equal(trainer.targets[query_rows], expected.labels)
+        assert torch.equal(trainer.sample_weights[query_rows], expected.weights)
 
     trainer.refresh_labels = spy
     trainer.fit()

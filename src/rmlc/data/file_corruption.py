@@ -120,8 +120,8 @@ def _corrupt_table(
 ) -> dict[str, Any]:
     table = read_tags_table(source)
     rows = np.flatnonzero(table.labeled)
-    noisy, result = _corrupt(table.targets[rows], rate, drop, seed, protocol)
-    targets = table.targets.copy()
+    targets = table.targets.toarray()  # the corruption protocols work on dense rows
+    noisy, result = _corrupt(targets[rows], rate, drop, seed, protocol)
     targets[rows] = noisy
     labeled = table.labeled & targets.any(axis=1)
     became = np.flatnonzero(table.labeled & ~labeled)

@@ -6,11 +6,15 @@ image root, or absolute) and ``labels`` the image's labels separated by ``|``
 ``{"image": "a.jpg", "labels": ["dog", "person"]}`` (a ``"dog|person"`` string works too).
 
 An empty ``labels`` field (``""``, ``[]`` or ``null``) marks an *unlabeled* row (for
-semi-supervised training): its target row is all zero and ``labeled`` is False. Hence a
+semi-supervised training): its target row is empty and ``labeled`` is False. Hence a
 labeled image needs at least one label. Classes are given, or inferred (sorted) from the
 labels found. Every problem (missing or wrong header, unknown label, duplicate image,
 missing labels where they are required, bad JSON) is a ``ValueError`` naming the file and
 the line(s).
+
+Targets are kept sparse (a SciPy CSR matrix of the positive labels): a table of 200,000
+images and 20,000 classes with a few labels each takes megabytes, not the 4 GB of a dense
+uint8 matrix. ``table.targets.toarray()`` gives the dense matrix where it fits.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse
 
 from rmlc.atomic import atomic_write_text
 from rmlc.checks import check_choice
@@ -43,13 +48,15 @@ class TagsTable:
 
     Attributes:
         images: ``N`` image paths as written in the table.
-        targets: uint8 ``(N, m)`` multi-hot targets (all zero for unlabeled rows).
+        targets: ``(N, m)`` multi-hot targets, a uint8 ``scipy.sparse.csr_array`` whose
+            stored entries are the positives (none for unlabeled rows); a dense 0/1 array
+            is accepted and converted.
         labeled: bool ``(N,)``, False for unlabeled rows.
         classes: the ``m`` class names, in column order.
     """
 
     images: list[str]
-    targets: np.ndarray
+    targets: scipy.sparse.csr_array
     labeled: np.ndarray
     classes: list[str]
 
@@ -58,16 +65,14 @@ class TagsTable:
         self.classes = [str(name) for name in self.classes]
         _check_classes(self.classes, "classes")
         n, m = len(self.images), len(self.classes)
-        targets = np.asarray(self.targets)
-        if targets.shape != (n, m):
-            raise ValueError(f"targets must have shape ({n}, {m}), got {targets.shape}")
-        self.targets = positive_mask_numpy(targets, "targets").astype(np.uint8)
+        self.targets = _as_csr(self.targets, (n, m))
         labeled = np.asarray(self.labeled)
         if labeled.shape != (n,) or labeled.dtype != bool:
             raise ValueError(f"labeled must be a bool array of shape ({n},), got {labeled.shape}")
         self.labeled = labeled
-        if self.targets[~labeled].any():
-            rows = np.flatnonzero(~labeled & self.targets.any(axis=1))
+        has_labels = np.diff(self.targets.indptr) > 0
+        if (has_labels & ~labeled).any():
+            rows = np.flatnonzero(~labeled & has_labels)
             raise ValueError(f"unlabeled rows {shorten(rows)} have positive targets")
 
     def __len__(self) -> int:
@@ -75,7 +80,30 @@ class TagsTable:
 
     def labels_of(self, index: int) -> list[str]:
         """Class names of the positive labels of row ``index``."""
-        return [self.classes[j] for j in np.flatnonzero(self.targets[index])]
+        start, stop = self.targets.indptr[index], self.targets.indptr[index + 1]
+        return [self.classes[j] for j in self.targets.indices[start:stop]]
+
+
+def _as_csr(targets: object, shape: tuple[int, int]) -> scipy.sparse.csr_array:
+    """uint8 CSR matrix of the positives of dense 0/1 (or -1/+1) or sparse 0/1 targets."""
+    if scipy.sparse.issparse(targets):
+        matrix = scipy.sparse.csr_array(targets, copy=True)
+        matrix.eliminate_zeros()
+        if matrix.nnz and not (matrix.data == 1).all():
+            raise ValueError("sparse targets must store 1 for each positive label")
+    else:
+        dense = np.asarray(targets)
+        if dense.shape != shape:
+            raise ValueError(f"targets must have shape {shape}, got {dense.shape}")
+        matrix = scipy.sparse.csr_array(positive_mask_numpy(dense, "targets"))
+    if matrix.shape != shape:
+        raise ValueError(f"targets must have shape {shape}, got {matrix.shape}")
+    matrix = scipy.sparse.csr_array(
+        (np.ones(matrix.nnz, np.uint8), matrix.indices.astype(np.int32), matrix.indptr),
+        shape=shape,
+    )
+    matrix.sort_indices()
+    return matrix
 
 
 def _check_classes(classes: Sequence[str], where: str) -> None:
@@ -186,7 +214,8 @@ def read_tags_table(
         format: ``"csv"`` or ``"jsonl"`` (default: from the suffix).
 
     Returns:
-        a :class:`TagsTable`; ``targets`` uint8 ``(N, m)``, ``labeled`` bool ``(N,)``.
+        a :class:`TagsTable`; ``targets`` a uint8 CSR matrix ``(N, m)``, ``labeled`` bool
+        ``(N,)``. Memory grows with the number of labels listed, not with ``N m``.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -227,16 +256,22 @@ def read_tags_table(
         classes = sorted({label for _, _, labels in rows for label in labels})
         _check_classes(classes, str(path))
     column = {name: j for j, name in enumerate(classes)}
-    targets = np.zeros((len(rows), len(classes)), dtype=np.uint8)
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indices: list[int] = []
     for i, (line, _, labels) in enumerate(rows):
-        for label in labels:
+        for label in dict.fromkeys(labels):  # a label listed twice is one positive
             j = column.get(label)
             if j is None:
                 raise ValueError(
                     f"{path}: line {line} (row {i + 1}): unknown label {label!r}, not among "
                     f"the {len(classes)} given classes"
                 )
-            targets[i, j] = 1
+            indices.append(j)
+        indptr[i + 1] = len(indices)
+    targets = scipy.sparse.csr_array(
+        (np.ones(len(indices), np.uint8), np.asarray(indices, np.int32), indptr),
+        shape=(len(rows), len(classes)),
+    )
     labeled = np.array([bool(labels) for _, _, labels in rows], dtype=bool)
     return TagsTable([image for _, image, _ in rows], targets, labeled, list(classes))
 
@@ -264,7 +299,7 @@ def write_tags_table(
     kind = tags_table_format(path, format)
     if not isinstance(table, TagsTable):
         raise TypeError(f"table must be a TagsTable, got {type(table).__name__}")
-    empty = np.flatnonzero(table.labeled & ~table.targets.any(axis=1))
+    empty = np.flatnonzero(table.labeled & (np.diff(table.targets.indptr) == 0))
     if empty.size and not empty_as_unlabeled:
         raise ValueError(
             f"writing {path}: {empty.size} labeled rows have no positive label and would read "

@@ -4,7 +4,8 @@ A *store* holds images (an in-memory uint8 array, or files read on demand); a *v
 rows of a store and returns ``(uint8 image, position)``; batches are augmented and
 normalised on the training device by :class:`BatchPreparation`. The trainer keeps
 the targets itself, indexed by position, so propagated labels can change without touching
-the datasets. :func:`assemble` splits a store's rows into the :class:`TrainingData` the
+the datasets; they are sparse (:class:`~rmlc.train.targets.SparseTargets`) and densified one
+batch at a time. :func:`assemble` splits a store's rows into the :class:`TrainingData` the
 trainer takes (:mod:`rmlc.train.datasets` loads each built-in dataset and tags tables).
 """
 
@@ -16,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from rmlc.train.config import TrainConfig
 from rmlc.train.image_cache import DecodedImageCache
+from rmlc.train.targets import SparseTargets
 
 __all__ = [
     "ArrayStore",
@@ -185,7 +188,8 @@ class TrainingData:
 
     Attributes:
         train: view of the training pool (labeled and unlabeled).
-        targets: ``(n_pool, m)`` 0/1 targets of the pool (zeros for unlabeled samples).
+        targets: ``(n_pool, m)`` 0/1 targets of the pool (none positive for unlabeled
+            samples), sparse.
         labeled: positions of labeled samples in the pool.
         unlabeled: positions of unlabeled samples in the pool.
         validation: ``(view, targets)`` carved from the labeled data, or None.
@@ -202,11 +206,11 @@ class TrainingData:
     """
 
     train: ImageView
-    targets: torch.Tensor
+    targets: SparseTargets
     labeled: torch.Tensor
     unlabeled: torch.Tensor
-    validation: tuple[ImageView, torch.Tensor] | None
-    test: tuple[ImageView, torch.Tensor] | None
+    validation: tuple[ImageView, SparseTargets] | None
+    test: tuple[ImageView, SparseTargets] | None
     class_names: list[str]
     in_channels: int
     single_label: bool
@@ -222,12 +226,15 @@ def _channel_statistics(store: ArrayStore, limit: int = 5000) -> tuple[list[floa
     return mean.tolist(), std.tolist()
 
 
+Targets = np.ndarray | torch.Tensor | scipy.sparse.csr_array
+
+
 def assemble(
     store: ArrayStore | FileStore,
-    targets: np.ndarray | torch.Tensor,
+    targets: Targets,
     labeled_rows: np.ndarray | torch.Tensor,
     unlabeled_rows: np.ndarray | torch.Tensor,
-    test: tuple[ArrayStore | FileStore, np.ndarray | torch.Tensor] | None,
+    test: tuple[ArrayStore | FileStore, Targets] | None,
     class_names: Sequence[str],
     config: TrainConfig,
     mean: Sequence[float] | None = None,
@@ -238,13 +245,14 @@ def assemble(
 
     Args:
         store: training images.
-        targets: ``(N, m)`` 0/1 targets of the store's rows (any values for unlabeled rows).
+        targets: ``(N, m)`` 0/1 targets of the store's rows (any values for unlabeled rows),
+            dense or SciPy sparse.
         labeled_rows: rows of the store with labels.
         unlabeled_rows: rows of the store without.
         test: ``(store, targets)`` of the test split.
         clean_targets: ``(N, m)`` targets of the store's rows before corruption, if any.
     """
-    targets = torch.as_tensor(np.asarray(targets), dtype=torch.float32)
+    targets = SparseTargets(targets)
     labeled_rows = torch.as_tensor(np.asarray(labeled_rows), dtype=torch.int64)
     unlabeled_rows = torch.as_tensor(np.asarray(unlabeled_rows), dtype=torch.int64)
     generator = torch.Generator().manual_seed(config.seed)
@@ -264,13 +272,13 @@ def assemble(
         else (config.image_size or store.images.shape[-1])
     )
     pool = torch.cat([train_rows, unlabeled_rows])
-    pool_targets = targets[pool].clone()
-    pool_targets[len(train_rows) :] = 0.0
-    labeled_targets = targets[train_rows]
-    single = bool(((labeled_targets.sum(dim=1) == 1).all()).item())
+    labeled_targets = targets.take(train_rows)
+    none = scipy.sparse.csr_array((len(unlabeled_rows), targets.num_classes), dtype=np.uint8)
+    pool_targets = SparseTargets(scipy.sparse.vstack([labeled_targets.matrix, none], "csr"))
+    single = bool((labeled_targets.positives_per_row() == 1).all())
     never = [
         name
-        for name, count in zip(class_names, labeled_targets.sum(dim=0), strict=True)
+        for name, count in zip(class_names, labeled_targets.positives_per_class(), strict=True)
         if count == 0
     ]
     if never:
@@ -290,12 +298,10 @@ def assemble(
         targets=pool_targets,
         labeled=torch.arange(len(train_rows)),
         unlabeled=torch.arange(len(train_rows), len(pool)),
-        validation=(ImageView(store, validation_rows), targets[validation_rows])
+        validation=(ImageView(store, validation_rows), targets.take(validation_rows))
         if n_validation
         else None,
-        test=None
-        if test is None
-        else (ImageView(test[0]), torch.as_tensor(np.asarray(test[1])).float()),
+        test=None if test is None else (ImageView(test[0]), SparseTargets(test[1])),
         class_names=list(class_names),
         in_channels=store.channels,
         single_label=single,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 import torch
 from PIL import Image
 
@@ -204,10 +205,10 @@ def _preflight(splits: dict[str, tuple[list, np.ndarray]], config: TrainConfig):
 
 def _from_files(
     paths: list,
-    targets: np.ndarray,
+    targets: np.ndarray | scipy.sparse.csr_array,
     labeled: np.ndarray,
     unlabeled: np.ndarray,
-    test: tuple[list, np.ndarray] | None,
+    test: tuple[list, np.ndarray | scipy.sparse.csr_array] | None,
     classes: list[str],
     config: TrainConfig,
 ) -> TrainingData:
@@ -221,8 +222,13 @@ def _from_files(
     if test is not None:
         test = ([test[0][row] for row in kept["test"]], test[1][kept["test"]])
     size = config.image_size or _default_image_size(paths, labeled, config.backbone)
-    clean = targets.astype(np.float32)
-    targets = _corrupt(clean, labeled, config)
+    if config.label_noise > 0 or config.missing_labels > 0:  # the protocols need dense rows
+        clean = (targets.toarray() if scipy.sparse.issparse(targets) else targets).astype(
+            np.float32
+        )
+        targets = _corrupt(clean, labeled, config)
+    else:  # a tags table's targets stay sparse
+        clean = targets
     cache = config.image_cache
     test_split = None if test is None else (FileStore(test[0], None, size, cache=cache), test[1])
     return assemble(
@@ -337,18 +343,19 @@ def _from_tags(config: TrainConfig) -> TrainingData:
         )
     classes = list(train.classes)
     paths = [root / image for image in train.images]
-    targets = train.targets.astype(np.float32)
+    targets = train.targets  # sparse (CSR): densified one batch at a time in training
     labeled = np.flatnonzero(train.labeled)
     unlabeled = np.flatnonzero(~train.labeled)
     if config.unlabeled:
         extra = datasets.read_tags_table(config.unlabeled, classes=classes)
         unlabeled = np.concatenate([unlabeled, len(paths) + np.arange(len(extra.images))])
         paths += [root / image for image in extra.images]
-        targets = np.concatenate([targets, np.zeros((len(extra.images), len(classes)), np.float32)])
+        none = scipy.sparse.csr_array((len(extra.images), len(classes)), dtype=np.uint8)
+        targets = scipy.sparse.vstack([targets, none], format="csr")
     test = None
     if config.test:
         table = datasets.read_tags_table(config.test, classes=classes, require_labels=True)
-        test = ([root / image for image in table.images], table.targets.astype(np.float32))
+        test = ([root / image for image in table.images], table.targets)
     if config.num_labeled is not None and config.num_labeled < len(labeled):
         order = np.random.default_rng(config.seed).permutation(labeled)
         labeled, unlabeled = (

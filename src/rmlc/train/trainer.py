@@ -49,9 +49,11 @@ from rmlc.train.run_log import RunLog
 from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
 from rmlc.train.schedule import learning_rate
 from rmlc.train.stopping import StopRequest
+from rmlc.train.targets import SparseTargets
 
 __all__ = ["Trainer", "TrainingInterrupted"]
 
+_DENSE_TARGET_ROWS = 4096  # rows of targets densified at a time in evaluation
 _REPORT_EVERY = 10  # steps between progress updates (each one waits for the device)
 
 
@@ -132,7 +134,7 @@ class Trainer:
             self.device.type, enabled=self.amp_dtype == torch.float16
         )
         # Targets and weights of every training sample; propagation rewrites the unlabeled.
-        self.targets = data.targets.clone().float()
+        self.targets = data.targets.take(slice(None))  # a copy, sparse
         self.sample_weights = torch.ones(len(self.targets))
         self.propagation_epoch: int | None = None
         self.prepare = BatchPreparation(
@@ -427,7 +429,7 @@ class Trainer:
         labeled = self.data.labeled
         view = torch.utils.data.Subset(self.data.train, labeled.tolist())
         scores, positions = self.predict_scores(view)
-        noisy = self.targets[labeled][positions]
+        noisy = self.targets[labeled[positions]]
 
         def fit(rows: torch.Tensor, targets: torch.Tensor) -> float:
             return mean_average_precision(scores[rows], targets[rows])
@@ -513,18 +515,20 @@ class Trainer:
         features, rows = self._outputs(unlabeled_view, self.model.features, gather=False)
         if features.numel() == 0:  # this process's shard is empty
             features = labeled_features.new_empty(0, labeled_features.shape[1])
+        # The "labels" propagated are the labeled samples' own rows: each unlabeled sample
+        # learns which row to copy, and the targets stay sparse (no dense (l, m) block).
         result = propagate_labels(
             labeled_features,
-            self.targets[labeled_rows],
+            labeled_rows,
             features,
             t=self.config.t,
             progress=False,
             shard_indices=rows,
         )
-        shared = torch.cat([torch.as_tensor(result.labels).float(), result.weights[:, None]], 1)
+        shared = torch.stack([result.labels.double(), result.weights.double()], dim=1)
         shared, rows = all_gather_rows(shared, rows)
-        self.targets[rows] = shared[:, :-1]
-        self.sample_weights[rows] = shared[:, -1]
+        self.targets.copy_rows(rows, shared[:, 0].long())
+        self.sample_weights[rows] = shared[:, 1].float()
         self.propagation_epoch = epoch
         self.log.message(
             f"epoch {epoch + 1}: propagated labels to {len(unlabeled)} unlabeled images "
@@ -547,7 +551,9 @@ class Trainer:
         view, targets = split
         scores, indices = self.predict_scores(view)
         meter = MultiLabelMeter(k=self.config.topk, threshold=self.threshold)
-        meter.update(scores, targets[indices])
+        for start in range(0, len(indices), _DENSE_TARGET_ROWS):  # bounded dense targets
+            rows = slice(start, start + _DENSE_TARGET_ROWS)
+            meter.update(scores[rows], targets[indices[rows]])
         return meter.compute()
 
     # ---- checkpoints --------------------------------------------------------------------
@@ -563,7 +569,7 @@ class Trainer:
             "history": self.history,
             "dynamics": self.dynamics,
             "loss": self.loss_fn.state_dict(),
-            "targets": self.targets,
+            "targets": self.targets.state_dict(),
             "sample_weights": self.sample_weights,
             "propagation_epoch": self.propagation_epoch,
             "rng": {"torch": torch.get_rng_state(), "loss": self.loss_generator.get_state()},
@@ -592,7 +598,7 @@ class Trainer:
         self.dynamics = checkpoint.get("dynamics", [])
         if "loss" in checkpoint:  # checkpoints of older versions hold no loss state
             self.loss_fn.load_state_dict(checkpoint["loss"])
-        self.targets = checkpoint["targets"]
+        self.targets = SparseTargets.from_state(checkpoint["targets"])
         self.sample_weights = checkpoint["sample_weights"]
         self.propagation_epoch = checkpoint["propagation_epoch"]
         self._saved_rng = checkpoint["rng"]

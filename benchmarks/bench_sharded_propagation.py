@@ -1,0 +1,183 @@
+"""Sharded label propagation: one process against R processes (gloo), memory and time per rank.
+
+Run from the repository root (about 10 minutes on 2 CPU cores at the defaults):
+
+    python benchmarks/bench_sharded_propagation.py [--labeled 200000] [--unlabeled 200000]
+        [--dim 256] [--processes 2] [--out DIR]
+
+Clustered float32 features (as network features), the same for every run: each block of
+8,192 rows is drawn from its own seed, so a rank draws its shard of the unlabeled rows alone.
+
+* one process: holds every labeled and unlabeled feature and searches all (what every rank
+  did before propagation was sharded: each gathered everything);
+* R processes (``torch.distributed``, gloo): each holds every labeled feature and its own
+  contiguous shard of the unlabeled ones, and calls ``propagate_labels(...,
+  shard_indices=...)``.
+
+Reported per process: peak resident memory above the size after imports (features
+included), and seconds in ``propagate_labels`` (faiss's exact search, threads shared out:
+each of R processes uses cores / R threads). The neighbours of the R shards, put together,
+must equal the one-process result. Writes ``sharded-propagation-cpu.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch.multiprocessing as mp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import provenance_section
+
+BLOCK, CLUSTERS, SEED = 8192, 256, 0
+MIB = 2**20
+
+
+def _status(key: str) -> int:
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith(key + ":"))
+
+
+def restart_peak() -> int:
+    """Current resident size; the peak (``VmHWM``) restarts from it (Linux)."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    return _status("VmRSS")
+
+
+def features(rows: range, dim: int, stream: int) -> np.ndarray:
+    """float32 ``(len(rows), dim)`` clustered features of these rows of stream ``stream``."""
+    centres = np.random.default_rng(SEED).standard_normal((CLUSTERS, dim), dtype=np.float32) * 2
+    out = np.empty((len(rows), dim), dtype=np.float32)
+    for block in range(rows.start // BLOCK, (rows.stop - 1) // BLOCK + 1 if len(rows) else 0):
+        rng = np.random.default_rng((SEED, stream, block))
+        drawn = rng.standard_normal((BLOCK, dim), dtype=np.float32)
+        drawn += centres[rng.integers(CLUSTERS, size=BLOCK)]
+        start, stop = max(rows.start, block * BLOCK), min(rows.stop, (block + 1) * BLOCK)
+        out[start - rows.start : stop - rows.start] = drawn[
+            start - block * BLOCK : stop - block * BLOCK
+        ]
+    return out
+
+
+def run(rank: int, processes: int, args: argparse.Namespace, folder: str) -> None:
+    """One process of a run: ``processes == 1`` searches everything."""
+    import faiss
+    import torch
+    import torch.distributed as dist
+
+    from rmlc.propagation import propagate_labels
+
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+    if processes > 1:
+        dist.init_process_group(
+            "gloo", init_method=f"file://{folder}/store", rank=rank, world_size=processes
+        )
+    before = restart_peak()
+    labeled = features(range(args.labeled), args.dim, 0)
+    labels = np.arange(args.labeled)  # each labeled row's own index (as the trainer does)
+    share = -(-args.unlabeled // processes)
+    rows = range(rank * share, min(args.unlabeled, (rank + 1) * share))
+    unlabeled = features(rows, args.dim, 1)
+    started = time.perf_counter()
+    result = propagate_labels(
+        labeled,
+        labels,
+        unlabeled,
+        backend="faiss",
+        progress=False,
+        shard_indices=np.arange(rows.start, rows.stop) if processes > 1 else None,
+    )
+    seconds = time.perf_counter() - started
+    peak = _status("VmHWM") - before
+    np.save(f"{folder}/neighbors-{processes}-{rank}.npy", result.labels)
+    with open(f"{folder}/report-{processes}-{rank}.json", "w") as handle:
+        json.dump({"seconds": seconds, "peak": peak, "t": result.t}, handle)
+    if processes > 1:
+        dist.destroy_process_group()
+
+
+def launch(processes: int, args: argparse.Namespace, folder: str) -> list[dict]:
+    context = mp.get_context("spawn")
+    workers = [
+        context.Process(target=run, args=(rank, processes, args, folder))
+        for rank in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+        if worker.exitcode != 0:
+            raise RuntimeError(f"a process of the {processes}-process run failed")
+    reports = []
+    for rank in range(processes):
+        with open(f"{folder}/report-{processes}-{rank}.json") as handle:
+            reports.append(json.load(handle))
+    return reports
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--labeled", type=int, default=200_000)
+    parser.add_argument("--unlabeled", type=int, default=200_000)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        single = launch(1, args, folder)[0]
+        sharded = launch(args.processes, args, folder)
+        whole = np.load(f"{folder}/neighbors-1-0.npy")
+        parts = np.concatenate(
+            [np.load(f"{folder}/neighbors-{args.processes}-{r}.npy") for r in range(args.processes)]
+        )
+    equal = bool(np.array_equal(whole, parts)) and all(r["t"] == single["t"] for r in sharded)
+    feature_mib = (args.labeled + args.unlabeled) * args.dim * 4 / MIB
+    lines = [
+        "# Sharded label propagation (CPU)",
+        "",
+        f"{args.labeled:,} labeled x {args.unlabeled:,} unlabeled x {args.dim}-d float32 "
+        f"clustered features ({feature_mib:,.0f} MiB in all); exact search (faiss); "
+        f"{os.cpu_count()} CPU cores shared out among the processes.",
+        "",
+        "| run | process | peak memory MiB (features included) | seconds |",
+        "|---|---|---|---|",
+        f"| 1 process (as every rank did before sharding) | 0 | {single['peak'] / MIB:,.0f} | "
+        f"{single['seconds']:.1f} |",
+    ]
+    for rank, report in enumerate(sharded):
+        lines.append(
+            f"| {args.processes} processes (sharded) | {rank} | {report['peak'] / MIB:,.0f} | "
+            f"{report['seconds']:.1f} |"
+        )
+    largest = max(report["peak"] for report in sharded)
+    lines += [
+        "",
+        f"- The {args.processes} shards' neighbours put together "
+        f"{'equal' if equal else '**differ from**'} the one-process result, and so does the "
+        "temperature.",
+        f"- Largest peak per process: {largest / single['peak']:.2f}x the one-process peak.",
+        "",
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "sharded-propagation-cpu.md"
+    from rmlc.atomic import atomic_write_text
+
+    atomic_write_text("\n".join(lines) + provenance_section("cpu"), path)
+    print(path.read_text())
+    if not equal:
+        raise SystemExit("sharded result differs from the one-process result")
+
+
+if __name__ == "__main__":
+    main()

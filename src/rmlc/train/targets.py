@@ -1,0 +1,166 @@
+"""Training targets kept sparse: 0/1 rows stored as positive label indices (CSR).
+
+At web scale dense targets do not fit: Open Images is about 9 million images by 20,000
+classes, 180 G entries, while an image has a handful of positive labels. The trainer
+therefore keeps, per sample, the indices of its positive labels, and builds the dense
+``(B, m)`` float32 block of a batch when the loss needs it (:meth:`SparseTargets.__getitem__`).
+Label propagation gives an unlabeled sample the labels of its nearest labeled sample, so it
+replaces whole rows with copies of other rows (:meth:`SparseTargets.copy_rows`), and the
+targets stay sparse. Memory is ``O(N + nnz)`` instead of ``O(N m)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+import torch
+
+from rmlc.labels import positive_mask_numpy
+
+__all__ = ["SparseTargets"]
+
+Rows = torch.Tensor | np.ndarray | slice | int
+
+
+class SparseTargets:
+    """``(N, m)`` 0/1 targets as a CSR matrix of their positive entries.
+
+    Args:
+        targets: ``(N, m)`` targets in {0, 1} or {-1, +1} (array or tensor; dense), or a
+            SciPy sparse matrix whose stored non-zero entries are the positives.
+    """
+
+    def __init__(self, targets: np.ndarray | torch.Tensor | scipy.sparse.sparray) -> None:
+        if scipy.sparse.issparse(targets):
+            if targets.ndim != 2:
+                raise ValueError(f"targets must be 2-D (N, m), got shape {targets.shape}")
+            matrix = scipy.sparse.csr_array(targets)
+            matrix.eliminate_zeros()
+            values = matrix.data
+            if values.size and not np.isin(values, (0, 1)).all():
+                raise ValueError(
+                    "sparse targets must store 1 for positives; found other values "
+                    f"{np.unique(values[~np.isin(values, (0, 1))])[:8].tolist()}"
+                )
+        else:
+            dense = targets.detach().cpu().numpy() if isinstance(targets, torch.Tensor) else targets
+            dense = np.asarray(dense)
+            if dense.ndim != 2:
+                raise ValueError(f"targets must be 2-D (N, m), got shape {dense.shape}")
+            matrix = scipy.sparse.csr_array(positive_mask_numpy(dense, "targets"))
+        matrix = scipy.sparse.csr_array(
+            (np.ones(matrix.nnz, dtype=np.uint8), matrix.indices, matrix.indptr),
+            shape=matrix.shape,
+        )
+        matrix.sort_indices()
+        self.matrix = matrix
+
+    @classmethod
+    def from_indices(
+        cls, indptr: np.ndarray, indices: np.ndarray, num_classes: int
+    ) -> SparseTargets:
+        """Targets whose row ``i`` has its positives at ``indices[indptr[i]:indptr[i+1]]``."""
+        indptr = np.asarray(indptr, dtype=np.int64)
+        indices = np.asarray(indices, dtype=np.int64)
+        if indptr.ndim != 1 or indptr.size == 0 or indptr[0] != 0 or (np.diff(indptr) < 0).any():
+            raise ValueError("indptr must start at 0 and never decrease")
+        if indptr[-1] != indices.size:
+            raise ValueError(f"indptr ends at {indptr[-1]} but there are {indices.size} indices")
+        if indices.size and (indices.min() < 0 or indices.max() >= num_classes):
+            raise ValueError(f"label indices must lie in [0, {num_classes})")
+        matrix = scipy.sparse.csr_array(
+            (np.ones(indices.size, dtype=np.uint8), indices, indptr),
+            shape=(indptr.size - 1, num_classes),
+        )
+        matrix.sum_duplicates()  # a label listed twice is one positive
+        matrix.data[:] = 1
+        return cls(matrix)
+
+    # ---- shape ----------------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def nnz(self) -> int:
+        """Number of positive entries."""
+        return self.matrix.nnz
+
+    def __len__(self) -> int:
+        return self.matrix.shape[0]
+
+    def __repr__(self) -> str:
+        return f"SparseTargets(shape={self.shape}, positives={self.nnz})"
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def __getitem__(self, rows: Rows) -> torch.Tensor:
+        """Dense float32 ``(B, m)`` targets of ``rows`` (an int gives ``(m,)``)."""
+        if isinstance(rows, int | np.integer):
+            return torch.from_numpy(self.matrix[[int(rows)]].toarray()[0].astype(np.float32))
+        return torch.from_numpy(self.matrix[_row_index(rows)].toarray().astype(np.float32))
+
+    def take(self, rows: Rows) -> SparseTargets:
+        """The targets of ``rows`` (in that order), still sparse."""
+        return SparseTargets(self.matrix[_row_index(rows)])
+
+    def positives_per_class(self) -> np.ndarray:
+        """int64 ``(m,)`` number of positive samples of each class."""
+        return np.bincount(self.matrix.indices, minlength=self.num_classes).astype(np.int64)
+
+    def positives_per_row(self) -> np.ndarray:
+        """int64 ``(N,)`` number of positive labels of each sample."""
+        return np.diff(self.matrix.indptr).astype(np.int64)
+
+    def dense(self) -> torch.Tensor:
+        """All targets as a dense float32 ``(N, m)`` tensor (``O(N m)`` memory)."""
+        return self[slice(None)]
+
+    # ---- writing --------------------------------------------------------------------------
+
+    def copy_rows(self, rows: Rows, sources: Rows) -> None:
+        """Set row ``rows[i]`` to a copy of row ``sources[i]`` (read before any is written)."""
+        rows, sources = _row_index(rows, len(self)), _row_index(sources, len(self))
+        if rows.shape != sources.shape:
+            raise ValueError(f"{rows.size} rows but {sources.size} source rows")
+        take = np.arange(len(self))
+        take[rows] = sources
+        self.matrix = self.matrix[take]
+
+    # ---- checkpoints ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Plain tensors (loadable with ``torch.load(weights_only=True)``)."""
+        return {
+            "indptr": torch.from_numpy(self.matrix.indptr.astype(np.int64)),
+            "indices": torch.from_numpy(self.matrix.indices.astype(np.int64)),
+            "num_classes": torch.tensor(self.num_classes),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor] | torch.Tensor) -> SparseTargets:
+        """Targets saved by :meth:`state_dict`, or a dense tensor (older checkpoints)."""
+        if isinstance(state, torch.Tensor):
+            return cls(state)
+        return cls.from_indices(
+            state["indptr"].numpy(), state["indices"].numpy(), int(state["num_classes"])
+        )
+
+
+def _row_index(rows: Rows, length: int | None = None) -> np.ndarray | slice:
+    """``rows`` as something SciPy's row indexing takes (an int64 array, or a slice)."""
+    if isinstance(rows, slice):
+        return rows if length is None else np.arange(length)[rows]
+    if isinstance(rows, torch.Tensor):
+        rows = rows.detach().cpu().numpy()
+    index = np.asarray(rows)
+    if index.dtype == bool:
+        return np.flatnonzero(index)
+    if index.ndim != 1 or index.dtype.kind not in "iu":
+        raise ValueError(f"rows must be a 1-D integer index, got {index.dtype} {index.shape}")
+    return index.astype(np.int64, copy=False)

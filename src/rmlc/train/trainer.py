@@ -520,6 +520,8 @@ class Trainer:
             t=self.config.t,
             progress=False,
             shard_indices=rows,
+            index=self.config.propagation_index,
+            index_params=self.config.propagation_index_params,
         )
         shared = torch.cat([torch.as_tensor(result.labels).float(), result.weights[:, None]], 1)
         shared, rows = all_gather_rows(shared, rows)

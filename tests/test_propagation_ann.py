@@ -128,6 +128,23 @@ def test_approximate_search_on_tensors_with_an_offset() -> None:
     np.testing.assert_array_equal(result.distances.numpy(), exact.distances)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_approximate_search_of_cuda_tensors_runs_on_the_cpu_and_answers_on_cuda() -> None:
+    X_labeled, Y_labeled, X_unlabeled = latent_clusters(11, 800, 300)
+    exact = propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="faiss")
+    device = torch.device("cuda")
+    result = propagate_labels(
+        torch.from_numpy(X_labeled).to(device),
+        torch.from_numpy(Y_labeled).to(device),
+        torch.from_numpy(X_unlabeled).to(device),
+        index="ivf",
+        index_params={"nlist": 8, "nprobe": 8},
+    )
+    assert result.neighbors.device.type == "cuda"
+    np.testing.assert_array_equal(result.neighbors.cpu().numpy(), exact.neighbors)
+    np.testing.assert_allclose(result.distances.cpu().numpy(), exact.distances, rtol=1e-12)
+
+
 def test_a_query_the_index_finds_nothing_for_is_searched_exactly(monkeypatch) -> None:
     """An IVF query whose visited cells are empty gets -1 from FAISS: such rows are searched
     exactly rather than given labeled row -1 (the last one)."""

@@ -5,6 +5,7 @@ the trainer and the command line."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -343,8 +344,13 @@ def test_the_command_line_sets_the_index_of_the_label_refresh(monkeypatch, capsy
         return {"mAP": 50.0, "best_epoch": 1}
 
     monkeypatch.setattr(rmlc.train, "run", fake_run)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     flags = ["--semi-supervised", "--propagation-index", "ivf"]
-    assert main(["train", *flags, "--propagation-index-params", "{nlist: 9, nprobe: 3}"]) == 0
+    try:
+        assert main(["train", *flags, "--propagation-index-params", "{nlist: 9, nprobe: 3}"]) == 0
+    finally:  # `rmlc train` leaves its signal handlers installed (the process ends after it)
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
     assert configs[0].propagation_index == "ivf"
     assert configs[0].propagation_index_params == {"nlist": 9, "nprobe": 3}
     capsys.readouterr()

@@ -25,6 +25,24 @@ The distance to the chosen neighbour is then recomputed in float64 from the vect
 reported distances, ``t`` and the weights are exact; only the choice between neighbours closer
 to each other than float32 rounding can differ between backends.
 
+Approximate search (``index=``, FAISS only, on the CPU), for labeled sets of a million images
+and more, where the exact search's ``O(u l d)`` dominates:
+
+* ``index="ivf"``: ``faiss.IndexIVFFlat``: k-means cuts the labeled set into ``nlist`` cells
+  (default ``4 sqrt(l)``, at most ``l / 39``), trained on ``train_size`` labeled rows drawn
+  with ``seed`` (default ``min(l, 64 nlist)``); a query visits its ``nprobe`` nearest cells
+  (default ``sqrt(nlist)``). Deterministic: the same data and settings give the same index
+  and neighbours (FAISS's k-means is seeded too); ``nprobe = nlist`` is an exact search.
+* ``index="hnsw"``: ``faiss.IndexHNSWFlat``, a graph of ``m`` links per node (default 32),
+  built with ``ef_construction`` (40) and searched with ``ef_search`` (64). No training, but
+  FAISS inserts the nodes in an unspecified order when it builds with several threads, so
+  two builds (two runs, two processes) can differ in the rare neighbours they miss.
+
+See :func:`index_settings` for the settings and their defaults. The distances to the chosen
+neighbours are still exact; a neighbour the approximate search misses gives a slightly
+larger distance and a smaller weight. A query for which the index finds no neighbour at all
+(an IVF query whose ``nprobe`` cells are empty) is searched exactly.
+
 Memory: besides its inputs and outputs, the torch backend holds one float32 tile of
 ``chunk_size x labeled_block`` values (about 64 MiB by default, see :func:`chunk_layout`);
 the faiss backend holds a float32 copy of the labeled set (the index) and faiss's own tile
@@ -52,7 +70,7 @@ import contextlib
 import math
 import numbers
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -60,13 +78,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rmlc.checks import check_choice, check_integer
+from rmlc.checks import ParameterError, check_choice, check_integer
 from rmlc.gather import first_per_index, gather_objects
 from rmlc.labels import positive_mask_numpy
 
-__all__ = ["Backend", "Propagation", "Temperature", "chunk_layout", "propagate_labels"]
+__all__ = [
+    "Backend",
+    "Index",
+    "Propagation",
+    "Temperature",
+    "chunk_layout",
+    "index_settings",
+    "propagate_labels",
+]
 
 Backend = Literal["auto", "faiss", "torch"]
+Index = Literal["exact", "ivf", "hnsw"]
 Temperature = Literal["mean", "authors"] | float
 ArrayOrTensor = np.ndarray | torch.Tensor
 
@@ -82,6 +109,18 @@ _FAISS_TILE_BYTES = 16 * 2**20  # FAISS's own query tile; rows are centred in ba
 # progress=None shows a bar when the search compares more pairs than this.
 _AUTO_PROGRESS_PAIRS = 1e9
 _BACKENDS = ("auto", "faiss", "torch")
+_INDEXES = ("exact", "ivf", "hnsw")
+# The settings each index takes (index_params keys), with their smallest values.
+_INDEX_PARAMS = {
+    "exact": {},
+    "ivf": {"nlist": 1, "nprobe": 1, "train_size": 1, "seed": 0},
+    "hnsw": {"m": 2, "ef_search": 1, "ef_construction": 1},
+}
+# IVF: FAISS's k-means wants at least 39 training points per cell (it warns below that).
+_MIN_POINTS_PER_CELL = 39
+# IVF: default training rows per cell (FAISS's k-means subsamples above 256 per cell).
+_TRAIN_POINTS_PER_CELL = 64
+_HNSW_DEFAULTS = {"m": 32, "ef_search": 64, "ef_construction": 40}
 _TEMPERATURES = ("mean", "authors")
 
 
@@ -150,6 +189,78 @@ def chunk_layout(
     return chunk_rows, block_rows
 
 
+def index_settings(
+    index: Index,
+    index_params: Mapping[str, int] | None = None,
+    n_labeled: int | None = None,
+) -> dict[str, int]:
+    """The settings of a search index, checked, with their defaults filled for ``l`` labeled.
+
+    * ``"exact"``: none.
+    * ``"ivf"``: ``nlist`` cells (default ``round(4 sqrt(l))``, at most ``l // 39`` so that
+      k-means has 39 points per cell, at least 1), ``nprobe`` cells visited per query
+      (default ``round(sqrt(nlist))``, ``nprobe = nlist`` is exact), ``train_size`` labeled
+      rows k-means trains on (default ``min(l, 64 nlist)``) and the ``seed`` that draws them
+      and seeds k-means (default 0).
+    * ``"hnsw"``: ``m`` links per node (default 32), ``ef_search`` (64) and
+      ``ef_construction`` (40), the candidate lists of search and construction.
+
+    Args:
+        index: ``"exact"``, ``"ivf"`` or ``"hnsw"``.
+        index_params: settings to override, by name; None for the defaults.
+        n_labeled: ``l``; None checks the names and types only (defaults depending on ``l``
+            are left out).
+
+    Returns:
+        the settings by name.
+
+    Raises:
+        ValueError: an unknown index or setting, a setting that is not an integer or is out
+            of range (``nprobe`` in ``[1, nlist]``, ``nlist`` and ``train_size`` in
+            ``[1, l]``, ``train_size >= nlist``).
+    """
+    check_choice(index, _INDEXES, "index")
+    given = dict(index_params or {})
+    allowed = _INDEX_PARAMS[index]
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) if allowed else "no settings"
+        raise ParameterError(
+            f"index_params for index={index!r} takes {takes}; got unknown {', '.join(unknown)}"
+        )
+    for name, value in given.items():
+        given[name] = check_integer(value, f"index_params[{name!r}]", allowed[name])
+    if index == "hnsw":
+        return {**_HNSW_DEFAULTS, **given}
+    if index == "exact" or n_labeled is None:
+        return given
+    if index == "ivf":
+        nlist = given.get("nlist")
+        if nlist is None:
+            nlist = max(1, min(round(4 * math.sqrt(n_labeled)), n_labeled // _MIN_POINTS_PER_CELL))
+        elif nlist > n_labeled:
+            raise ParameterError(
+                f"index_params['nlist'] must be <= the number of labeled samples "
+                f"({n_labeled}): k-means cannot make more cells than points; got {nlist}"
+            )
+        nprobe = given.get("nprobe", max(1, min(nlist, round(math.sqrt(nlist)))))
+        if nprobe > nlist:
+            raise ParameterError(
+                f"index_params['nprobe'] must be <= nlist ({nlist}): a query cannot visit "
+                f"more cells than there are; got {nprobe}"
+            )
+        train_size = given.get("train_size", min(n_labeled, _TRAIN_POINTS_PER_CELL * nlist))
+        if not nlist <= train_size <= n_labeled:
+            raise ParameterError(
+                f"index_params['train_size'] must lie in [nlist, l] = [{nlist}, {n_labeled}] "
+                f"(k-means needs a point per cell, and draws from the labeled set); got "
+                f"{train_size}"
+            )
+        seed = given.get("seed", 0)
+        return {"nlist": nlist, "nprobe": nprobe, "train_size": train_size, "seed": seed}
+    raise AssertionError(index)  # pragma: no cover - check_choice has run
+
+
 def propagate_labels(
     X_labeled: ArrayOrTensor,
     Y_labeled: ArrayOrTensor,
@@ -159,6 +270,8 @@ def propagate_labels(
     chunk_size: int | None = None,
     progress: bool | None = None,
     shard_indices: ArrayOrTensor | None = None,
+    index: Index = "exact",
+    index_params: Mapping[str, int] | None = None,
 ) -> Propagation:
     """Give each unlabeled sample its nearest labeled sample's labels and a heat-kernel weight.
 
@@ -169,6 +282,10 @@ def propagate_labels(
     temperature is then taken over the distances of all shards (a collective: every process
     must call), so every row comes out exactly as :func:`propagate_labels` on the whole set
     gives it. Memory per process is ``O(l d + (u / R) d)``, plus ``O(u)`` for the distances.
+    With ``index="ivf"`` every process builds the same index from the same labeled features
+    (seeded k-means), so this still holds; with ``"hnsw"`` each process builds its own graph,
+    whose multi-threaded construction is not deterministic, so a row's neighbour may differ
+    from the single-process run's where the graph misses the exact one.
 
     Args:
         X_labeled: ``(l, d)`` features of the labeled samples, ``l >= 1``.
@@ -183,6 +300,10 @@ def propagate_labels(
         progress: show a tqdm bar over the chunks; None shows one when ``u * l > 1e9``.
         shard_indices: ``(u,)`` integer rows of ``X_unlabeled`` in the whole unlabeled set,
             when the unlabeled samples are sharded across processes (see above).
+        index: ``"exact"`` (default), or an approximate FAISS index, ``"ivf"`` or ``"hnsw"``
+            (see the module docstring); needs faiss and ``backend`` ``"auto"`` or ``"faiss"``.
+        index_params: the approximate index's settings, by name (see :func:`index_settings`);
+            None for the defaults.
 
     Returns:
         a :class:`Propagation`, in NumPy or torch as ``X_unlabeled``.
@@ -190,9 +311,10 @@ def propagate_labels(
     Raises:
         ValueError: an empty labeled set, features of different dimensions, NaN or inf in a
             feature matrix, ``Y_labeled`` of the wrong length or encoding, or a bad ``t``,
-            ``backend`` or ``chunk_size``.
+            ``backend``, ``chunk_size``, ``index`` or ``index_params``, or an approximate
+            index with ``backend="torch"``.
         TypeError: non-numeric features, or non-numeric 1-D labels for a torch result.
-        ImportError: ``backend="faiss"`` without faiss installed.
+        ImportError: ``backend="faiss"`` or an approximate index without faiss installed.
     """
     labeled = _as_feature_tensor(X_labeled, "X_labeled")
     unlabeled = _as_feature_tensor(X_unlabeled, "X_unlabeled")
@@ -215,16 +337,22 @@ def propagate_labels(
     _check_temperature(t)
     check_choice(backend, _BACKENDS, "backend")
     check_integer(chunk_size, "chunk_size", 1, allow_none=True)
+    settings = index_settings(index, index_params, n_labeled)
+    if index != "exact" and backend == "torch":
+        raise ParameterError(
+            f"index={index!r} is an approximate FAISS index: it needs backend='faiss' or "
+            "'auto', not 'torch' (the torch backend searches exactly)"
+        )
     _check_finite(labeled, "X_labeled")
     _check_finite(unlabeled, "X_unlabeled")
 
     device = _computing_device(labeled, unlabeled)
-    backend = _resolve_backend(backend, device)
+    backend = _resolve_backend(backend, device, index)
     chunk_rows, block_rows = chunk_layout(n_unlabeled, n_labeled, dim, chunk_size, backend)
     show = n_unlabeled * n_labeled > _AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
     with tqdm(
         total=n_unlabeled,
-        desc=f"propagate_labels ({backend})",
+        desc=f"propagate_labels ({backend if index == 'exact' else f'{backend}, {index}'})",
         unit="sample",
         disable=not show,
     ) as bar:
@@ -234,7 +362,9 @@ def propagate_labels(
             # error scales with the features' spread, not with an offset they share
             center = _mean_row(labeled, block_rows)
             if backend == "faiss":
-                neighbors = _nearest_faiss(labeled, unlabeled, center, device, chunk_rows, bar)
+                neighbors = _nearest_faiss(
+                    labeled, unlabeled, center, device, chunk_rows, bar, index, settings
+                )
             else:
                 neighbors = _nearest_torch(
                     labeled, unlabeled, center, device, chunk_rows, block_rows, bar
@@ -364,18 +494,21 @@ def _computing_device(labeled: torch.Tensor, unlabeled: torch.Tensor) -> torch.d
     return torch.device("cpu")
 
 
-def _resolve_backend(backend: str, device: torch.device) -> str:
+def _resolve_backend(backend: str, device: torch.device, index: str = "exact") -> str:
+    """The backend that runs: ``"auto"`` resolved; an approximate ``index`` always FAISS."""
     if backend == "torch":
         return backend
     try:
         import faiss
     except ImportError as error:
-        if backend == "auto":
+        if backend == "auto" and index == "exact":
             return "torch"
+        needs = f"index={index!r}" if index != "exact" else "backend='faiss'"
         raise ImportError(
-            "backend='faiss' needs the faiss package: pip install faiss-cpu (or rmlc[faiss])"
+            f"{needs} needs the faiss package: pip install faiss-cpu (or rmlc[faiss])"
         ) from error
-    if backend == "auto" and device.type == "cuda" and not _faiss_has_gpu(faiss):
+    exact_on_cuda = index == "exact" and device.type == "cuda"
+    if backend == "auto" and exact_on_cuda and not _faiss_has_gpu(faiss):
         return "torch"
     return "faiss"
 
@@ -416,6 +549,43 @@ def _faiss_flat_l2(faiss: Any, dim: int, device: torch.device) -> tuple[Any, Any
     return faiss.IndexFlatL2(dim), None
 
 
+def _faiss_approximate(
+    faiss: Any, kind: str, settings: dict[str, int], labeled: torch.Tensor, center: torch.Tensor
+) -> tuple[Any, Any]:
+    """An approximate CPU index over rows centred on ``center`` (float32 ``(d,)``), trained
+    (IVF) but empty, and what it refers to (kept alive beside it)."""
+    dim = labeled.shape[1]
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, settings["m"])
+        index.hnsw.efConstruction = settings["ef_construction"]
+        index.hnsw.efSearch = settings["ef_search"]
+        return index, None
+    quantizer = faiss.IndexFlatL2(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, settings["nlist"])
+    index.cp.seed = settings["seed"]  # k-means's initial centroids (and any subsampling)
+    index.nprobe = settings["nprobe"]
+    index.train(_training_rows(labeled, center, settings["train_size"], settings["seed"]))
+    return index, quantizer
+
+
+def _training_rows(
+    labeled: torch.Tensor, center: torch.Tensor, count: int, seed: int
+) -> np.ndarray:
+    """``(count, d)`` float32 centred labeled rows, drawn without replacement with ``seed``
+    (in their order in the labeled set), or all of them when ``count`` is ``l``."""
+    n_labeled = labeled.shape[0]
+    if count < n_labeled:
+        chosen = np.sort(np.random.default_rng(seed).choice(n_labeled, count, replace=False))
+    else:
+        chosen = np.arange(n_labeled)
+    rows = torch.empty(count, labeled.shape[1], dtype=torch.float32)
+    step = max(1, _FAISS_TILE_BYTES // (4 * labeled.shape[1]))
+    for start in range(0, count, step):
+        picked = torch.from_numpy(chosen[start : start + step]).to(labeled.device)
+        rows[start : start + len(picked)] = labeled.index_select(0, picked).cpu()
+    return rows.sub_(center).numpy()
+
+
 def _nearest_faiss(
     labeled: torch.Tensor,
     unlabeled: torch.Tensor,
@@ -423,23 +593,35 @@ def _nearest_faiss(
     device: torch.device,
     chunk_rows: int,
     bar: tqdm,
+    kind: str = "exact",
+    settings: dict[str, int] | None = None,
 ) -> torch.Tensor:
     import faiss
 
-    index, resources = _faiss_flat_l2(faiss, labeled.shape[1], device)
+    center32 = center.to(torch.float32).cpu()
+    if kind == "exact":
+        index, keep = _faiss_flat_l2(faiss, labeled.shape[1], device)
+    else:
+        index, keep = _faiss_approximate(faiss, kind, settings or {}, labeled, center32)
     # Rows are centred through one CPU buffer the size of FAISS's own tile.
     rows = max(1, min(chunk_rows, _FAISS_TILE_BYTES // (4 * labeled.shape[1])))
     buffer = torch.empty(rows, labeled.shape[1], dtype=torch.float32)
-    center = center.to(torch.float32).cpu()
     for start in range(0, labeled.shape[0], rows):
-        index.add(_center_into(labeled[start : start + rows], center, buffer).numpy())
+        index.add(_center_into(labeled[start : start + rows], center32, buffer).numpy())
     neighbors = np.empty(unlabeled.shape[0], dtype=np.int64)
     for start in range(0, unlabeled.shape[0], rows):
-        queries = _center_into(unlabeled[start : start + rows], center, buffer).numpy()
+        queries = _center_into(unlabeled[start : start + rows], center32, buffer).numpy()
         _, found = index.search(queries, 1)
         neighbors[start : start + len(queries)] = found[:, 0]
         bar.update(len(queries))
-    del index, resources
+    del index, keep
+    missing = np.flatnonzero(neighbors < 0)  # approximate: no labeled row in the cells visited
+    if len(missing):
+        queries = unlabeled.index_select(0, torch.from_numpy(missing).to(unlabeled.device))
+        chunk, block = chunk_layout(len(missing), labeled.shape[0], labeled.shape[1])
+        with tqdm(disable=True) as quiet:
+            found = _nearest_torch(labeled, queries, center, device, chunk, block, quiet)
+        neighbors[missing] = found.cpu().numpy()
     return torch.from_numpy(neighbors).to(device)
 
 

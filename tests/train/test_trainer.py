@@ -79,6 +79,40 @@ def test_semi_supervised_refreshes_at_the_configured_epochs(mosaic_tables, tmp_p
     assert [row["unlabeled_in_use"] for row in trainer.history] == [0, 1, 1, 1, 1]
 
 
+def test_the_trainer_refreshes_labels_with_the_configured_index(
+    mosaic_tables, tmp_path, monkeypatch
+) -> None:
+    """The label refresh searches with the configured approximate index."""
+    pytest.importorskip("faiss")
+    import rmlc.train.trainer as trainer_module
+    from rmlc.propagation import propagate_labels
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        result = propagate_labels(*args, **kwargs)
+        calls.append((kwargs, result))
+        return result
+
+    monkeypatch.setattr(trainer_module, "propagate_labels", spy)
+    config = tiny_config(
+        mosaic_tables,
+        tmp_path / "ss-ivf",
+        unlabeled=str(mosaic_tables["unlabeled"]),
+        semi_supervised=True,
+        warmup_epochs=1,
+        refresh_every=1,
+        epochs=2,
+        propagation_index="ivf",
+        propagation_index_params={"nlist": 4, "nprobe": 2},
+    )
+    run(config)
+    assert len(calls) == 1
+    kwargs, result = calls[0]
+    assert kwargs["index"] == "ivf" and kwargs["index_params"] == {"nlist": 4, "nprobe": 2}
+    assert len(result.neighbors) == 64 and bool((result.weights > 0).all())
+
+
 def signal_during_step(trainer, step: int, *signals: int) -> None:
     """Send these signals to this process in the middle of the trainer's step ``step`` (1-based)."""
     original_step, calls = trainer._step, []

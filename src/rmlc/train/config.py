@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from rmlc.losses import LOSSES
 from rmlc.losses.ranking import RAMP_START
 from rmlc.models import BACKBONES, is_backbone
+from rmlc.propagation import index_settings
 from rmlc.thresholds import THRESHOLD_CHOICES
 from rmlc.train.schedule import SCHEDULES
 
@@ -74,6 +76,12 @@ class TrainConfig:
     hinge before the ramp's cap is switched on (sets ``RMLCLoss.hinge_steps``); by default
     0.5 for ``rmlc`` (the recommended loss) and none for ``rmlc-paper``.
 
+    Semi-supervised: ``propagation_index`` is the nearest-labeled-neighbour search of the
+    label refresh: ``"exact"`` (default), or an approximate FAISS index, ``"ivf"`` or
+    ``"hnsw"``, for labeled sets of a million images and more, with its settings in
+    ``propagation_index_params`` (e.g. ``{nprobe: 32}``; see
+    :func:`rmlc.propagation.index_settings`).
+
     Diagnostics: ``dynamics_every`` > 0 records, every that many steps, where the batch sits
     on the ramp and each loss term's gradient norm (:func:`rmlc.losses.dynamics.
     ramp_statistics`) into ``dynamics.csv``, and after each epoch the training set's fit
@@ -126,6 +134,8 @@ class TrainConfig:
     warmup_epochs: int = 2
     refresh_every: int = 20
     t: str | float = "mean"
+    propagation_index: str = "exact"
+    propagation_index_params: dict[str, int] = field(default_factory=dict)
     unlabeled_ratio: float | None = None
     # evaluation
     topk: int = 3
@@ -236,6 +246,19 @@ class TrainConfig:
         require(
             (isinstance(self.t, int | float) and self.t > 0) or self.t in ("mean", "authors"),
             f"t must be 'mean', 'authors' or a positive number, got {self.t!r}",
+        )
+        try:
+            index_settings(self.propagation_index, self.propagation_index_params)
+        except ValueError as error:
+            raise ValueError(
+                f"config: propagation_index / propagation_index_params: {error}"
+            ) from None
+        require(
+            self.propagation_index == "exact"
+            or not self.semi_supervised
+            or importlib.util.find_spec("faiss") is not None,
+            f"propagation_index {self.propagation_index!r} needs the faiss package: "
+            "pip install faiss-cpu (or rmlc[faiss])",
         )
 
     @classmethod

@@ -524,6 +524,8 @@ class Trainer:
             t=self.config.t,
             progress=False,
             shard_indices=rows,
+            index=self.config.propagation_index,
+            index_params=self.config.propagation_index_params,
         )
         shared = torch.stack([result.labels.double(), result.weights.double()], dim=1)
         shared, rows = all_gather_rows(shared, rows)

@@ -75,6 +75,7 @@ def test_manifest_names_classes_shards_counts_and_source(tmp_path) -> None:
     assert manifest["source"]["table"] == str(table_path)
     assert manifest["source"]["image_root"] == str(tmp_path)
     assert not list((tmp_path / "shards").glob(".*"))  # no temporary file left
+    assert not list(tmp_path.glob(".shards.partial-*"))  # the scratch folder was renamed
 
 
 def test_webdataset_reads_the_shards_as_written(tmp_path) -> None:
@@ -109,6 +110,23 @@ def test_bad_files_are_named_at_once_and_nothing_is_written(tmp_path) -> None:
     with pytest.warns(UserWarning, match="skipped: 3 of 30"):
         write_shards(table_path, tmp_path / "kept", bad_images="skip")
     assert len(read_shards(tmp_path / "kept")) == 27
+
+
+def test_a_write_that_fails_half_way_leaves_no_folder(tmp_path, monkeypatch) -> None:
+    import rmlc.data.shards as shards
+
+    table_path = write_images(tmp_path, count=8)
+    original = shards._write_into
+
+    def fail_half_way(folder, *args):
+        original(folder, *args)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shards, "_write_into", fail_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        write_shards(table_path, tmp_path / "shards", samples_per_shard=3)
+    assert not (tmp_path / "shards").exists()
+    assert not list(tmp_path.glob(".shards.partial-*"))
 
 
 def test_a_folder_holding_files_is_not_overwritten(tmp_path) -> None:

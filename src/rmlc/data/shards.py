@@ -14,7 +14,8 @@ Layout of a shard folder:
   (an empty list for an unlabeled row).
 - ``shards.json``, the manifest: format and version, the class list, each shard's name,
   sample count and byte size, the sample counts, and the source table and image root.
-  It is written last and atomically: a folder without it holds no usable shards.
+  The folder is written under a scratch name and renamed into place whole, so it is
+  complete or absent; a folder without a manifest is refused.
 
 Reading: random access, not streaming. :func:`read_shards` checks the manifest against
 the shards and indexes them once, reading only the tar headers and the small ``.json``
@@ -36,7 +37,10 @@ by PIL; member names are never used as file system paths.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tarfile
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +140,9 @@ def write_shards(
 
     Every image file is decoded once first (:func:`~rmlc.data.scan_image_files`); bad ones
     are named all at once before anything is written (the full list in
-    ``<out_dir>.bad-images.txt``). The images go into the shards as stored.
+    ``<out_dir>.bad-images.txt``). The images go into the shards as stored. The shards and
+    the manifest are written into a scratch folder beside ``out_dir``, renamed into place
+    whole: ``out_dir`` appears complete or not at all.
 
     Args:
         table: the tags table (CSV or JSONL); unlabeled rows are kept, with no labels.
@@ -150,8 +156,6 @@ def write_shards(
     Returns:
         the manifest's path, ``out_dir/shards.json``.
     """
-    import webdataset
-
     check_choice(bad_images, ("raise", "skip"), "bad_images")
     if samples_per_shard < 1:
         raise ValueError(f"samples_per_shard must be >= 1, got {samples_per_shard}")
@@ -179,10 +183,40 @@ def write_shards(
     if not rows:
         raise ValueError(f"{table_path}: no readable image is left to shard")
 
-    out.mkdir(parents=True, exist_ok=True)
-    counts: list[int] = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir()  # as a new folder's permissions (mkdtemp would make it private)
+    try:
+        _write_into(scratch, tags, paths, extensions, rows, samples_per_shard)
+        manifest = _manifest(scratch, tags, rows, samples_per_shard)
+        manifest["source"] = {
+            "table": str(table_path),
+            "image_root": str(root),
+            "skipped_bad_images": len(reasons),
+        }
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        atomic_write_text(text, scratch / MANIFEST)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.rename(scratch, out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return out / MANIFEST
+
+
+def _write_into(
+    folder: Path,
+    tags: TagsTable,
+    paths: list[Path],
+    extensions: list[str],
+    rows: list[int],
+    samples_per_shard: int,
+) -> None:
+    """The shards of ``rows`` of the table, written into ``folder`` with ``webdataset``."""
+    import webdataset
+
     writer = webdataset.ShardWriter(
-        str(out / _PATTERN), maxcount=samples_per_shard, maxsize=float("inf"), verbose=0
+        str(folder / _PATTERN), maxcount=samples_per_shard, maxsize=float("inf"), verbose=0
     )
     try:
         for number, row in enumerate(rows):
@@ -194,14 +228,21 @@ def write_shards(
                     "json": json.dumps(record, ensure_ascii=False).encode(),
                 }
             )
-            if number % samples_per_shard == 0:
-                counts.append(0)
-            counts[-1] += 1
     finally:
         writer.close()
+
+
+def _manifest(
+    folder: Path, tags: TagsTable, rows: list[int], samples_per_shard: int
+) -> dict[str, Any]:
+    """The manifest of the shards just written into ``folder`` (``source`` left out)."""
+    counts = [
+        min(samples_per_shard, len(rows) - start)
+        for start in range(0, len(rows), samples_per_shard)
+    ]
     names = [_PATTERN % index for index in range(len(counts))]
     labeled = int(tags.labeled[rows].sum())
-    manifest = {
+    return {
         "format": SHARD_FORMAT,
         "version": _VERSION,
         "classes": tags.classes,
@@ -209,17 +250,10 @@ def write_shards(
         "labeled": labeled,
         "unlabeled": len(rows) - labeled,
         "shards": [
-            {"name": name, "samples": count, "bytes": (out / name).stat().st_size}
+            {"name": name, "samples": count, "bytes": (folder / name).stat().st_size}
             for name, count in zip(names, counts, strict=True)
         ],
-        "source": {
-            "table": str(table_path),
-            "image_root": str(root),
-            "skipped_bad_images": len(reasons),
-        },
     }
-    atomic_write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", out / MANIFEST)
-    return out / MANIFEST
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
@@ -228,8 +262,7 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"shard folder not found: {folder}")
     if not path.is_file():
         raise FileNotFoundError(
-            f"{folder} holds no shard manifest {MANIFEST}: write the shards with rmlc shard "
-            "(a folder whose writing stopped half-way has none either)"
+            f"{folder} holds no shard manifest {MANIFEST}: write the shards with rmlc shard"
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))

@@ -149,9 +149,7 @@ def _from_arrays(
     return data
 
 
-def _default_image_size(
-    images: list | ShardSet, rows: np.ndarray, backbone: str, store: ShardStore | None = None
-) -> int:
+def _default_image_size(images: list | ShardStore, rows: np.ndarray, backbone: str) -> int:
     """The side image files are resized to unless ``image_size`` says: 224 for ImageNet
     backbones; for the small CNN the images' own size, the median longer side of the first
     ``_SIZE_SAMPLE`` training images (headers only), capped at ``_SMALL_CNN_MAX_SIZE``."""
@@ -159,7 +157,7 @@ def _default_image_size(
         return 224
     sides = []
     for row in rows[:_SIZE_SAMPLE]:
-        source = images[row] if isinstance(images, list) else io.BytesIO(store.read(row))
+        source = images[row] if isinstance(images, list) else io.BytesIO(images.read(row))
         with Image.open(source) as image:
             sides.append(max(image.size))
     return int(min(_SMALL_CNN_MAX_SIZE, np.median(sides))) if sides else _SMALL_CNN_MAX_SIZE
@@ -223,10 +221,9 @@ def _from_files(
             return FileStore(source, None, size, cache=cache)
         return ShardStore(source, size, cache=cache)
 
-    size = config.image_size or 0
-    if not size:
-        probe = None if isinstance(images, list) else ShardStore(images, 0)
-        size = _default_image_size(images, labeled, config.backbone, probe)
+    size = config.image_size or _default_image_size(
+        images if isinstance(images, list) else ShardStore(images, 0), labeled, config.backbone
+    )
     clean = targets.astype(np.float32)
     targets = _corrupt(clean, labeled, config)
     return assemble(

@@ -65,7 +65,7 @@ def measure(folder: Path, count: int, rounds: int, epochs: int) -> list[str]:
         f"{torch.get_num_threads()} torch threads. Shards of 250 samples, written in "
         f"{shard_seconds:.1f} s (every image decoded once to check it); "
         f"{shard_bytes / 2**20:.1f} MiB of shards for {file_bytes / 2**20:.1f} MiB of files "
-        "(tar headers: 1 KiB per sample).",
+        "(tar adds a 512-byte header per member and pads each to 512 bytes).",
         "",
         "| setting | images/s (best round) | images/s (median) | paired vs files (median ratio) |",
         "|---|---|---|---|",

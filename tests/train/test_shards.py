@@ -150,6 +150,10 @@ def test_shards_and_tables_mix_only_where_it_is_clear(mosaic_tables, shard_table
     mixed = tiny_config(shard_tables, tmp_path / "r", unlabeled=str(mosaic_tables["unlabeled"]))
     with pytest.raises(ValueError, match="must be of one kind"):
         build_training_data(mixed)
+    with pytest.raises(FileNotFoundError, match="trian not found .a tags table or a shard"):
+        build_training_data(
+            tiny_config(shard_tables, tmp_path / "r", train=str(tmp_path / "trian"))
+        )
     empty = tmp_path / "not-shards"
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="not-shards holds no shard manifest"):

@@ -40,6 +40,7 @@ import json
 import os
 import shutil
 import tarfile
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -216,7 +217,11 @@ def _write_into(
     import webdataset
 
     writer = webdataset.ShardWriter(
-        str(folder / _PATTERN), maxcount=samples_per_shard, maxsize=float("inf"), verbose=0
+        str(folder / _PATTERN),
+        maxcount=samples_per_shard,
+        maxsize=float("inf"),
+        verbose=0,
+        mtime=int(time.time()),  # whole seconds: a float would add a PAX header per member
     )
     try:
         for number, row in enumerate(rows):

@@ -328,6 +328,8 @@ def _read_tags(
     path: str, classes: list[str] | None = None, require_labels: bool = False
 ) -> tuple[TagsTable, ShardSet | None]:
     """A tags table, or a shard folder's samples (and the shards)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} not found (a tags table or a shard folder)")
     if datasets.is_shard_folder(path):
         shards = datasets.read_shards(path, classes=classes, require_labels=require_labels)
         return shards.table, shards

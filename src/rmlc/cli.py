@@ -1,8 +1,8 @@
 """The ``rmlc`` command line: argument parsing only; the library does the work.
 
 Subcommands: ``train``, ``evaluate``, ``predict``, ``extract-features``, ``fit-features``,
-``corrupt``, ``data-stats``, ``pretrain`` and ``reproduce``. Every training option is a flag named
-after its :class:`~rmlc.train.config.TrainConfig` key (``--batch-size`` for
+``corrupt``, ``shard``, ``data-stats``, ``pretrain`` and ``reproduce``. Every training option
+is a flag named after its :class:`~rmlc.train.config.TrainConfig` key (``--batch-size`` for
 ``batch_size``); ``--config FILE.yaml`` sets many at once and flags override it.
 """
 
@@ -292,6 +292,24 @@ def command_corrupt(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_shard(args: argparse.Namespace) -> int:
+    from rmlc.data import write_shards
+
+    manifest_path = write_shards(
+        args.table,
+        args.out,
+        image_root=args.image_root,
+        samples_per_shard=args.samples_per_shard,
+        bad_images=args.bad_images,
+    )
+    manifest = json.loads(manifest_path.read_text())
+    print(
+        f"wrote {manifest['samples']} samples ({manifest['unlabeled']} unlabeled) in "
+        f"{len(manifest['shards'])} shards to {args.out}; manifest: {manifest_path}"
+    )
+    return 0
+
+
 def command_data_stats(args: argparse.Namespace) -> int:
     from rmlc.data import (
         FASHION_MNIST_CLASSES,
@@ -430,6 +448,22 @@ def build_parser() -> argparse.ArgumentParser:
     corrupt.add_argument("--drop", type=float, default=0.0, help="fraction of positives dropped")
     corrupt.add_argument("--seed", type=int, default=0)
     corrupt.set_defaults(handler=command_corrupt)
+
+    shard = commands.add_parser(
+        "shard",
+        help="pack a tags table's images into WebDataset tar shards (for rmlc train --train DIR)",
+    )
+    shard.add_argument("table", help="tags table (CSV or JSONL)")
+    shard.add_argument("out", help="new folder for the shards and their manifest")
+    shard.add_argument("--image-root", help="folder the table's image paths start from")
+    shard.add_argument("--samples-per-shard", type=int, default=1000)
+    shard.add_argument(
+        "--bad-images",
+        choices=["raise", "skip"],
+        default="raise",
+        help="unreadable image files: an error naming them all, or left out with a warning",
+    )
+    shard.set_defaults(handler=command_shard)
 
     stats = commands.add_parser("data-stats", help="statistics of the fashion-mosaic benchmark")
     stats.add_argument("--split", default="train")

@@ -7,7 +7,8 @@
   :func:`mosaic_statistics`, :func:`format_statistics`.
 * Users' data: :func:`load_cifar10`, :func:`load_stl10`, :func:`load_coco`,
   :func:`load_nus_wide`, tags tables (:func:`read_tags_table`, :func:`write_tags_table`),
-  :class:`ImageListDataset`, precomputed features (:func:`load_features`).
+  :class:`ImageListDataset`, precomputed features (:func:`load_features`), WebDataset
+  image shards of a tags table (:func:`write_shards`, :func:`read_shards`).
 * Label noise and splits: :func:`corrupt_labels`, :func:`drop_positives`,
   :func:`corrupt_file`, :func:`split_labeled`, :func:`subsample_multilabel`,
   :func:`train_validation_split`.
@@ -34,6 +35,7 @@ from rmlc.data.image_dataset import (
     BadImageError,
     ImageListDataset,
     check_image_file,
+    describe_bad_files,
     scan_image_files,
 )
 from rmlc.data.label_statistics import format_statistics, mosaic_statistics
@@ -45,6 +47,7 @@ from rmlc.data.mosaics import (
     make_mosaics,
 )
 from rmlc.data.nus_wide import NusWideLabels, load_nus_wide
+from rmlc.data.shards import ShardSet, is_shard_folder, read_shards, write_shards
 from rmlc.data.splits import split_labeled, subsample_multilabel, train_validation_split
 from rmlc.data.tags_table import TagsTable, read_tags_table, write_tags_table
 from rmlc.data.torchvision_sets import (
@@ -69,15 +72,18 @@ __all__ = [
     "ImageListDataset",
     "LabeledImages",
     "NusWideLabels",
+    "ShardSet",
     "TagsTable",
     "Theme",
     "check_image_file",
     "corrupt_file",
     "corrupt_labels",
     "corrupted_subset",
+    "describe_bad_files",
     "drop_positives",
     "fashion_mosaic",
     "format_statistics",
+    "is_shard_folder",
     "load_cifar10",
     "load_coco",
     "load_embedded_fashion_mnist",
@@ -90,6 +96,7 @@ __all__ = [
     "read_idx",
     "read_idx_images",
     "read_idx_labels",
+    "read_shards",
     "read_tags_table",
     "save_features",
     "scan_image_files",
@@ -97,5 +104,6 @@ __all__ = [
     "subsample_multilabel",
     "train_validation_split",
     "write_idx",
+    "write_shards",
     "write_tags_table",
 ]

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from rmlc.atomic import atomic_write_text
 from rmlc.checks import check_choice
 from rmlc.data._common import PathLike, shorten
 
@@ -33,12 +34,14 @@ __all__ = [
     "BadImageError",
     "ImageListDataset",
     "check_image_file",
+    "describe_bad_files",
     "pil_to_uint8_tensor",
     "scan_image_files",
 ]
 
 OnError = Literal["raise", "skip"]
 _LISTED = 5
+_LISTED_BAD_FILES = 20  # named in describe_bad_files' message; all of them in its file
 
 
 def pil_to_uint8_tensor(image: Image.Image) -> torch.Tensor:
@@ -92,6 +95,34 @@ def scan_image_files(paths: Sequence[PathLike], threads: int | None = None) -> d
     with ThreadPoolExecutor(threads) as pool:
         reasons = pool.map(check_image_file, paths)
         return {index: reason for index, reason in enumerate(reasons) if reason is not None}
+
+
+def describe_bad_files(found: Sequence[tuple[str, str, str]], total: int, report: Path) -> str:
+    """A message naming bad image files all at once, their full list written to ``report``.
+
+    Args:
+        found: ``(split, path, reason)`` of each bad file.
+        total: how many files were checked.
+        report: where the full list goes (tab-separated; atomically).
+
+    Returns:
+        their count and the first ``_LISTED_BAD_FILES`` with what is wrong with each, and
+        where the full list is.
+    """
+    try:
+        atomic_write_text("".join(f"{s}\t{p}\t{r}\n" for s, p, r in found), report)
+        where = f"the full list: {report}"
+    except OSError as error:
+        where = f"(the full list could not be written: {error})"
+    listed = "\n".join(
+        f"  {path}: {reason} ({split})" for split, path, reason in found[:_LISTED_BAD_FILES]
+    )
+    more = (
+        f"\n  ... and {len(found) - _LISTED_BAD_FILES} more"
+        if len(found) > _LISTED_BAD_FILES
+        else ""
+    )
+    return f"{len(found)} of {total} image files cannot be read:\n{listed}{more}\n{where}"
 
 
 class ImageListDataset(Dataset):

@@ -46,17 +46,19 @@ class TrainConfig:
     """Everything a training run depends on.
 
     Data: ``dataset`` names a built-in set (``fashion-mosaic``, ``fashion-mnist``,
-    ``cifar10``, ``stl10``, ``coco``, ``nus-wide``) or ``tags`` for tags tables
-    (``train``, ``test``, ``unlabeled``, ``image_root``). ``num_labeled`` keeps that many
-    training samples labeled (class-stratified for single-label sets); ``classes`` keeps
-    only those classes labeled and in the test set, their other images joining the unlabeled
-    pool (the STL-10 situation); ``max_unlabeled`` caps the unlabeled pool; ``subsample``
-    keeps a class-frequency-preserving fraction of a multi-label training set (the paper's
-    10% and 20% subsets); ``label_noise`` and ``missing_labels`` corrupt the labeled
-    training samples (the paper's protocol; positives dropped). ``bad_images``: an
-    unreadable, truncated, empty or missing image file of a tags table is an error naming
-    it (``"raise"``) or is left out with a warning counting them (``"skip"``); files are
-    checked before training starts. ``image_size``: the side image files are resized to;
+    ``cifar10``, ``stl10``, ``coco``, ``nus-wide``) or ``tags`` for users' data
+    (``train``, ``test``, ``unlabeled``: each a tags table with ``image_root``, or a folder
+    of WebDataset shards written by ``rmlc shard``, :mod:`rmlc.data.shards`).
+    ``num_labeled`` keeps that many training samples labeled (class-stratified for
+    single-label sets); ``classes`` keeps only those classes labeled and in the test set,
+    their other images joining the unlabeled pool (the STL-10 situation); ``max_unlabeled``
+    caps the unlabeled pool; ``subsample`` keeps a class-frequency-preserving fraction of
+    a multi-label training set (the paper's 10% and 20% subsets); ``label_noise`` and
+    ``missing_labels`` corrupt the labeled training samples (the paper's protocol;
+    positives dropped). ``bad_images``: an unreadable, truncated, empty or missing image
+    file of a tags table is an error naming it (``"raise"``) or is left out with a warning
+    counting them (``"skip"``); files are checked before training starts (shards were
+    checked when ``rmlc shard`` wrote them). ``image_size``: the side image files are resized to;
     by default the images' own size for ``small-cnn`` (at most 128) and 224 for the ResNets.
     ``image_cache``: a folder where decoded, resized images are kept in memory-mapped arrays
     (:mod:`rmlc.train.image_cache`): each file is decoded once, on the first epoch, and again

@@ -1,8 +1,8 @@
 """Images and targets as the trainer sees them: stores, views, batch preparation, builders.
 
-A *store* holds images (an in-memory uint8 array, or files read on demand); a *view* picks
-rows of a store and returns ``(uint8 image, position)``; batches are augmented and
-normalised on the training device by :class:`BatchPreparation`. The trainer keeps
+A *store* holds images (an in-memory uint8 array, or image files or WebDataset shards read
+on demand); a *view* picks rows of a store and returns ``(uint8 image, position)``; batches
+are augmented and normalised on the training device by :class:`BatchPreparation`. The trainer keeps
 the targets itself, indexed by position, so propagated labels can change without touching
 the datasets; they are sparse (:class:`~rmlc.train.targets.SparseTargets`) and densified one
 batch at a time. :func:`assemble` splits a store's rows into the :class:`TrainingData` the
@@ -11,10 +11,13 @@ trainer takes (:mod:`rmlc.train.datasets` loads each built-in dataset and tags t
 
 from __future__ import annotations
 
+import io
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import scipy.sparse
@@ -22,6 +25,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from rmlc.data.shards import ShardSet
 from rmlc.train.config import TrainConfig
 from rmlc.train.image_cache import DecodedImageCache
 from rmlc.train.targets import SparseTargets
@@ -30,7 +34,9 @@ __all__ = [
     "ArrayStore",
     "BatchPreparation",
     "FileStore",
+    "ImageStore",
     "ImageView",
+    "ShardStore",
     "TrainingData",
 ]
 
@@ -62,7 +68,43 @@ class ArrayStore:
         return self.images.shape[1]
 
 
-class FileStore:
+def decode_image(source: Path | BinaryIO, size: int, channels: int, name: str) -> torch.Tensor:
+    """``(channels, size, size)`` uint8 image of a file or of bytes (``name`` for messages)."""
+    try:
+        with Image.open(source) as image:
+            image = image.convert("RGB" if channels == 3 else "L")
+            image = image.resize((size, size), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file not found: {name}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"cannot read image {name}: {error}") from None
+    tensor = torch.from_numpy(array.copy())
+    return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+class _EncodedStore:
+    """Encoded images decoded on demand, through an optional decoded-image cache."""
+
+    size: int
+    channels: int
+    cache: DecodedImageCache | None
+
+    def _decode_row(self, row: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __getitem__(self, row: int) -> torch.Tensor:
+        if self.cache is not None and (cached := self.cache.get(row)) is not None:
+            return cached
+        if self.cache is None:
+            return self._decode_row(row)
+        stamp = self.cache.stamp(row)  # before decoding: a change while decoding re-decodes
+        image = self._decode_row(row)
+        self.cache.put(row, image, stamp)
+        return image
+
+
+class FileStore(_EncodedStore):
     """Images read from files on demand, converted to ``channels`` and resized.
 
     Args:
@@ -89,29 +131,67 @@ class FileStore:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, row: int) -> torch.Tensor:
-        if self.cache is not None and (cached := self.cache.get(row)) is not None:
-            return cached
-        if self.cache is None:
-            return self._decode(self.paths[row])
-        stamp = self.cache.stamp(row)  # before decoding: a change while decoding re-decodes
-        image = self._decode(self.paths[row])
-        self.cache.put(row, image, stamp)
-        return image
+    def _decode_row(self, row: int) -> torch.Tensor:
+        return self._decode(self.paths[row])
 
     def _decode(self, path: Path) -> torch.Tensor:
         """``(C, size, size)`` uint8 image of one file."""
-        try:
-            with Image.open(path) as image:
-                image = image.convert("RGB" if self.channels == 3 else "L")
-                image = image.resize((self.size, self.size), Image.BILINEAR)
-                array = np.asarray(image, dtype=np.uint8)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"image file not found: {path}") from None
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise ValueError(f"cannot read image {path}: {error}") from None
-        tensor = torch.from_numpy(array.copy())
-        return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+        return decode_image(path, self.size, self.channels, str(path))
+
+
+class ShardStore(_EncodedStore):
+    """Images read from WebDataset tar shards by position (:mod:`rmlc.data.shards`).
+
+    Sample ``row`` is read at its recorded byte offset in its shard (one seek and one read;
+    each process opens the shard files itself) and decoded as :class:`FileStore` decodes a
+    file. With ``cache``, a row is keyed by its shard file's size and modification time.
+
+    Args:
+        shards: the indexed samples (:func:`rmlc.data.read_shards`).
+        size: side of the square the images are resized to.
+        channels: 3 (RGB) or 1 (grayscale).
+        cache: a folder for a :class:`~rmlc.train.image_cache.DecodedImageCache`.
+    """
+
+    def __init__(
+        self, shards: ShardSet, size: int, channels: int = 3, cache: str | Path | None = None
+    ) -> None:
+        self.shards = shards
+        self.size, self.channels = size, channels
+        files = [shards.files[int(shard)] for shard in shards.members[:, 0]]
+        self.cache = None if cache is None else DecodedImageCache(cache, files, size, channels)
+        self._handles: dict[int, BinaryIO] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def read(self, row: int) -> bytes:
+        """The encoded bytes of sample ``row``'s image, as they were stored."""
+        shard, offset, length = (int(value) for value in self.shards.members[row])
+        if self._pid != os.getpid():  # a forked worker: never share a parent's file offsets
+            self._handles, self._pid = {}, os.getpid()
+        handle = self._handles.get(shard)
+        if handle is None:
+            handle = self._handles[shard] = open(self.shards.files[shard], "rb")  # noqa: SIM115
+        handle.seek(offset)
+        data = handle.read(length)
+        if len(data) != length:
+            raise ValueError(
+                f"{self.shards.describe(row)}: the shard ends before the image does; it "
+                "changed since it was indexed"
+            )
+        return data
+
+    def _decode_row(self, row: int) -> torch.Tensor:
+        data = io.BytesIO(self.read(row))
+        return decode_image(data, self.size, self.channels, self.shards.describe(row))
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handles": {}}  # each process opens the shards itself
+
+
+ImageStore = ArrayStore | FileStore | ShardStore
 
 
 class ImageView(Dataset):
@@ -120,9 +200,7 @@ class ImageView(Dataset):
     The trainer batches, moves, augments and normalises them with :class:`BatchPreparation`.
     """
 
-    def __init__(
-        self, store: ArrayStore | FileStore, rows: Sequence[int] | torch.Tensor | None = None
-    ) -> None:
+    def __init__(self, store: ImageStore, rows: Sequence[int] | torch.Tensor | None = None) -> None:
         self.store = store
         self.rows = torch.arange(len(store)) if rows is None else torch.as_tensor(rows)
 
@@ -230,11 +308,11 @@ Targets = np.ndarray | torch.Tensor | scipy.sparse.csr_array
 
 
 def assemble(
-    store: ArrayStore | FileStore,
+    store: ImageStore,
     targets: Targets,
     labeled_rows: np.ndarray | torch.Tensor,
     unlabeled_rows: np.ndarray | torch.Tensor,
-    test: tuple[ArrayStore | FileStore, Targets] | None,
+    test: tuple[ImageStore, Targets] | None,
     class_names: Sequence[str],
     config: TrainConfig,
     mean: Sequence[float] | None = None,
@@ -267,9 +345,9 @@ def assemble(
         else:
             mean, std = (IMAGENET_MEAN, IMAGENET_STD) if store.channels == 3 else ((0.5,), (0.25,))
     size = (
-        store.size
-        if isinstance(store, FileStore)
-        else (config.image_size or store.images.shape[-1])
+        (config.image_size or store.images.shape[-1])
+        if isinstance(store, ArrayStore)
+        else store.size
     )
     pool = torch.cat([train_rows, unlabeled_rows])
     labeled_targets = targets.take(train_rows)

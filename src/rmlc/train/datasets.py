@@ -9,6 +9,7 @@ run's seed, so that seeds vary training, not the benchmark.
 from __future__ import annotations
 
 import functools
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,12 @@ import torch
 from PIL import Image
 
 from rmlc import data as datasets
-from rmlc.atomic import atomic_write_text
 from rmlc.checks import check_choice
+from rmlc.data.shards import ShardSet
+from rmlc.data.tags_table import TagsTable
 from rmlc.train.config import TrainConfig
-from rmlc.train.data import ArrayStore, FileStore, TrainingData, assemble
+from rmlc.train.data import ArrayStore, FileStore, ShardStore, TrainingData, assemble
 
-_LISTED_BAD_FILES = 20  # named in the pre-flight's message; all of them in its file
 _SIZE_SAMPLE = 64  # images whose size sets the small CNN's default input size
 _SMALL_CNN_MAX_SIZE = 128
 
@@ -149,7 +150,7 @@ def _from_arrays(
     return data
 
 
-def _default_image_size(paths: list, rows: np.ndarray, backbone: str) -> int:
+def _default_image_size(images: list | ShardStore, rows: np.ndarray, backbone: str) -> int:
     """The side image files are resized to unless ``image_size`` says: 224 for ImageNet
     backbones; for the small CNN the images' own size, the median longer side of the first
     ``_SIZE_SAMPLE`` training images (headers only), capped at ``_SMALL_CNN_MAX_SIZE``."""
@@ -157,7 +158,8 @@ def _default_image_size(paths: list, rows: np.ndarray, backbone: str) -> int:
         return 224
     sides = []
     for row in rows[:_SIZE_SAMPLE]:
-        with Image.open(paths[row]) as image:
+        source = images[row] if isinstance(images, list) else io.BytesIO(images.read(row))
+        with Image.open(source) as image:
             sides.append(max(image.size))
     return int(min(_SMALL_CNN_MAX_SIZE, np.median(sides))) if sides else _SMALL_CNN_MAX_SIZE
 
@@ -168,7 +170,7 @@ def _preflight(splits: dict[str, tuple[list, np.ndarray]], config: TrainConfig):
     Every file of every split is checked in one pass, before anything of the run is
     written. The bad ones are named all at once: an error (``bad_images="raise"``) or a
     warning (``"skip"``, they are left out) giving their count and the first
-    ``_LISTED_BAD_FILES`` with what is wrong with each; the full list goes to
+    twenty with what is wrong with each; the full list goes to
     ``<out>.bad-images.txt``, beside the run folder.
     """
     found: list[tuple[str, str, str]] = []  # (split, path, reason)
@@ -180,21 +182,8 @@ def _preflight(splits: dict[str, tuple[list, np.ndarray]], config: TrainConfig):
     if not found:
         return kept
     report = Path(f"{str(config.out).rstrip('/')}.bad-images.txt")
-    try:
-        atomic_write_text("".join(f"{s}\t{p}\t{r}\n" for s, p, r in found), report)
-        where = f"the full list: {report}"
-    except OSError as error:
-        where = f"(the full list could not be written: {error})"
     total = sum(len(rows) for _, rows in splits.values())
-    listed = "\n".join(
-        f"  {path}: {reason} ({split})" for split, path, reason in found[:_LISTED_BAD_FILES]
-    )
-    more = (
-        f"\n  ... and {len(found) - _LISTED_BAD_FILES} more"
-        if len(found) > _LISTED_BAD_FILES
-        else ""
-    )
-    summary = f"{len(found)} of {total} image files cannot be read:\n{listed}{more}\n{where}"
+    summary = datasets.describe_bad_files(found, total, report)
     if config.bad_images == "raise":
         raise ValueError(
             f"{summary}\nFix or remove them, or pass --bad-images skip to leave them out."
@@ -204,24 +193,38 @@ def _preflight(splits: dict[str, tuple[list, np.ndarray]], config: TrainConfig):
 
 
 def _from_files(
-    paths: list,
+    images: list | ShardSet,
     targets: np.ndarray | scipy.sparse.csr_array,
     labeled: np.ndarray,
     unlabeled: np.ndarray,
-    test: tuple[list, np.ndarray | scipy.sparse.csr_array] | None,
+    test: tuple[list | ShardSet, np.ndarray | scipy.sparse.csr_array] | None,
     classes: list[str],
     config: TrainConfig,
 ) -> TrainingData:
+    """Images as files (a list of paths) or in shards (a :class:`ShardSet`). Files are
+    checked by :func:`_preflight`; shards were checked when they were written (a damaged
+    image is an error naming its shard and key when it is read)."""
     if not config.semi_supervised:
         unlabeled = unlabeled[:0]
-    splits = {"training": (paths, labeled), "unlabeled": (paths, unlabeled)}
-    if test is not None:
+    splits = {}
+    if isinstance(images, list):
+        splits.update(training=(images, labeled), unlabeled=(images, unlabeled))
+    if test is not None and isinstance(test[0], list):
         splits["test"] = (test[0], np.arange(len(test[0])))
-    kept = _preflight(splits, config)
-    labeled, unlabeled = kept["training"], kept["unlabeled"]
-    if test is not None:
+    kept = _preflight(splits, config) if splits else {}
+    labeled, unlabeled = kept.get("training", labeled), kept.get("unlabeled", unlabeled)
+    if "test" in kept:
         test = ([test[0][row] for row in kept["test"]], test[1][kept["test"]])
-    size = config.image_size or _default_image_size(paths, labeled, config.backbone)
+    cache = config.image_cache
+
+    def store(source: list | ShardSet, size: int) -> FileStore | ShardStore:
+        if isinstance(source, list):
+            return FileStore(source, None, size, cache=cache)
+        return ShardStore(source, size, cache=cache)
+
+    size = config.image_size or _default_image_size(
+        images if isinstance(images, list) else ShardStore(images, 0), labeled, config.backbone
+    )
     if config.label_noise > 0 or config.missing_labels > 0:  # the protocols need dense rows
         clean = (targets.toarray() if scipy.sparse.issparse(targets) else targets).astype(
             np.float32
@@ -229,14 +232,12 @@ def _from_files(
         targets = _corrupt(clean, labeled, config)
     else:  # a tags table's targets stay sparse
         clean = targets
-    cache = config.image_cache
-    test_split = None if test is None else (FileStore(test[0], None, size, cache=cache), test[1])
     return assemble(
-        FileStore(paths, None, size, cache=cache),
+        store(images, size),
         targets,
         labeled,
         unlabeled,
-        test_split,
+        None if test is None else (store(test[0], size), test[1]),
         classes,
         config,
         clean_targets=_clean_if_corrupted(clean, config),
@@ -329,11 +330,29 @@ def build_training_data(config: TrainConfig) -> TrainingData:
     )
 
 
+def _read_tags(
+    path: str, classes: list[str] | None = None, require_labels: bool = False
+) -> tuple[TagsTable, ShardSet | None]:
+    """A tags table, or a shard folder's samples (and the shards)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} not found (a tags table or a shard folder)")
+    if datasets.is_shard_folder(path):
+        shards = datasets.read_shards(path, classes=classes, require_labels=require_labels)
+        return shards.table, shards
+    return datasets.read_tags_table(path, classes=classes, require_labels=require_labels), None
+
+
 def _from_tags(config: TrainConfig) -> TrainingData:
-    """Users' tags tables: ``--train``, optional ``--unlabeled`` and ``--test``."""
-    train_path = _require(config.train, "--train (a tags table)", "tags")
-    root = Path(config.image_root or Path(train_path).parent)
-    train = datasets.read_tags_table(train_path)
+    """Users' tags tables or shard folders: ``--train``, optional ``--unlabeled`` and
+    ``--test``. Image paths of tables start at ``image_root``, by default the folder of
+    the training table (of the test table when training from shards)."""
+    train_path = _require(config.train, "--train (a tags table or a shard folder)", "tags")
+    train, shards = _read_tags(train_path)
+    if config.unlabeled and datasets.is_shard_folder(config.unlabeled) != (shards is not None):
+        raise ValueError(
+            f"--unlabeled {config.unlabeled} and --train {train_path} must be of one kind: "
+            "both tags tables or both shard folders"
+        )
     if len(train.images) == 0:
         raise ValueError(f"{train_path} has no rows: nothing to train on")
     if not train.labeled.any():
@@ -342,27 +361,33 @@ def _from_tags(config: TrainConfig) -> TrainingData:
             "(rows with an empty labels column are unlabeled)"
         )
     classes = list(train.classes)
-    paths = [root / image for image in train.images]
+    paths_from = train_path if shards is None else (config.test or train_path)
+    root = Path(config.image_root or Path(paths_from).parent)
+    images: list | ShardSet = shards if shards is not None else [root / i for i in train.images]
     targets = train.targets  # sparse (CSR): densified one batch at a time in training
     labeled = np.flatnonzero(train.labeled)
     unlabeled = np.flatnonzero(~train.labeled)
     if config.unlabeled:
-        extra = datasets.read_tags_table(config.unlabeled, classes=classes)
-        unlabeled = np.concatenate([unlabeled, len(paths) + np.arange(len(extra.images))])
-        paths += [root / image for image in extra.images]
-        none = scipy.sparse.csr_array((len(extra.images), len(classes)), dtype=np.uint8)
+        extra, extra_shards = _read_tags(config.unlabeled, classes=classes)
+        unlabeled = np.concatenate([unlabeled, len(train) + np.arange(len(extra))])
+        if isinstance(images, ShardSet):
+            images = images.joined(extra_shards)
+        else:
+            images += [root / image for image in extra.images]
+        none = scipy.sparse.csr_array((len(extra), len(classes)), dtype=np.uint8)
         targets = scipy.sparse.vstack([targets, none], format="csr")
     test = None
     if config.test:
-        table = datasets.read_tags_table(config.test, classes=classes, require_labels=True)
-        test = ([root / image for image in table.images], table.targets)
+        table, test_shards = _read_tags(config.test, classes=classes, require_labels=True)
+        test_images = test_shards if test_shards is not None else [root / i for i in table.images]
+        test = (test_images, table.targets)
     if config.num_labeled is not None and config.num_labeled < len(labeled):
         order = np.random.default_rng(config.seed).permutation(labeled)
         labeled, unlabeled = (
             np.sort(order[: config.num_labeled]),
             np.concatenate([unlabeled, np.sort(order[config.num_labeled :])]),
         )
-    return _from_files(paths, targets, labeled, unlabeled, test, classes, config)
+    return _from_files(images, targets, labeled, unlabeled, test, classes, config)
 
 
 def load_split(name: str, split: str, data_root: str | None, trained) -> tuple[object, np.ndarray]:

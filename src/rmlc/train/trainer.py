@@ -43,7 +43,7 @@ from rmlc.provenance import provenance
 from rmlc.thresholds import THRESHOLD_CHOICES, choose_threshold
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
 from rmlc.train.config import TrainConfig
-from rmlc.train.data import BatchPreparation, FileStore, TrainingData
+from rmlc.train.data import BatchPreparation, FileStore, ShardStore, TrainingData
 from rmlc.train.distributed import DistributedContext, all_gather_rows, barrier
 from rmlc.train.run_log import RunLog
 from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
@@ -198,12 +198,12 @@ class Trainer:
         )
 
     def _decoding_workers(self, dataset) -> int:
-        """``num_workers``, or by default: none for images in memory, and for image files
-        one worker per core this process may use beside its own (at most 8)."""
+        """``num_workers``, or by default: none for images in memory, and for image files or
+        shards one worker per core this process may use beside its own (at most 8)."""
         if self.config.num_workers is not None:
             return self.config.num_workers
         view = getattr(dataset, "dataset", dataset)  # a Subset's view
-        if not isinstance(getattr(view, "store", None), FileStore):
+        if not isinstance(getattr(view, "store", None), FileStore | ShardStore):
             return 0
         processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         return max(1, min(8, (os.cpu_count() or 1) // processes_here - 1))

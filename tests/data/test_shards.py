@@ -1,0 +1,181 @@
+"""WebDataset shards of a tags table: round trip, manifest, bad files, damaged shards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rmlc.cli import main
+from rmlc.data import read_shards, read_tags_table, write_shards
+from rmlc.data.shards import MANIFEST
+from rmlc.train.data import FileStore, ShardStore
+
+CLASSES = ["cat", "dog", "person"]
+
+
+def write_images(folder: Path, count: int = 30) -> Path:
+    """``count`` small images (PNG, grayscale PNG and JPEG, several sizes) under
+    ``folder/img`` and a tags table for them; every fifth row is unlabeled."""
+    rng = np.random.default_rng(0)
+    (folder / "img" / "sub").mkdir(parents=True)
+    rows = ["image,labels"]
+    for index in range(count):
+        side = 8 + index % 5
+        pixels = rng.integers(0, 256, size=(side, side + 2, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels)
+        if index % 3 == 0:
+            name = f"img/{index:02d}.png"
+        elif index % 3 == 1:
+            name, image = f"img/sub/{index:02d}.png", image.convert("L")
+        else:
+            name = f"img/{index:02d}.jpg"
+        image.save(folder / name)
+        labels = "|".join(CLASSES[j] for j in range(3) if (index >> j) & 1) or "cat"
+        rows.append(f"{name},{'' if index % 5 == 4 else labels}")
+    (folder / "tags.csv").write_text("\n".join(rows) + "\n")
+    return folder / "tags.csv"
+
+
+def test_round_trip_gives_the_files_bytes_and_labels(tmp_path) -> None:
+    table_path = write_images(tmp_path)
+    manifest_path = write_shards(table_path, tmp_path / "shards", samples_per_shard=7)
+    table = read_tags_table(table_path)
+    shards = read_shards(tmp_path / "shards")
+    assert shards.table.images == table.images
+    assert shards.table.classes == table.classes == CLASSES
+    np.testing.assert_array_equal(shards.table.targets, table.targets)
+    np.testing.assert_array_equal(shards.table.labeled, table.labeled)
+    assert (~shards.table.labeled).sum() == 6  # unlabeled rows are kept, with no labels
+    store = ShardStore(shards, 12)
+    files = FileStore(table.images, tmp_path, 12)
+    for row, image in enumerate(table.images):
+        assert store.read(row) == (tmp_path / image).read_bytes()  # as stored, not re-encoded
+        assert torch.equal(store[row], files[row])
+    assert manifest_path == tmp_path / "shards" / MANIFEST
+
+
+def test_manifest_names_classes_shards_counts_and_source(tmp_path) -> None:
+    table_path = write_images(tmp_path)
+    write_shards(table_path, tmp_path / "shards", samples_per_shard=7)
+    manifest = json.loads((tmp_path / "shards" / MANIFEST).read_text())
+    assert manifest["format"] == "rmlc-shards" and manifest["version"] == 1
+    assert manifest["classes"] == CLASSES
+    assert [entry["name"] for entry in manifest["shards"]] == [
+        f"shard-{i:06d}.tar" for i in range(5)
+    ]
+    assert [entry["samples"] for entry in manifest["shards"]] == [7, 7, 7, 7, 2]
+    for entry in manifest["shards"]:
+        assert entry["bytes"] == (tmp_path / "shards" / entry["name"]).stat().st_size
+    assert (manifest["samples"], manifest["labeled"], manifest["unlabeled"]) == (30, 24, 6)
+    assert manifest["source"]["table"] == str(table_path)
+    assert manifest["source"]["image_root"] == str(tmp_path)
+    assert not list((tmp_path / "shards").glob(".*"))  # no temporary file left
+    assert not list(tmp_path.glob(".shards.partial-*"))  # the scratch folder was renamed
+
+
+def test_webdataset_reads_the_shards_as_written(tmp_path) -> None:
+    import webdataset
+
+    table_path = write_images(tmp_path, count=9)
+    write_shards(table_path, tmp_path / "shards", samples_per_shard=4)
+    urls = [str(path) for path in sorted((tmp_path / "shards").glob("*.tar"))]
+    samples = list(webdataset.WebDataset(urls, shardshuffle=False))
+    table = read_tags_table(table_path)
+    assert [sample["__key__"] for sample in samples] == [f"{i:09d}" for i in range(9)]
+    for row, sample in enumerate(samples):
+        extension = Path(table.images[row]).suffix[1:]
+        assert sample[extension] == (tmp_path / table.images[row]).read_bytes()
+        record = json.loads(sample["json"])
+        assert record == {"image": table.images[row], "labels": table.labels_of(row)}
+
+
+def test_bad_files_are_named_at_once_and_nothing_is_written(tmp_path) -> None:
+    table_path = write_images(tmp_path)
+    (tmp_path / "img" / "03.png").write_bytes(b"")
+    (tmp_path / "img" / "06.png").write_bytes(b"not an image")
+    (tmp_path / "img" / "09.png").unlink()
+    with pytest.raises(ValueError, match="3 of 30 image files cannot be read") as info:
+        write_shards(table_path, tmp_path / "shards")
+    for name in ("03.png", "06.png", "09.png"):
+        assert name in str(info.value)
+    assert "nothing was written" in str(info.value)
+    assert not (tmp_path / "shards").exists()
+    report = (tmp_path / "shards.bad-images.txt").read_text().splitlines()
+    assert len(report) == 3
+    with pytest.warns(UserWarning, match="skipped: 3 of 30"):
+        write_shards(table_path, tmp_path / "kept", bad_images="skip")
+    assert len(read_shards(tmp_path / "kept")) == 27
+
+
+def test_a_write_that_fails_half_way_leaves_no_folder(tmp_path, monkeypatch) -> None:
+    import rmlc.data.shards as shards
+
+    table_path = write_images(tmp_path, count=8)
+    original = shards._write_into
+
+    def fail_half_way(folder, *args):
+        original(folder, *args)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shards, "_write_into", fail_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        write_shards(table_path, tmp_path / "shards", samples_per_shard=3)
+    assert not (tmp_path / "shards").exists()
+    assert not list(tmp_path.glob(".shards.partial-*"))
+
+
+def test_a_folder_holding_files_is_not_overwritten(tmp_path) -> None:
+    table_path = write_images(tmp_path, count=5)
+    write_shards(table_path, tmp_path / "shards")
+    with pytest.raises(ValueError, match="not an empty folder"):
+        write_shards(table_path, tmp_path / "shards")
+
+
+def test_damaged_shard_folders_are_errors_that_name_the_problem(tmp_path) -> None:
+    table_path = write_images(tmp_path, count=10)
+    write_shards(table_path, tmp_path / "shards", samples_per_shard=4)
+    folder = tmp_path / "shards"
+    manifest = json.loads((folder / MANIFEST).read_text())
+
+    with pytest.raises(FileNotFoundError, match="no shard manifest shards.json"):
+        read_shards(tmp_path / "img")
+    with pytest.raises(ValueError, match="unknown label 'person', not among the training"):
+        read_shards(folder, classes=["cat", "dog"])
+    with pytest.raises(ValueError, match="2 samples have no labels"):
+        read_shards(folder, require_labels=True)
+
+    (folder / "shard-000001.tar").rename(tmp_path / "moved.tar")
+    (folder / "shard-000002.tar").unlink()
+    with pytest.raises(FileNotFoundError, match="2 of the 3 shards .* are missing") as info:
+        read_shards(folder)
+    assert "shard-000001.tar" in str(info.value) and "shard-000002.tar" in str(info.value)
+    (tmp_path / "moved.tar").rename(folder / "shard-000001.tar")
+
+    manifest["shards"] = manifest["shards"][:2]
+    manifest["shards"][1]["samples"] = 5
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="holds 4 samples, the manifest says 5"):
+        read_shards(folder)
+    data = (folder / "shard-000000.tar").read_bytes()
+    (folder / "shard-000000.tar").write_bytes(data[:3000])
+    with pytest.raises(ValueError, match="shard-000000.tar is 3000 bytes, the manifest says"):
+        read_shards(folder)
+    (folder / MANIFEST).write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_shards(folder)
+
+
+def test_rmlc_shard_command(tmp_path, capsys) -> None:
+    table_path = write_images(tmp_path, count=12)
+    out = tmp_path / "shards"
+    assert main(["shard", str(table_path), str(out), "--samples-per-shard", "5"]) == 0
+    assert "wrote 12 samples (2 unlabeled) in 3 shards" in capsys.readouterr().out
+    assert len(read_shards(out)) == 12
+    (tmp_path / "img" / "00.png").write_bytes(b"")
+    assert main(["shard", str(table_path), str(tmp_path / "again")]) == 2
+    assert "00.png: empty file" in capsys.readouterr().err

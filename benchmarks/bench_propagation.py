@@ -457,6 +457,7 @@ def run_ann(args: argparse.Namespace) -> str:
         "machine": machine_line(),
         "load_before": load_before,
         "load_after": load_average(),
+        "note": args.note,
     }
     return render_ann(report)
 
@@ -474,9 +475,7 @@ def render_ann(report: dict) -> str:
         f"{ANN_LATENT}-d latent space, a random linear map to {ANN_DIM}-d, isotropic noise, a "
         f"bias and a ReLU. {report['machine']}.",
         f"Load average before / after: {report['load_before']} / {report['load_after']}. "
-        "**The machine was loaded by another experiment during these measurements**: the "
-        "times are indicative (each method's share of the 2 cores varied), the recalls are not "
-        "affected.",
+        + (report.get("note") or "No other job was known to run (`--note` says otherwise)."),
         "",
         'Every row is one `propagate_labels(..., backend="faiss", index=..., '
         "index_params=...)` call, index built (and, for IVF, trained) inside the call, labels, "
@@ -493,7 +492,8 @@ def render_ann(report: dict) -> str:
         "speed-up: the exact call's time over this one's, and the same for the search "
         "alone. Build: the index built (and, for IVF, trained) alone, once per index, as "
         "`propagate_labels` builds it; search: the time less the build, the part that grows "
-        "with the unlabeled set (an estimate from separate calls on a loaded machine).",
+        "with the unlabeled set (an estimate from separate calls: '–' where it came out at "
+        "or below 0, i.e. within the calls' noise).",
         "",
         "| search | settings | time (s) | build (s) | search (s) | speed-up (time / search) "
         "| recall@1 | distance ratio | weight change (mean / max) |",
@@ -502,10 +502,13 @@ def render_ann(report: dict) -> str:
     for row in rows:
         settings = ", ".join(f"{key}={value}" for key, value in row["settings"].items()) or "-"
         search = row["seconds"] - row["build"]
+        search_text, speedup_text = (
+            (f"{search:.2f}", f"{exact_search / search:.1f}x") if search > 0 else ("–", "–")
+        )
         lines.append(
             f"| {row['name']} | {settings} | {row['seconds']:.2f} | {row['build']:.2f} "
-            f"| {search:.2f} | {exact_seconds / row['seconds']:.2f}x / "
-            f"{exact_search / search:.1f}x | {row['recall']:.4f} "
+            f"| {search_text} | {exact_seconds / row['seconds']:.2f}x / "
+            f"{speedup_text} | {row['recall']:.4f} "
             f"| {row['ratio']:.4f} | {row['weight_change'].mean():.5f} / "
             f"{row['weight_change'].max():.4f} |"
         )
@@ -537,6 +540,7 @@ def main() -> None:
         default=None,
         help="default: benchmarks/results/propagation.md (propagation-ann.md for --part ann)",
     )
+    parser.add_argument("--note", default="", help="a sentence on the machine's state")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()

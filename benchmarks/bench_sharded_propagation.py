@@ -17,7 +17,7 @@ Clustered float32 features (as network features), the same for every run: each b
 Reported per process: peak resident memory above the size after imports (features
 included), and seconds in ``propagate_labels`` (faiss's exact search, threads shared out:
 each of R processes uses cores / R threads). The neighbours of the R shards, put together,
-must equal the one-process result. Writes ``sharded-propagation-cpu.md``.
+must equal the one-process result. Writes ``sharded-propagation-cpu-<l>x<u>.md``.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def main() -> None:
         "",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "sharded-propagation-cpu.md"
+    path = args.out / f"sharded-propagation-cpu-{args.labeled}x{args.unlabeled}.md"
     from rmlc.atomic import atomic_write_text
 
     atomic_write_text("\n".join(lines) + provenance_section("cpu"), path)

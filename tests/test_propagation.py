@@ -6,7 +6,6 @@ import math
 import sys
 import types
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import torch
 
 import rmlc.propagation as propagation
 from rmlc.propagation import Propagation, chunk_layout, propagate_labels
+from tests.sharding import assert_two_shards_give_the_whole
 
 try:
     import faiss
@@ -582,51 +582,19 @@ def test_errors_name_the_argument() -> None:
         propagate_labels(np.empty((3, 0)), np.ones((3, 1)), np.empty((2, 0)))
 
 
-def _sharded_worker(rank: int, store: str, labeled, labels, unlabeled, out_dir: str) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
-        total = unlabeled.shape[0]
-        padded = list(range(total)) + list(range((-total) % 2))  # a sampler's padding
-        mine = torch.tensor(padded[rank::2])
-        result = propagate_labels(
-            labeled, labels, unlabeled[mine], t="authors", backend="torch", shard_indices=mine
-        )
-        torch.save({"rows": mine, "result": result}, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.slow
 def test_two_processes_each_searching_a_shard_give_the_single_process_result(tmp_path) -> None:
     """Each process holds all labeled features but a shard of the unlabeled ones; the rows
     come out exactly as one process computes them, temperature included."""
-    import multiprocessing
 
     generator = torch.Generator().manual_seed(3)
     offset = 40.0 * torch.ones(16)  # shared offset, as raw ReLU features have
     labeled = torch.randn(50, 16, generator=generator) + offset
     unlabeled = torch.randn(41, 16, generator=generator) + offset
     labels = (torch.rand(50, 5, generator=generator) < 0.3).float()
-    whole = propagate_labels(labeled, labels, unlabeled, t="authors", backend="torch")
-
-    context = multiprocessing.get_context("spawn")
-    args = (str(tmp_path / "store"), labeled, labels, unlabeled, str(tmp_path))
-    processes = [context.Process(target=_sharded_worker, args=(r, *args)) for r in (0, 1)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-        if process.is_alive():
-            process.terminate()
-    assert [process.exitcode for process in processes] == [0, 0]
-    for rank in (0, 1):
-        saved = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
-        rows, result = saved["rows"], saved["result"]
-        assert result.t == whole.t
-        for name in ("labels", "weights", "neighbors", "distances"):
-            assert torch.equal(getattr(result, name), getattr(whole, name)[rows]), name
+    assert_two_shards_give_the_whole(
+        tmp_path, labeled, labels, unlabeled, t="authors", backend="torch"
+    )
 
 
 def test_shard_indices_must_name_one_row_per_sample() -> None:

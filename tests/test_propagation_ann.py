@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ import torch
 
 import rmlc.propagation as propagation
 from rmlc.propagation import index_settings, propagate_labels
+from tests.sharding import assert_two_shards_give_the_whole
 from tests.test_propagation import assert_same_result, brute_force
 
 faiss = pytest.importorskip("faiss")
@@ -197,54 +197,20 @@ def test_seeded_ivf_runs_are_reproducible() -> None:
     assert recall(first, exact) < 1.0  # 2 cells of 50: an approximate search, yet repeatable
 
 
-def _sharded_worker(rank: int, store: str, labeled, labels, unlabeled, out_dir: str) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
-        mine = torch.arange(rank, unlabeled.shape[0], 2)
-        result = propagate_labels(
-            labeled,
-            labels,
-            unlabeled[mine],
-            index="ivf",
-            index_params={"nlist": 20, "nprobe": 2},
-            shard_indices=mine,
-        )
-        torch.save({"rows": mine, "result": result}, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.slow
 def test_two_processes_building_the_same_ivf_index_give_the_single_process_result(
     tmp_path,
 ) -> None:
     """Each process trains the IVF index on the same labeled features with the same seed:
     the index, and so every row and the temperature, are the single process's."""
-    import multiprocessing
 
     X_labeled, Y_labeled, X_unlabeled = latent_clusters(7, 1000, 301)
     labeled, labels = torch.from_numpy(X_labeled), torch.from_numpy(Y_labeled).float()
     unlabeled = torch.from_numpy(X_unlabeled)
     params = {"nlist": 20, "nprobe": 2}
-    whole = propagate_labels(labeled, labels, unlabeled, index="ivf", index_params=params)
-    context = multiprocessing.get_context("spawn")
-    args = (str(tmp_path / "store"), labeled, labels, unlabeled, str(tmp_path))
-    processes = [context.Process(target=_sharded_worker, args=(r, *args)) for r in (0, 1)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-        if process.is_alive():
-            process.terminate()
-    assert [process.exitcode for process in processes] == [0, 0]
-    for rank in (0, 1):
-        saved = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
-        rows, result = saved["rows"], saved["result"]
-        assert result.t == whole.t
-        for name in ("labels", "weights", "neighbors", "distances"):
-            assert torch.equal(getattr(result, name), getattr(whole, name)[rows]), name
+    assert_two_shards_give_the_whole(
+        tmp_path, labeled, labels, unlabeled, index="ivf", index_params=params
+    )
 
 
 # ---------------------------------------------------------------------------------------

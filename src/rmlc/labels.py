@@ -9,6 +9,7 @@ anything else (2, 0.5, NaN, or a mix of 0 and -1) is a ``ValueError`` that names
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 import torch
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "positive_indicator",
     "positive_mask",
     "positive_mask_numpy",
+    "positives_csr",
     "to_signed",
 ]
 
@@ -95,6 +97,40 @@ def positive_mask_numpy(targets: np.ndarray, name: str = "Y") -> np.ndarray:
     if not ((positive | (targets == 0)).all() or (positive | (targets == -1)).all()):
         raise _encoding_error(name, targets)
     return positive
+
+
+def positives_csr(targets: object, name: str = "targets") -> scipy.sparse.csr_array:
+    """The positives of ``(N, m)`` targets as a canonical uint8 CSR matrix (sorted indices,
+    each positive stored once as 1).
+
+    Dense targets (array or tensor) follow :func:`positive_mask_numpy`'s encodings. A SciPy
+    sparse matrix (any format) must store 1 for each positive (stored zeros are dropped); a
+    positive stored twice (a label listed twice) is one positive. The input is not changed.
+    """
+    if scipy.sparse.issparse(targets):
+        if targets.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (N, m), got shape {targets.shape}")
+        entries = scipy.sparse.coo_array(targets, copy=True)  # keeps duplicate entries
+        kept = entries.data != 0
+        if not (entries.data[kept] == 1).all():
+            found = np.unique(entries.data[kept & (entries.data != 1)])[:_MAX_LISTED]
+            raise ValueError(
+                f"sparse {name} must store 1 for each positive; found values {found.tolist()}"
+            )
+        rows, columns = entries.row[kept], entries.col[kept]
+    else:
+        if isinstance(targets, torch.Tensor):
+            targets = targets.detach().cpu().numpy()
+        dense = np.asarray(targets)
+        if dense.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (N, m), got shape {dense.shape}")
+        rows, columns = np.nonzero(positive_mask_numpy(dense, name))
+    matrix = scipy.sparse.csr_array(
+        (np.ones(rows.size, np.uint8), (rows, columns)), shape=targets.shape
+    )  # duplicates are summed here...
+    matrix.data[:] = 1  # ...and count once
+    matrix.sort_indices()
+    return matrix
 
 
 def to_signed(positive: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

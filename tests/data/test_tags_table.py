@@ -171,3 +171,10 @@ def test_reading_keeps_targets_sparse(tmp_path: Path) -> None:
     assert table.targets.shape == (20000, 5000) and table.targets.nnz == distinct
     assert peak < 30e6, f"peak {peak / 1e6:.0f} MB: the targets were made dense"
     assert table.labels_of(8) == [classes[8], classes[56]]
+
+
+def test_a_sparse_label_listed_twice_is_written_once(tmp_path: Path) -> None:
+    targets = scipy.sparse.csr_array((np.ones(2), [0, 0], [0, 2, 2]), shape=(2, 2))
+    table = TagsTable(["a.jpg", "b.jpg"], targets, np.array([True, False]), ["cat", "dog"])
+    assert table.labels_of(0) == ["cat"]
+    assert "a.jpg,cat\n" in write_tags_table(tmp_path / "t.csv", table).read_text()

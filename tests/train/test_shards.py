@@ -172,3 +172,24 @@ def test_decoding_workers_read_the_shards_themselves(shard_tables) -> None:
     store.read(0)  # a handle opened here is not used by the workers
     loader = DataLoader(ImageView(store), batch_size=10, num_workers=2)
     assert torch.equal(torch.cat([images for images, _ in loader]), direct)
+
+
+def test_a_process_keeps_a_bounded_number_of_shards_open(
+    shard_tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading every shard in turn keeps at most ``_OPEN_SHARDS`` files open (a run over
+    thousands of shards would otherwise run out of file descriptors), and re-reading a
+    closed shard opens it again: the same images."""
+    import rmlc.train.data as data_module
+    from rmlc.data import read_shards
+
+    monkeypatch.setattr(data_module, "_OPEN_SHARDS", 2)
+    shards = read_shards(shard_tables["train"])
+    store = ShardStore(shards, 24)
+    assert len(shards.files) > 2
+    first = [store.read(row) for row in range(len(store))]
+    assert len(store._handles) == 2
+    closed = [handle for handle in store._handles.values() if handle.closed]
+    assert not closed
+    again = [store.read(row) for row in reversed(range(len(store)))]
+    assert again[::-1] == first and len(store._handles) == 2

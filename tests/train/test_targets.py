@@ -103,3 +103,15 @@ def test_from_indices_checks_its_input() -> None:
         SparseTargets.from_indices(np.array([0, 2, 1]), np.array([0, 1]), 4)
     with pytest.raises(ValueError, match="ends at"):
         SparseTargets.from_indices(np.array([0, 1]), np.array([0, 1]), 4)
+
+
+def test_a_positive_stored_twice_counts_once_and_the_input_is_unchanged() -> None:
+    """A sparse matrix listing a label twice (CSR duplicates, or COO entries) holds one
+    positive there, never a target of 2; the caller's matrix is left as it was."""
+    csr = scipy.sparse.csr_array((np.ones(3), [1, 1, 2], [0, 3, 3]), shape=(2, 4))
+    coo = scipy.sparse.coo_array((np.ones(3), ([0, 0, 0], [1, 1, 2])), shape=(2, 4))
+    for matrix in (csr, coo):
+        targets = SparseTargets(matrix)
+        np.testing.assert_array_equal(targets.dense().numpy(), [[0, 1, 1, 0], [0, 0, 0, 0]])
+        np.testing.assert_array_equal(targets.positives_per_class(), [0, 1, 1, 0])
+    assert csr.nnz == 3 and coo.nnz == 3

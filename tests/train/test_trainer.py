@@ -113,6 +113,27 @@ def test_the_trainer_refreshes_labels_with_the_configured_index(
     assert len(result.neighbors) == 64 and bool((result.weights > 0).all())
 
 
+def test_index_settings_that_do_not_fit_the_labeled_count_fail_before_training(
+    mosaic_tables, tmp_path
+) -> None:
+    """nprobe above the default nlist for this labeled count is an error when the trainer
+    is built, not at the first label refresh after the warm-up."""
+    pytest.importorskip("faiss")
+    config = tiny_config(
+        mosaic_tables,
+        tmp_path / "ss-bad",
+        unlabeled=str(mosaic_tables["unlabeled"]),
+        semi_supervised=True,
+        warmup_epochs=1,
+        epochs=2,
+        propagation_index="ivf",
+        propagation_index_params={"nprobe": 500},
+    )
+    with pytest.raises(ValueError, match="labeled images: .*nprobe"):
+        build_trainer(config)
+    assert not (tmp_path / "ss-bad" / "last.pt").exists()
+
+
 def signal_during_step(trainer, step: int, *signals: int) -> None:
     """Send these signals to this process in the middle of the trainer's step ``step`` (1-based)."""
     original_step, calls = trainer._step, []

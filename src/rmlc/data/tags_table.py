@@ -33,7 +33,7 @@ import scipy.sparse
 from rmlc.atomic import atomic_write_text
 from rmlc.checks import check_choice
 from rmlc.data._common import PathLike, as_path, shorten
-from rmlc.labels import positive_mask_numpy
+from rmlc.labels import positives_csr
 
 __all__ = ["TAGS_COLUMNS", "TagsTable", "read_tags_table", "tags_table_format", "write_tags_table"]
 
@@ -86,24 +86,10 @@ class TagsTable:
 
 def _as_csr(targets: object, shape: tuple[int, int]) -> scipy.sparse.csr_array:
     """uint8 CSR matrix of the positives of dense 0/1 (or -1/+1) or sparse 0/1 targets."""
-    if scipy.sparse.issparse(targets):
-        matrix = scipy.sparse.csr_array(targets, copy=True)
-        matrix.eliminate_zeros()
-        if matrix.nnz and not (matrix.data == 1).all():
-            raise ValueError("sparse targets must store 1 for each positive label")
-    else:
-        dense = np.asarray(targets)
-        if dense.shape != shape:
-            raise ValueError(f"targets must have shape {shape}, got {dense.shape}")
-        matrix = scipy.sparse.csr_array(positive_mask_numpy(dense, "targets"))
-    if matrix.shape != shape:
-        raise ValueError(f"targets must have shape {shape}, got {matrix.shape}")
-    matrix = scipy.sparse.csr_array(
-        (np.ones(matrix.nnz, np.uint8), matrix.indices.astype(np.int32), matrix.indptr),
-        shape=shape,
-    )
-    matrix.sort_indices()
-    return matrix
+    found = tuple(getattr(targets, "shape", np.shape(targets)))
+    if found != shape:
+        raise ValueError(f"targets must have shape {shape}, got {found}")
+    return positives_csr(targets, "targets")
 
 
 def _check_classes(classes: Sequence[str], where: str) -> None:

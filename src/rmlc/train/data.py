@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "TrainingData",
 ]
 
+_OPEN_SHARDS = 16  # shard files a process keeps open at once (least recently read closed)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -160,7 +162,7 @@ class ShardStore(_EncodedStore):
         self.size, self.channels = size, channels
         files = [shards.files[int(shard)] for shard in shards.members[:, 0]]
         self.cache = None if cache is None else DecodedImageCache(cache, files, size, channels)
-        self._handles: dict[int, BinaryIO] = {}
+        self._handles: OrderedDict[int, BinaryIO] = OrderedDict()  # least recent first
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -170,10 +172,14 @@ class ShardStore(_EncodedStore):
         """The encoded bytes of sample ``row``'s image, as they were stored."""
         shard, offset, length = (int(value) for value in self.shards.members[row])
         if self._pid != os.getpid():  # a forked worker: never share a parent's file offsets
-            self._handles, self._pid = {}, os.getpid()
+            self._handles, self._pid = OrderedDict(), os.getpid()
         handle = self._handles.get(shard)
         if handle is None:
+            if len(self._handles) >= _OPEN_SHARDS:  # bounded: a run may read 10,000 shards
+                self._handles.popitem(last=False)[1].close()
             handle = self._handles[shard] = open(self.shards.files[shard], "rb")  # noqa: SIM115
+        else:
+            self._handles.move_to_end(shard)
         handle.seek(offset)
         data = handle.read(length)
         if len(data) != length:
@@ -323,8 +329,8 @@ def assemble(
 
     Args:
         store: training images.
-        targets: ``(N, m)`` 0/1 targets of the store's rows (any values for unlabeled rows),
-            dense or SciPy sparse.
+        targets: ``(N, m)`` 0/1 (or -1/+1) targets of the store's rows, dense or SciPy
+            sparse; unlabeled rows' targets are not used (but must be in the encoding).
         labeled_rows: rows of the store with labels.
         unlabeled_rows: rows of the store without.
         test: ``(store, targets)`` of the test split.

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from rmlc.labels import positive_mask_numpy
+from rmlc.labels import positives_csr
 
 __all__ = ["SparseTargets"]
 
@@ -31,29 +31,7 @@ class SparseTargets:
     """
 
     def __init__(self, targets: np.ndarray | torch.Tensor | scipy.sparse.sparray) -> None:
-        if scipy.sparse.issparse(targets):
-            if targets.ndim != 2:
-                raise ValueError(f"targets must be 2-D (N, m), got shape {targets.shape}")
-            matrix = scipy.sparse.csr_array(targets)
-            matrix.eliminate_zeros()
-            values = matrix.data
-            if values.size and not np.isin(values, (0, 1)).all():
-                raise ValueError(
-                    "sparse targets must store 1 for positives; found other values "
-                    f"{np.unique(values[~np.isin(values, (0, 1))])[:8].tolist()}"
-                )
-        else:
-            dense = targets.detach().cpu().numpy() if isinstance(targets, torch.Tensor) else targets
-            dense = np.asarray(dense)
-            if dense.ndim != 2:
-                raise ValueError(f"targets must be 2-D (N, m), got shape {dense.shape}")
-            matrix = scipy.sparse.csr_array(positive_mask_numpy(dense, "targets"))
-        matrix = scipy.sparse.csr_array(
-            (np.ones(matrix.nnz, dtype=np.uint8), matrix.indices, matrix.indptr),
-            shape=matrix.shape,
-        )
-        matrix.sort_indices()
-        self.matrix = matrix
+        self.matrix = positives_csr(targets, "targets")
 
     @classmethod
     def from_indices(
@@ -72,9 +50,7 @@ class SparseTargets:
             (np.ones(indices.size, dtype=np.uint8), indices, indptr),
             shape=(indptr.size - 1, num_classes),
         )
-        matrix.sum_duplicates()  # a label listed twice is one positive
-        matrix.data[:] = 1
-        return cls(matrix)
+        return cls(matrix)  # a label listed twice is one positive
 
     # ---- shape ----------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from rmlc.losses import build_loss
 from rmlc.losses.dynamics import ramp_statistics
 from rmlc.metrics import MultiLabelMeter, mean_average_precision
 from rmlc.models import MultiLabelNet
-from rmlc.propagation import propagate_labels
+from rmlc.propagation import index_settings, propagate_labels
 from rmlc.provenance import provenance
 from rmlc.thresholds import THRESHOLD_CHOICES, choose_threshold
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
@@ -134,6 +134,15 @@ class Trainer:
             self.device.type, enabled=self.amp_dtype == torch.float16
         )
         # Targets and weights of every training sample; propagation rewrites the unlabeled.
+        if config.semi_supervised and len(data.unlabeled):  # settings that need l: now,
+            try:  # not at the first refresh after the warm-up
+                index_settings(
+                    config.propagation_index, config.propagation_index_params, len(data.labeled)
+                )
+            except ValueError as error:
+                raise ValueError(
+                    f"propagation_index_params for {len(data.labeled)} labeled images: {error}"
+                ) from error
         self.targets = data.targets.take(slice(None))  # a copy, sparse
         self.sample_weights = torch.ones(len(self.targets))
         self.propagation_epoch: int | None = None

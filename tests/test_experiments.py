@@ -398,3 +398,28 @@ def test_a_spec_is_checked_whole_when_it_is_read(tmp_path) -> None:
             load_spec(name, folder=tmp_path)
     spec = load_spec("table3")
     assert spec.method("CNN+RMLC").source == "BCE" and not spec.method("CNN+RMLC").trains_a_network
+
+
+def test_reports_with_an_axis_give_each_claim_at_each_value() -> None:
+    """One verdict per value of the axis, from the pairs at that value alone."""
+    from rmlc.experiments.report import _claims_by_axis
+
+    spec = load_spec("fig3")
+    runs = []
+    for axis, gap in (("0.0", 1.0), ("0.5", -1.0)):
+        for seed in range(4):
+            for method, value in (("RMLC", 50.0 + gap + 0.01 * seed), ("WARP", 50.0)):
+                runs.append(
+                    {
+                        "variant": "v",
+                        "axis": axis,
+                        "seed": seed,
+                        "method": method,
+                        "metrics": {"mAP": value},
+                    }
+                )
+    table = _claims_by_axis(spec, runs)
+    assert table[0] == "| claim | 0 | 50 |"
+    row = next(line for line in table if line.startswith("| RMLC − WARP, mAP"))
+    assert "+1.02 (held, 4)" in row and "-0.98 (did not hold, 4)" in row
+    assert not any("F1-C" in line for line in table)  # no F1-C in these runs

@@ -111,6 +111,28 @@ def _claim_lines(spec, runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _claims_by_axis(spec, runs: list[dict[str, Any]]) -> list[str]:
+    """A table: one row per claim, one column per value of the axis, each cell the mean
+    paired difference at that value alone and its verdict."""
+    values = sorted({run["axis"] for run in runs}, key=float)
+    header = ["claim", *(f"{float(value) * spec.axis.scale:g}" for value in values)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for claim in spec.claims:
+        cells = []
+        for value in values:
+            at_value = [run for run in runs if run["axis"] == value]
+            differences = _paired_differences(at_value, claim.better, claim.worse, claim.metric)
+            if not differences:
+                cells.append("–")
+                continue
+            verdict, _, _ = paired_verdict(differences)
+            cells.append(f"{statistics.fmean(differences):+.2f} ({verdict}, {len(differences)})")
+        if any(cell != "–" for cell in cells):
+            name = f"{claim.better} − {claim.worse}, {claim.metric}"
+            lines.append("| " + " | ".join([name, *cells]) + " |")
+    return lines if len(lines) > 2 else []
+
+
 def _format(row: dict[str, Any], metric: str) -> str:
     if metric not in row:
         return ""
@@ -273,6 +295,15 @@ def write_report(
     claims = _claim_lines(spec, runs)
     if claims:
         lines += ["", "## Claims", "", *claims]
+    by_axis = _claims_by_axis(spec, runs) if spec.axis is not None else []
+    if by_axis:
+        lines += [
+            "",
+            f"By {spec.axis.label}: the mean paired difference at each value alone, its "
+            "verdict and the number of pairs (every variant and seed at that value).",
+            "",
+            *by_axis,
+        ]
     if spec.axis is not None:
         figure = out / f"{spec.name}{suffix}.png"
         _plot(spec, rows, figure)

@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: interleaved timing (minimum and median), provenance.
+"""Helpers shared by the benchmarks: interleaved timing (minimum and median), peak memory,
+provenance.
 
 Shared machines are noisy, so every benchmark measures the things it compares in the same
 rounds, interleaved, and reports the minimum (the least disturbed run) beside the median.
@@ -11,6 +12,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -57,6 +59,24 @@ def time_interleaved(
     if keep_samples:
         return samples
     return {name: (min(values), statistics.median(values)) for name, values in samples.items()}
+
+
+def process_memory(field: str) -> int:
+    """Bytes of a memory ``field`` of this process (``"VmRSS"``: resident now; ``"VmHWM"``:
+    the resident high-water mark), from ``/proc/self/status`` (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def restart_peak_memory() -> int:
+    """Restart the resident high-water mark (``VmHWM``) from the resident size now, and
+    return that size in bytes (Linux; ``OSError`` where ``/proc/self/clear_refs`` is not
+    writable). Every allocation touched afterwards counts, NumPy, torch, FAISS and BLAS
+    alike."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return process_memory("VmRSS")
 
 
 def peak_cpu_memory(function: Callable[[], object]) -> int:

@@ -54,7 +54,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import provenance_section, time_interleaved
+from _timing import process_memory, provenance_section, restart_peak_memory, time_interleaved
 from rmlc.propagation import chunk_layout, index_settings, propagate_labels
 
 FULL_UNLABELED, FULL_LABELED, DIM, LABELS, CLUSTERS = 200_000, 20_000, 512, 80, 100
@@ -141,27 +141,18 @@ def authors_loop(X_labeled: np.ndarray, X_unlabeled: np.ndarray) -> list[int]:
 # ---------------------------------------------------------------------------------------
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def child_peak_memory(method: str, n_unlabeled: int, n_labeled: int) -> None:
     """Print ``{"peak_extra": bytes, "reset": bool}`` for one call of ``method``."""
     data = make_data(n_unlabeled, n_labeled)
     call = methods(*data)[method]
     try:
-        Path("/proc/self/clear_refs").write_text("5")  # high-water mark := current RSS
-        reset = True
+        before, reset = restart_peak_memory(), True
     except OSError:
-        reset = False
-    before = _status_kib("VmRSS")
+        before, reset = process_memory("VmRSS"), False
     result = call()
-    peak = _status_kib("VmHWM")
+    peak = process_memory("VmHWM")
     del result
-    print(json.dumps({"peak_extra": (peak - before) * 1024, "reset": reset}))
+    print(json.dumps({"peak_extra": peak - before, "reset": reset}))
 
 
 def peak_memory(method: str, n_unlabeled: int, n_labeled: int) -> dict:

@@ -35,22 +35,11 @@ import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _timing import provenance_section
+from _timing import process_memory, provenance_section, restart_peak_memory
+from rmlc.atomic import atomic_write_text
 
 BLOCK, CLUSTERS, SEED = 8192, 256, 0
 MIB = 2**20
-
-
-def _status(key: str) -> int:
-    with open("/proc/self/status") as handle:
-        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith(key + ":"))
-
-
-def restart_peak() -> int:
-    """Current resident size; the peak (``VmHWM``) restarts from it (Linux)."""
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
-    return _status("VmRSS")
 
 
 def features(rows: range, dim: int, stream: int) -> np.ndarray:
@@ -83,7 +72,7 @@ def run(rank: int, processes: int, args: argparse.Namespace, folder: str) -> Non
         dist.init_process_group(
             "gloo", init_method=f"file://{folder}/store", rank=rank, world_size=processes
         )
-    before = restart_peak()
+    before = restart_peak_memory()
     labeled = features(range(args.labeled), args.dim, 0)
     labels = np.arange(args.labeled)  # each labeled row's own index (as the trainer does)
     share = -(-args.unlabeled // processes)
@@ -99,7 +88,7 @@ def run(rank: int, processes: int, args: argparse.Namespace, folder: str) -> Non
         shard_indices=np.arange(rows.start, rows.stop) if processes > 1 else None,
     )
     seconds = time.perf_counter() - started
-    peak = _status("VmHWM") - before
+    peak = process_memory("VmHWM") - before
     np.save(f"{folder}/neighbors-{processes}-{rank}.npy", result.labels)
     with open(f"{folder}/report-{processes}-{rank}.json", "w") as handle:
         json.dump({"seconds": seconds, "peak": peak, "t": result.t}, handle)
@@ -171,8 +160,6 @@ def main() -> None:
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"sharded-propagation-cpu-{args.labeled}x{args.unlabeled}.md"
-    from rmlc.atomic import atomic_write_text
-
     atomic_write_text("\n".join(lines) + provenance_section("cpu"), path)
     print(path.read_text())
     if not equal:

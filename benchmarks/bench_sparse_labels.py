@@ -35,21 +35,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import provenance_section
+from rmlc.atomic import atomic_write_text
 
 POSITIVES = 8
 MIB = 2**20
 
-_PRELUDE = """
+_PRELUDE = f"""
 import json, sys, time
-def _status(key):  # bytes, from /proc/self/status
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key + ":"))
-def rss():  # current resident set size; also restarts the peak (Linux: clear_refs 5)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    return _status("VmRSS")
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from _timing import restart_peak_memory as rss, process_memory
 def peak():  # peak resident set size since the last rss()
-    return _status("VmHWM")
+    return process_memory("VmHWM")
 """
 
 _READ = (
@@ -209,8 +205,6 @@ def main() -> None:
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "sparse-labels-cpu.md"
-    from rmlc.atomic import atomic_write_text
-
     atomic_write_text("\n".join(lines) + "\n" + provenance_section("cpu"), path)
     print(path.read_text())
 

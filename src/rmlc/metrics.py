@@ -176,10 +176,9 @@ _BLOCK_BYTES = 256 * 2**20
 _BYTES_PER_ENTRY = 96  # measured: 70-90 bytes per entry (benchmarks/bench_sparse_labels.py)
 
 
-def _block_length(other_side: int, block_bytes: int | None = None) -> int:
+def _block_length(other_side: int) -> int:
     """Rows (or columns) per block when the other dimension has ``other_side`` entries."""
-    budget = _BLOCK_BYTES if block_bytes is None else block_bytes
-    return max(1, budget // (_BYTES_PER_ENTRY * max(other_side, 1)))
+    return max(1, _BLOCK_BYTES // (_BYTES_PER_ENTRY * max(other_side, 1)))
 
 
 def _count_positives(positive: torch.Tensor, dim: int) -> torch.Tensor:
@@ -190,12 +189,8 @@ def _count_positives(positive: torch.Tensor, dim: int) -> torch.Tensor:
         positive[start : start + block].sum(dim=dim) for start in range(0, positive.shape[0], block)
     ]
     if dim == 1:
-        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
-    return (
-        torch.stack(parts).sum(dim=0)
-        if parts
-        else torch.zeros(positive.shape[1], dtype=torch.int64)
-    )
+        return torch.cat([torch.zeros(0, dtype=torch.int64), *parts])
+    return sum(parts, torch.zeros(positive.shape[1], dtype=torch.int64))
 
 
 # ---------------------------------------------------------------------------------------

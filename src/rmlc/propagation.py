@@ -234,31 +234,29 @@ def index_settings(
         return {**_HNSW_DEFAULTS, **given}
     if index == "exact" or n_labeled is None:
         return given
-    if index == "ivf":
-        nlist = given.get("nlist")
-        if nlist is None:
-            nlist = max(1, min(round(4 * math.sqrt(n_labeled)), n_labeled // _MIN_POINTS_PER_CELL))
-        elif nlist > n_labeled:
-            raise ParameterError(
-                f"index_params['nlist'] must be <= the number of labeled samples "
-                f"({n_labeled}): k-means cannot make more cells than points; got {nlist}"
-            )
-        nprobe = given.get("nprobe", max(1, min(nlist, round(math.sqrt(nlist)))))
-        if nprobe > nlist:
-            raise ParameterError(
-                f"index_params['nprobe'] must be <= nlist ({nlist}): a query cannot visit "
-                f"more cells than there are; got {nprobe}"
-            )
-        train_size = given.get("train_size", min(n_labeled, _TRAIN_POINTS_PER_CELL * nlist))
-        if not nlist <= train_size <= n_labeled:
-            raise ParameterError(
-                f"index_params['train_size'] must lie in [nlist, l] = [{nlist}, {n_labeled}] "
-                f"(k-means needs a point per cell, and draws from the labeled set); got "
-                f"{train_size}"
-            )
-        seed = given.get("seed", 0)
-        return {"nlist": nlist, "nprobe": nprobe, "train_size": train_size, "seed": seed}
-    raise AssertionError(index)  # pragma: no cover - check_choice has run
+    nlist = given.get("nlist")  # "ivf" from here on
+    if nlist is None:
+        nlist = max(1, min(round(4 * math.sqrt(n_labeled)), n_labeled // _MIN_POINTS_PER_CELL))
+    elif nlist > n_labeled:
+        raise ParameterError(
+            f"index_params['nlist'] must be <= the number of labeled samples "
+            f"({n_labeled}): k-means cannot make more cells than points; got {nlist}"
+        )
+    nprobe = given.get("nprobe", max(1, min(nlist, round(math.sqrt(nlist)))))
+    if nprobe > nlist:
+        raise ParameterError(
+            f"index_params['nprobe'] must be <= nlist ({nlist}): a query cannot visit "
+            f"more cells than there are; got {nprobe}"
+        )
+    train_size = given.get("train_size", min(n_labeled, _TRAIN_POINTS_PER_CELL * nlist))
+    if not nlist <= train_size <= n_labeled:
+        raise ParameterError(
+            f"index_params['train_size'] must lie in [nlist, l] = [{nlist}, {n_labeled}] "
+            f"(k-means needs a point per cell, and draws from the labeled set); got "
+            f"{train_size}"
+        )
+    seed = given.get("seed", 0)
+    return {"nlist": nlist, "nprobe": nprobe, "train_size": train_size, "seed": seed}
 
 
 def propagate_labels(

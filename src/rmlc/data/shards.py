@@ -405,11 +405,10 @@ def read_shards(
             labeled.append(bool(record["labels"]))
     indptr = np.cumsum([0] + [len(columns) for columns in rows])
     indices = np.fromiter((j for columns in rows for j in columns), np.int32, int(indptr[-1]))
-    targets = scipy.sparse.csr_array(  # sparse, as a tags table's (duplicates summed to 1)
-        (np.ones(indices.size, np.uint8), indices, indptr), shape=(len(rows), len(classes))
+    targets = scipy.sparse.csr_array(  # sparse, as a tags table's (TagsTable counts a
+        (np.ones(indices.size, np.uint8), indices, indptr),  # label listed twice once)
+        shape=(len(rows), len(classes)),
     )
-    targets.sum_duplicates()
-    targets.data[:] = 1
     labeled_flags = np.array(labeled, dtype=bool)
     if require_labels and not labeled_flags.all():
         unlabeled = [keys[i] for i in np.flatnonzero(~labeled_flags)]

@@ -245,7 +245,7 @@ def read_tags_table(
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     indices: list[int] = []
     for i, (line, _, labels) in enumerate(rows):
-        for label in dict.fromkeys(labels):  # a label listed twice is one positive
+        for label in labels:  # a label listed twice is one positive (TagsTable merges them)
             j = column.get(label)
             if j is None:
                 raise ValueError(

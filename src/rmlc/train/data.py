@@ -160,8 +160,10 @@ class ShardStore(_EncodedStore):
     ) -> None:
         self.shards = shards
         self.size, self.channels = size, channels
-        files = [shards.files[int(shard)] for shard in shards.members[:, 0]]
-        self.cache = None if cache is None else DecodedImageCache(cache, files, size, channels)
+        self.cache = None
+        if cache is not None:  # a row is keyed by its shard file
+            files = [shards.files[int(shard)] for shard in shards.members[:, 0]]
+            self.cache = DecodedImageCache(cache, files, size, channels)
         self._handles: OrderedDict[int, BinaryIO] = OrderedDict()  # least recent first
         self._pid = os.getpid()
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from rmlc.losses import RMLCLoss, WARPLoss
+from rmlc.losses import RMLCLoss, WARPLoss, fused
 from rmlc.losses import functional as F
-from rmlc.losses.fused import draws_by_inversion
+from rmlc.losses.fused import draws_by_inversion, fused_kernel
+from rmlc.losses.terms import RankingTerms
 
 
 def exact_draw_distribution(violators: int, negatives: int) -> np.ndarray:
@@ -47,6 +48,71 @@ def test_inversion_draws_at_the_ends_of_the_unit_interval() -> None:
     uniforms = np.array([0.0, np.nextafter(1.0, 0.0), 0.5, 0.7])
     # U = 0: the first draw; U -> 1: after every non-violator; no violator: 0; all violate: 1.
     assert draws_by_inversion(violators, negatives, uniforms).tolist() == [1, 8, 0, 1]
+
+
+def literal_scan_draws(violators: int, negatives: int, uniform: float) -> int:
+    """The smallest ``t`` with ``P(q > t) < 1 - U``, scanning ``t`` upwards (METHOD.md)."""
+    survival, free, t = 1.0, negatives - violators, 1
+    while True:
+        survival *= (free - (t - 1)) / (negatives - (t - 1))
+        if survival < 1.0 - uniform:
+            return t
+        t += 1
+
+
+def test_binary_search_draws_equal_the_scan() -> None:
+    """Few violators among many negatives take the binary search over ``t``: the same draws
+    as the scan (which costs about ``n / (v + 1)`` steps: 10,000 at v = 1, n = 20,000)."""
+    rng = np.random.default_rng(7)
+    violators = np.array([1, 1, 2, 3, 5, 8, 13, 40, 300] * 40)
+    negatives = rng.integers(violators + 1, 20_000, endpoint=True)
+    uniforms = rng.random(violators.shape[0])
+    uniforms[:9] = [0.0, np.nextafter(1.0, 0.0), 0.5, 0.999999, 1e-12, 0.25, 0.75, 0.9, 0.1]
+    cases = zip(violators.tolist(), negatives.tolist(), uniforms.tolist(), strict=True)
+    expected = [literal_scan_draws(*case) for case in cases]
+    assert draws_by_inversion(violators, negatives, uniforms).tolist() == expected
+    assert max(expected) > 5_000  # long scans were needed
+
+
+@pytest.mark.parametrize("rank", ["sampled", "exact", "given"])
+def test_row_blocks_on_threads_give_the_single_thread_result(
+    rank: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large batches are split into row blocks run on threads: each row's loss and gradient,
+    and the sampled ranks (uniform numbers in row order), are those of one block."""
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(23, 400, generator=generator) * 2
+    targets = (torch.rand(23, 400, generator=generator) < 0.03).float()
+    targets[5] = 0.0  # a row without positives takes no uniform numbers
+    ranks = torch.randint(0, 401, (23, 400), generator=generator)
+    terms = {"given": ranks, "exact": "exact", "sampled": "sampled"}[rank]
+
+    def run(threads: int) -> tuple[torch.Tensor, torch.Tensor]:
+        torch.set_num_threads(threads)
+        state = torch.Generator().manual_seed(11)
+        return fused_kernel(logits, targets, RankingTerms(-0.8, 1.0, 5.0, terms, "floor", state))
+
+    threads = torch.get_num_threads()
+    try:
+        single = run(1)
+        monkeypatch.setattr(fused, "PARALLEL_MIN_ENTRIES", 1)
+        assert len(fused.row_blocks(23, 400)) == 1  # one thread: one block
+        torch.set_num_threads(4)
+        assert [(b.start, b.stop) for b in fused.row_blocks(23, 400)] == [
+            (0, 6),
+            (6, 12),
+            (12, 17),
+            (17, 23),
+        ]
+        blocked = run(4)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(blocked[0], single[0]) and torch.equal(blocked[1], single[1])
+
+
+def test_small_batches_stay_on_the_calling_thread() -> None:
+    assert fused.row_blocks(96, 80) == [slice(0, 96)]  # the usual batch: no dispatch
+    assert len(fused.row_blocks(96, 20_000)) == min(torch.get_num_threads(), 29)
 
 
 def test_non_finite_scores_give_nan_for_their_sample_only() -> None:

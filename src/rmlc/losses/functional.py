@@ -462,14 +462,12 @@ def _loss_and_gradient(
     f = f if f.dtype == dtype else f.to(dtype)
     indicator = positive if positive.dtype == dtype else positive.to(dtype)
     num_positive = indicator.sum(dim=1)
-    positive_count = None  # a host sync: taken on CPU only, where it is free
-    if kernel == "auto":
-        positive_count = int(num_positive.sum())
-        kernel = choose_kernel(f.shape[0], f.shape[1], positive_count)
+    if kernel == "auto":  # a host sync: taken on CPU only, where it is free
+        kernel = choose_kernel(f.shape[0], f.shape[1], int(num_positive.sum()))
     if kernel == "fused":
         if fused_kernel is None:
             raise ImportError("kernel='fused' needs numba: pip install numba")
-        return fused_kernel(f, indicator, terms, positive_count)
+        return fused_kernel(f, indicator, terms, num_positive)
     compute = {"pairs": _pairs_kernel, "sorted": _sorted_kernel, "dense": _dense_kernel}
     per_sample, grad = compute[kernel](f, indicator, num_positive, terms)
     if terms.kappa != 0.0:

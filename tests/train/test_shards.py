@@ -15,7 +15,7 @@ from rmlc.train import TrainingInterrupted, build_trainer
 from rmlc.train.checkpoint import load_checkpoint
 from rmlc.train.data import FileStore, ShardStore
 from rmlc.train.datasets import build_training_data
-from rmlc.train.sampling import ShardedSampler
+from rmlc.train.sampling import EpochOrder, ShardedSampler
 from rmlc.train.trainer import Trainer
 from tests.train.conftest import tiny_config
 from tests.train.test_trainer import signal_during_step
@@ -93,16 +93,23 @@ def test_shards_train_like_the_files_and_resume_exactly(mosaic_tables, shard_tab
         torch.testing.assert_close(final[name], value, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("world_size", [2, 5])
-def test_ranks_read_disjoint_samples(shard_tables, tmp_path, world_size) -> None:
+@pytest.mark.parametrize("world_size", [2, 3, 5])
+def test_ranks_read_disjoint_samples_from_their_own_shards(
+    shard_tables, tmp_path, world_size
+) -> None:
     """Rank r of w takes positions r, r + w, ... of each epoch's order (the trainer's own
-    sampler): distinct (shard, offset) samples, except the few an uneven split repeats
-    (as torch's DistributedSampler), and the same from any resumed step on."""
+    sampler). From shards, that order gives each rank its own run of shards: the ranks
+    together open at most w - 1 shards more than there are (the shards at the runs'
+    boundaries), against w times as many when every rank reads every shard. Every sample
+    is read, a rank repeats only its own samples to even out the shares, and a resumed
+    step sees the rest of the same share."""
     config = tiny_config(shard_tables, tmp_path / "run", image_root=None)
     data = build_training_data(config)
     members = data.train.store.shards.members
+    labeled = len(data.labeled)  # 72 training images, in shards of 20 with the validation's
+    orders = []
     for epoch in (0, 1):
-        shares = []
+        samples, shards, lengths = [], [], []
         for rank in range(world_size):
             trainer = SimpleNamespace(
                 data=data,
@@ -110,19 +117,37 @@ def test_ranks_read_disjoint_samples(shard_tables, tmp_path, world_size) -> None
                 context=SimpleNamespace(rank=rank, world_size=world_size),
                 uses_unlabeled=lambda epoch: False,
             )
+            trainer._shard_of_positions = lambda trainer=trainer: Trainer._shard_of_positions(
+                trainer
+            )
             sampler: ShardedSampler = Trainer._sampler(trainer, epoch)
             sampler.set_epoch(epoch)
             positions = list(sampler)
+            assert len(positions) == len(sampler) == -(-labeled // world_size)
             sampler.set_epoch(epoch, start_step=1)  # resuming after this rank's first batch
             assert list(sampler) == positions[sampler.batch_size :]
             rows = data.train.rows[positions]
-            shares.append({tuple(members[int(row), :2]) for row in rows})
-        labeled = len(data.labeled)  # 72 training images
-        repeated = (-labeled) % world_size
-        assert len(set().union(*shares)) == labeled  # every sample is read
-        assert sum(len(share) for share in shares) == labeled + repeated
-        if repeated == 0:
-            assert all(not (a & b) for i, a in enumerate(shares) for b in shares[i + 1 :])
+            samples.append({tuple(members[int(row), :2]) for row in rows})
+            shards.append({int(members[int(row), 0]) for row in rows})
+            lengths.append(len(positions))
+        orders.append(shards)
+        assert len(set().union(*samples)) == labeled  # every sample is read ...
+        assert sum(len(share) for share in samples) == labeled  # ... by one rank only
+        opened = sum(len(share) for share in shards)
+        assert opened <= len(set().union(*shards)) + world_size - 1
+    assert orders[0] != orders[1]  # the shards are dealt out anew each epoch
+
+
+def test_a_single_process_reads_its_epoch_in_the_unsharded_order() -> None:
+    """One reader: the order ignores the shards (the same batches as from files)."""
+    shards = torch.arange(40) // 10
+    plain = EpochOrder(torch.arange(40), seed=3)
+    grouped = EpochOrder(torch.arange(40), seed=3, shards=shards, readers=1)
+    assert torch.equal(plain.indices(2), grouped.indices(2))
+    split = EpochOrder(torch.arange(40), seed=3, shards=shards, readers=4).indices(2)
+    assert sorted(split.tolist()) == list(range(40))
+    per_reader = [set(shards[split[reader::4]].tolist()) for reader in range(4)]
+    assert sorted(per_reader, key=min) == [{0}, {1}, {2}, {3}]  # 4 shards of 10: one each
 
 
 def test_shards_and_tables_mix_only_where_it_is_clear(mosaic_tables, shard_tables, tmp_path):

@@ -5,16 +5,23 @@ replays exactly the batches an uninterrupted run would see. Under ``torch.distri
 rank ``r`` of ``w`` takes positions ``r, r + w, r + 2w, ...``: the ``k``-th global batch
 of ``w * b`` samples is then the union of the ranks' ``k``-th local batches of ``b``, the
 same samples a single process would use with batch ``w * b``.
+
+Samples read from shards (:class:`~rmlc.train.data.ShardStore`) by more than one process are
+ordered so that each process reads its own shards: the epoch's samples are grouped by shard
+in a random order of the shards and cut into ``w`` runs, one per process (neighbouring
+processes share at most the shard at their boundary). The property above then holds
+for a given ``w`` only.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["EpochOrder", "FixedOrder", "ShardedSampler"]
+__all__ = ["EpochOrder", "FixedOrder", "ShardedSampler", "by_shard"]
 
 
 class EpochOrder:
@@ -28,6 +35,10 @@ class EpochOrder:
             epoch (with replacement when more than there are) so batches hold a fraction
             ``r`` of unlabeled samples on average.
         seed: base seed.
+        shards: ``(n,)`` the shard each dataset index is read from, or None.
+        readers: the processes that share the epoch (rank ``r`` takes positions ``r``,
+            ``r + readers``, ...). With ``shards`` and more than one reader, each reader's
+            positions come from its own run of shards (:func:`by_shard`).
     """
 
     def __init__(
@@ -36,6 +47,8 @@ class EpochOrder:
         unlabeled: torch.Tensor | None = None,
         unlabeled_ratio: float | None = None,
         seed: int = 0,
+        shards: torch.Tensor | None = None,
+        readers: int = 1,
     ) -> None:
         if unlabeled_ratio is not None and not 0.0 < unlabeled_ratio < 1.0:
             raise ValueError(f"unlabeled_ratio must lie in (0, 1), got {unlabeled_ratio}")
@@ -43,6 +56,7 @@ class EpochOrder:
         self.unlabeled = unlabeled if unlabeled is not None else labeled[:0]
         self.unlabeled_ratio = unlabeled_ratio
         self.seed = seed
+        self.shards, self.readers = shards, readers
 
     def __len__(self) -> int:
         return len(self.labeled) + self._unlabeled_count()
@@ -69,7 +83,40 @@ class EpochOrder:
             picks = torch.randint(len(self.unlabeled), (count,), generator=generator)
             unlabeled = self.unlabeled[picks]
         union = torch.cat([self.labeled, unlabeled])
-        return union[torch.randperm(len(union), generator=generator)]
+        order = union[torch.randperm(len(union), generator=generator)]
+        if self.shards is None or self.readers == 1 or len(order) < self.readers:
+            return order
+        return by_shard(order, self.shards, self.readers, generator)
+
+
+def by_shard(
+    order: torch.Tensor, shards: torch.Tensor, readers: int, generator: torch.Generator
+) -> torch.Tensor:
+    """``order`` rearranged so that each reader's positions come from its own shards.
+
+    The samples are grouped by shard, the shards in a random order, and cut into
+    ``readers`` runs of (nearly) equal length; run ``r`` is shuffled and becomes positions
+    ``r, r + readers, ...``. Neighbouring runs share at most the shard at their boundary. A
+    shorter run is padded with its own first sample, so every reader takes the same number.
+
+    Args:
+        order: ``(n,)`` dataset indices, ``n >= readers``.
+        shards: ``(size,)`` the shard of each dataset index.
+        readers: processes sharing the epoch.
+        generator: the epoch's random source.
+
+    Returns:
+        ``(readers * ceil(n / readers),)`` dataset indices.
+    """
+    places = torch.randperm(int(shards.max()) + 1, generator=generator)  # shard -> its place
+    grouped = order[torch.argsort(places[shards[order]], stable=True)]
+    length = -(-len(order) // readers)
+    bounds = [round(reader * len(order) / readers) for reader in range(readers + 1)]
+    runs = []
+    for start, stop in itertools.pairwise(bounds):
+        run = grouped[start:stop][torch.randperm(stop - start, generator=generator)]
+        runs.append(torch.cat([run, run[: length - len(run)]]))
+    return torch.stack(runs, dim=1).reshape(-1)
 
 
 class FixedOrder:

@@ -190,10 +190,22 @@ class Trainer:
     def _sampler(self, epoch: int) -> ShardedSampler:
         unlabeled = self.data.unlabeled if self.uses_unlabeled(epoch) else None
         order = EpochOrder(
-            self.data.labeled, unlabeled, self.config.unlabeled_ratio, seed=self.config.seed
+            self.data.labeled,
+            unlabeled,
+            self.config.unlabeled_ratio,
+            seed=self.config.seed,
+            shards=self._shard_of_positions(),
+            readers=self.context.world_size,
         )
         local_batch = max(self.config.batch_size // self.context.world_size, 1)
         return ShardedSampler(order, self.context.rank, self.context.world_size, local_batch)
+
+    def _shard_of_positions(self) -> torch.Tensor | None:
+        """The shard each training position is read from, or None for images not in shards."""
+        store = self.data.train.store
+        if not isinstance(store, ShardStore):
+            return None
+        return torch.as_tensor(store.shards.members[:, 0])[self.data.train.rows]
 
     def _loader(self, dataset, sampler=None, batch_size=None, shuffle=False) -> DataLoader:
         return DataLoader(

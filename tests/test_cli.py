@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +126,78 @@ def test_predict_folder(trained_run, tmp_path, suffix: str) -> None:
         assert len(rows) == 96 and list(rows[0]) == ["image", "topk", "topk_scores", "labels"]
         assert len(rows[0]["topk"].split("|")) == 2
         assert rows[0]["image"].startswith("test-") or rows[0]["image"].startswith("train-")
+
+
+def test_evaluate_predict_and_extract_from_a_shard_folder(trained_run, tmp_path) -> None:
+    """A shard folder (rmlc shard) where a tags table goes: the same metrics, predictions
+    (named by the images' original paths) and features as from the table's files."""
+    from rmlc.data import write_shards
+
+    shards = tmp_path / "test-shards"
+    write_shards(
+        trained_run["test"], shards, image_root=trained_run["folder"], samples_per_shard=10
+    )
+    checkpoint = str(trained_run["out"] / "best.pt")
+    from_table = ["--image-root", str(trained_run["folder"])]
+    outputs = {}
+    for source, flags in (
+        ("table", [str(trained_run["test"]), *from_table]),
+        ("shards", [str(shards)]),
+    ):
+        out = tmp_path / source
+        commands = [
+            ["evaluate", "--checkpoint", checkpoint, "--test", *flags, "--out", f"{out}-m.json"],
+            ["predict", "--checkpoint", checkpoint, "--table", *flags, "--out", f"{out}-p.csv"],
+            [
+                "extract-features",
+                "--checkpoint",
+                checkpoint,
+                "--table",
+                *flags,
+                "--out",
+                f"{out}-f.npz",
+            ],
+        ]
+        for command in commands:
+            assert main(command) == 0
+        features = np.load(f"{out}-f.npz")
+        outputs[source] = (
+            json.loads(Path(f"{out}-m.json").read_text()),
+            Path(f"{out}-p.csv").read_text(),
+            features["X"],
+            features["Y"],
+        )
+    metrics, predictions, features, targets = outputs["shards"]
+    assert metrics == outputs["table"][0]
+    assert predictions == outputs["table"][1] and "images/test-0000.png" in predictions
+    np.testing.assert_array_equal(features, outputs["table"][2])
+    np.testing.assert_array_equal(targets, outputs["table"][3])
+    assert features.shape == (32, 16)
+
+
+def test_evaluate_refuses_images_without_labels(trained_run, tmp_path, capsys) -> None:
+    """An unlabeled row (empty labels) has no truth to score against: it is named, not
+    counted as an image with no positive tag."""
+    table = tmp_path / "test.csv"
+    rows = trained_run["test"].read_text().splitlines()
+    image = rows[3].split(",")[0]
+    rows[3] = f"{image},"
+    table.write_text("\n".join(rows) + "\n")
+    checkpoint = str(trained_run["out"] / "best.pt")
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            checkpoint,
+            "--test",
+            str(table),
+            "--image-root",
+            str(trained_run["folder"]),
+        ]
+    )
+    assert code == 2
+    error = capsys.readouterr().err
+    assert f"{table}: 1 rows have no labels (labels are required): lines 4" in error
 
 
 def test_extract_features_then_fit_features(trained_run, tmp_path) -> None:

@@ -147,17 +147,23 @@ def command_train(args: argparse.Namespace) -> int:
 # ---- evaluate / predict / extract-features ---------------------------------------------
 
 
-def _labeled_images(args: argparse.Namespace, trained) -> tuple[Any, np.ndarray | None, list]:
-    """A view, targets and names of the images a command was pointed at."""
-    from rmlc.data import read_tags_table
-    from rmlc.inference import file_store, find_images
+def _labeled_images(
+    args: argparse.Namespace, trained, require_labels: bool = False
+) -> tuple[Any, np.ndarray | None, list]:
+    """A view, targets and names of the images a command was pointed at (a tags table or
+    a shard folder, a folder of images, or a built-in dataset)."""
+    from rmlc.inference import file_store, find_images, shard_store
+    from rmlc.train.datasets import read_tags
 
     if getattr(args, "table", None):
-        table = read_tags_table(args.table, classes=trained.class_names)
-        root = Path(args.image_root or Path(args.table).parent)
-        paths = [root / path for path in table.images]
+        table, shards = read_tags(args.table, trained.class_names, require_labels)
+        if shards is not None:
+            store = shard_store(trained, shards)
+        else:
+            root = Path(args.image_root or Path(args.table).parent)
+            store = file_store(trained, [root / path for path in table.images])
         targets = table.targets.toarray().astype(np.float32)
-        return trained.view(file_store(trained, paths)), targets, list(table.images)
+        return trained.view(store), targets, list(table.images)
     if getattr(args, "images", None):
         paths = find_images(args.images)
         names = [str(path.relative_to(args.images)) for path in paths]
@@ -178,7 +184,7 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from rmlc.metrics import MultiLabelMeter
 
     trained = load_trained_model(args.checkpoint, args.device)
-    view, targets, _ = _labeled_images(args, trained)
+    view, targets, _ = _labeled_images(args, trained, require_labels=True)
     if targets is None:
         raise ValueError("the images have no labels to evaluate against: give --test TABLE")
     scores = score_images(trained, view, args.device)
@@ -370,7 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=command_train)
 
     def add_image_source(command: argparse.ArgumentParser, table_flag: str = "--table") -> None:
-        command.add_argument(table_flag, dest="table", help="tags table (CSV or JSONL)")
+        command.add_argument(
+            table_flag, dest="table", help="tags table (CSV or JSONL) or shard folder (rmlc shard)"
+        )
         command.add_argument("--image-root", help="folder the table's image paths start from")
         command.add_argument("--images", help="a folder of images (every image file in it)")
         command.add_argument("--dataset", help="a built-in dataset name")

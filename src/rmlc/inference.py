@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from rmlc.atomic import atomic_write_text
-from rmlc.train.data import FileStore
+from rmlc.data.shards import ShardSet
+from rmlc.train.data import FileStore, ShardStore
 from rmlc.train.trained import TrainedModel, as_uint8_images, load_trained_model, score_images
 
 __all__ = [
@@ -42,6 +43,11 @@ def find_images(directory: str | Path) -> list[Path]:
 def file_store(trained: TrainedModel, paths: list[Path]) -> FileStore:
     """A store reading ``paths`` the way the model was trained (channels, size)."""
     return FileStore(paths, None, trained.normalization["size"], trained.in_channels)
+
+
+def shard_store(trained: TrainedModel, shards: ShardSet) -> ShardStore:
+    """A store reading a shard folder's images the way the model was trained."""
+    return ShardStore(shards, trained.normalization["size"], trained.in_channels)
 
 
 def write_predictions(

@@ -26,8 +26,8 @@ of files, and everything that addresses samples by position works unchanged: eac
 seeded order, exact resumes at a step inside an epoch (the order is a function of the seed
 and the epoch; the position in it is in the checkpoint), label propagation over any subset,
 and DDP, where each rank reads disjoint samples from its own run of shards
-(:class:`rmlc.train.sampling.EpochOrder` with ``shards``). The shards must be on a file system that can seek (local disk, NFS and
-the like), not an object store read as a stream.
+(:class:`rmlc.train.sampling.EpochOrder` with ``shards``). The shards must be on a file
+system that can seek (local disk, NFS and the like), not an object store read as a stream.
 
 Nothing read from a shard runs code: members are bytes, labels are JSON, images are decoded
 by PIL; member names are never used as file system paths.

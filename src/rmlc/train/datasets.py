@@ -330,7 +330,7 @@ def build_training_data(config: TrainConfig) -> TrainingData:
     )
 
 
-def _read_tags(
+def read_tags(
     path: str, classes: list[str] | None = None, require_labels: bool = False
 ) -> tuple[TagsTable, ShardSet | None]:
     """A tags table, or a shard folder's samples (and the shards)."""
@@ -347,7 +347,7 @@ def _from_tags(config: TrainConfig) -> TrainingData:
     ``--test``. Image paths of tables start at ``image_root``, by default the folder of
     the training table (of the test table when training from shards)."""
     train_path = _require(config.train, "--train (a tags table or a shard folder)", "tags")
-    train, shards = _read_tags(train_path)
+    train, shards = read_tags(train_path)
     if config.unlabeled and datasets.is_shard_folder(config.unlabeled) != (shards is not None):
         raise ValueError(
             f"--unlabeled {config.unlabeled} and --train {train_path} must be of one kind: "
@@ -368,7 +368,7 @@ def _from_tags(config: TrainConfig) -> TrainingData:
     labeled = np.flatnonzero(train.labeled)
     unlabeled = np.flatnonzero(~train.labeled)
     if config.unlabeled:
-        extra, extra_shards = _read_tags(config.unlabeled, classes=classes)
+        extra, extra_shards = read_tags(config.unlabeled, classes=classes)
         unlabeled = np.concatenate([unlabeled, len(train) + np.arange(len(extra))])
         if isinstance(images, ShardSet):
             images = images.joined(extra_shards)
@@ -378,7 +378,7 @@ def _from_tags(config: TrainConfig) -> TrainingData:
         targets = scipy.sparse.vstack([targets, none], format="csr")
     test = None
     if config.test:
-        table, test_shards = _read_tags(config.test, classes=classes, require_labels=True)
+        table, test_shards = read_tags(config.test, classes=classes, require_labels=True)
         test_images = test_shards if test_shards is not None else [root / i for i in table.images]
         test = (test_images, table.targets)
     if config.num_labeled is not None and config.num_labeled < len(labeled):

@@ -69,6 +69,21 @@ def test_on_fixed_features_rmlc_is_the_papers_loss() -> None:
         assert loss.rounding == PAPER["rounding"]
 
 
+def test_each_loss_gets_the_ranking_settings_it_takes() -> None:
+    """WARP takes the rank mode and the generator; the baselines none of them."""
+    import torch
+
+    from rmlc.losses import AsymmetricLoss, BCELoss, WARPLoss
+
+    generator = torch.Generator()
+    warp = RMLClassifier(loss="warp", rank="exact")._build_loss(generator)
+    assert isinstance(warp, WARPLoss) and warp.rank == "exact" and warp.generator is generator
+    for name, kind in (("bce", BCELoss), ("asl", AsymmetricLoss)):
+        assert type(RMLClassifier(loss=name, kappa=2.0)._build_loss(generator)) is kind
+    rmlc = RMLClassifier(loss="rmlc", s=-0.5, rank="exact")._build_loss(generator)
+    assert (rmlc.s, rmlc.rank, rmlc.generator) == (-0.5, "exact", generator)
+
+
 def test_score_is_map_and_decision_function_consistent() -> None:
     X, Y = structured_problem()
     model = RMLClassifier(random_state=0, max_epochs=10).fit(X, Y)

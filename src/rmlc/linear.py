@@ -46,6 +46,17 @@ _SAVED_ARRAYS = ("coef_", "intercept_", "mean_", "scale_", "loss_curve_")
 _PROPAGATION_ARRAYS = ("labels", "weights", "neighbors", "distances")
 
 
+# On fixed features the paper's loss is the recommended one: the end-to-end remedies (warm
+# start, balanced margin) cost 5 to 7 mAP here under corrupted labels
+# (benchmarks/results/linear-recommended-vs-paper.md).
+_LOSS_ON_FEATURES = {"rmlc": "rmlc-paper"}
+# The estimator's ranking settings, and the losses that take them (the others have none).
+_RANKING_SETTINGS = {
+    "rmlc-paper": ("s", "kappa", "rank", "generator"),
+    "warp": ("rank", "generator"),
+}
+
+
 class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     """Linear multi-label classifier trained with the RMLC loss (or a baseline loss).
 
@@ -176,16 +187,10 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         return tags
 
     def _build_loss(self, generator: torch.Generator):
-        params: dict[str, Any] = {"reduction": "mean"}
-        if self.loss in ("rmlc", "rmlc-paper"):
-            # On fixed features the paper's loss is the recommended one: the end-to-end
-            # remedies (warm start, balanced margin) cost 5 to 7 mAP here under corrupted
-            # labels (benchmarks/results/linear-recommended-vs-paper.md).
-            params.update(s=self.s, kappa=self.kappa, rank=self.rank, generator=generator)
-            return build_loss("rmlc-paper", **params)
-        if self.loss == "warp":
-            params.update(rank=self.rank, generator=generator)
-        return build_loss(self.loss, **params)
+        name = _LOSS_ON_FEATURES.get(self.loss, self.loss)
+        settings = {"s": self.s, "kappa": self.kappa, "rank": self.rank, "generator": generator}
+        taken = {key: settings[key] for key in _RANKING_SETTINGS.get(name, ())}
+        return build_loss(name, reduction="mean", **taken)
 
     def _encode_targets(self, y: np.ndarray) -> np.ndarray:
         """Targets as a float 0/1 ``(n, m)`` matrix; sets ``classes_`` and ``multilabel_``."""

@@ -110,6 +110,8 @@ def positives_csr(targets: object, name: str = "targets") -> scipy.sparse.csr_ar
     if scipy.sparse.issparse(targets):
         if targets.ndim != 2:
             raise ValueError(f"{name} must be 2-D (N, m), got shape {targets.shape}")
+        if targets.format == "csr" and targets.has_canonical_format and (targets.data == 1).all():
+            return scipy.sparse.csr_array(targets, dtype=np.uint8, copy=True)  # already so
         entries = scipy.sparse.coo_array(targets, copy=True)  # keeps duplicate entries
         kept = entries.data != 0
         if not (entries.data[kept] == 1).all():

@@ -173,6 +173,30 @@ def test_reading_keeps_targets_sparse(tmp_path: Path) -> None:
     assert table.labels_of(8) == [classes[8], classes[56]]
 
 
+def test_reading_holds_rows_compactly(tmp_path: Path) -> None:
+    """50,000 images with 8 labels each among 20,000 classes: reading keeps per row the path
+    and a few numbers (about 400 bytes a row at its peak), not a tuple of a list of label
+    strings (1,300 bytes a row; a 9-million-image table would need over 10 GB)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    rows = [
+        f"img/{i:07d}.jpg," + "|".join(f"c{j:05d}" for j in rng.choice(20_000, 8, replace=False))
+        for i in range(50_000)
+    ]
+    path = write(tmp_path, "big.csv", "image,labels\n" + "\n".join(rows) + "\n")
+    del rows
+    tracemalloc.start()
+    try:
+        table = read_tags_table(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert table.targets.nnz == 400_000 and len(table.classes) <= 20_000
+    assert peak / 50_000 < 600, f"{peak / 50_000:.0f} bytes per row at the peak"
+    assert table.targets.has_canonical_format and table.classes == sorted(table.classes)
+
+
 def test_a_sparse_label_listed_twice_is_written_once(tmp_path: Path) -> None:
     targets = scipy.sparse.csr_array((np.ones(2), [0, 0], [0, 2, 2]), shape=(2, 2))
     table = TagsTable(["a.jpg", "b.jpg"], targets, np.array([True, False]), ["cat", "dog"])

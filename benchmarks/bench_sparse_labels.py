@@ -2,13 +2,14 @@
 
 Run from the repository root (a few minutes on 2 CPU cores, about 4 GB of memory):
 
-    python benchmarks/bench_sparse_labels.py [--rows 200000] [--classes 20000] [--out DIR]
+    python benchmarks/bench_sparse_labels.py [--rows 200000 1000000] [--classes 20000]
+        [--out DIR]
 
-(a) Reading a tags table of ``--rows`` images and ``--classes`` labels, about 8 labels per
-    image (CSV, written once into a temporary folder): the peak memory of a process that
-    reads it, above what the process held before (target: under 1.5 GB; dense uint8
-    targets alone would be rows x classes bytes).
-(b) The trainer's targets (:class:`rmlc.train.targets.SparseTargets`) of that table: the
+(a) Reading tags tables of ``--rows`` images and ``--classes`` labels, about 8 labels per
+    image (CSV, written into a temporary folder): the peak memory of a process that reads
+    one, above what the process held before (target: under 1.5 GB at 200,000 images;
+    dense uint8 targets alone would be rows x classes bytes).
+(b) The trainer's targets (:class:`rmlc.train.targets.SparseTargets`) of the first table: the
     time to build the dense ``(96, classes)`` float32 block of one batch.
 (c) mAP and top-3 metrics of ``(N, classes)`` float32 scores: the peak memory above the
     scores and targets, for the blocked metrics of this commit and for the same functions

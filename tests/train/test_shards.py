@@ -138,6 +138,30 @@ def test_ranks_read_disjoint_samples_from_their_own_shards(
     assert orders[0] != orders[1]  # the shards are dealt out anew each epoch
 
 
+@pytest.mark.slow
+def test_two_gloo_processes_train_from_shards(shard_tables, tmp_path) -> None:
+    """torchrun-style training from shards with the per-rank shard order: both ranks take
+    the same number of steps, finish, and rank 0 writes the run (and a resumable end)."""
+    import json
+    import multiprocessing
+
+    from tests.train.test_distributed import free_port, worker
+
+    config = tiny_config(shard_tables, tmp_path / "two", image_root=None, epochs=2)
+    context = multiprocessing.get_context("spawn")
+    port = free_port()
+    processes = [context.Process(target=worker, args=(rank, 2, port, config)) for rank in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=300)
+    assert [process.exitcode for process in processes] == [0, 0]
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert 0.0 <= metrics["mAP"] <= 100.0
+    position = load_checkpoint(tmp_path / "two" / "last.pt")["position"]
+    assert position["epoch"] == 2 and position["step_in_epoch"] == 0
+
+
 def test_a_single_process_reads_its_epoch_in_the_unsharded_order() -> None:
     """One reader: the order ignores the shards (the same batches as from files)."""
     shards = torch.arange(40) // 10

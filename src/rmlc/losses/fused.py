@@ -14,10 +14,12 @@ compiled loop over the samples (numba, no C compiler needed):
 Work is ``O((P + N) m)`` for ``P`` positives, extra memory ``O(m)`` per thread; sums are
 taken in float64 whatever the input dtype. Large batches are cut into row blocks that run
 on torch's threads at once (the loop releases the GIL); small ones stay on the calling
-thread, where handing work over would cost more than it saves. Sampled ranks use one uniform number per positive (drawn
-by torch, so the ``generator`` argument keeps its meaning): the number of draws ``q`` until
-the first of ``v`` violators among ``n`` negatives is found by inverting its exact
-distribution, ``P(q > t) = prod_{a < t} (n - v - a) / (n - a)``
+thread, where handing work over would cost more than it saves.
+
+Sampled ranks use one uniform number per positive (drawn by torch, so the ``generator``
+argument keeps its meaning): the number of draws ``q`` until the first of ``v`` violators
+among ``n`` negatives is found by inverting its exact distribution,
+``P(q > t) = prod_{a < t} (n - v - a) / (n - a)``
 (:func:`draws_by_inversion`). A sample with a non-finite score gets a NaN loss and
 gradient row.
 """

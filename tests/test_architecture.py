@@ -90,3 +90,50 @@ def test_results_are_written_through_rmlc_atomic() -> None:
     }
     unexpected = [w for w in _direct_writes() if w.split(":")[0] not in allowed]
     assert unexpected == [], f"files written in place (use rmlc.atomic): {unexpected}"
+
+
+MAX_FUNCTION_LINES = 60
+# Compiled kernels are exempt (one compiled body is one launch): decorator -> its module.
+KERNEL_DECORATORS = {
+    "compiled": "rmlc/losses/fused.py",  # numba, rmlc.losses.fused.compiled
+    "triton.jit": "rmlc/losses/fused_triton.py",  # Triton
+}
+
+
+def _decorator_name(decorator: ast.expr) -> str:
+    """``compiled`` for ``@compiled(...)``, ``triton.jit`` for ``@triton.jit``."""
+    return ast.unparse(decorator.func if isinstance(decorator, ast.Call) else decorator)
+
+
+def _body_length(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines from the first statement after the docstring to the end of the function."""
+    body = function.body
+    if (
+        isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        body = body[1:]
+    return body[-1].end_lineno - body[0].lineno + 1 if body else 0
+
+
+def test_no_long_functions() -> None:
+    """No function outside the compiled kernels runs over 60 lines."""
+    long, exempt = [], set()
+    for path in sorted((SOURCE / "rmlc").rglob("*.py")):
+        module = path.relative_to(SOURCE).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if any(
+                KERNEL_DECORATORS.get(_decorator_name(decorator)) == module
+                for decorator in node.decorator_list
+            ):
+                exempt.add(f"{module}:{node.name}")
+                continue
+            length = _body_length(node)
+            if length > MAX_FUNCTION_LINES:
+                long.append(f"{module}:{node.lineno} {node.name} ({length} lines)")
+    assert "rmlc/losses/fused_triton.py:_ranking_kernel" in exempt  # kernels are recognised
+    assert "rmlc/losses/fused.py:_fused_loop" in exempt
+    assert long == [], f"functions over {MAX_FUNCTION_LINES} lines: {long}"

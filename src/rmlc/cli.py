@@ -361,13 +361,43 @@ def command_reproduce(args: argparse.Namespace) -> int:
 # ---- parser ------------------------------------------------------------------------------
 
 
+_Commands = argparse._SubParsersAction  # what ``add_subparsers`` returns
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rmlc`` parser: one sub-command per task, each with its handler as a default."""
     parser = argparse.ArgumentParser(
         prog="rmlc",
         description="Robust, semi-supervised multi-label image classification (RML-CNN).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_train_command(commands)
+    _add_evaluate_command(commands)
+    _add_predict_command(commands)
+    _add_extract_features_command(commands)
+    _add_fit_features_command(commands)
+    _add_corrupt_command(commands)
+    _add_shard_command(commands)
+    _add_data_stats_command(commands)
+    _add_pretrain_command(commands)
+    _add_reproduce_command(commands)
+    return parser
 
+
+def _add_image_source(command: argparse.ArgumentParser, table_flag: str = "--table") -> None:
+    """The flags that point a command at images: a tags table, a folder or a dataset."""
+    command.add_argument(
+        table_flag, dest="table", help="tags table (CSV or JSONL) or shard folder (rmlc shard)"
+    )
+    command.add_argument("--image-root", help="folder the table's image paths start from")
+    command.add_argument("--images", help="a folder of images (every image file in it)")
+    command.add_argument("--dataset", help="a built-in dataset name")
+    command.add_argument("--split", default="test", help="split of --dataset")
+    command.add_argument("--data-root", help="where --dataset lives")
+
+
+def _add_train_command(commands: _Commands) -> None:
+    """``rmlc train``: a YAML config and one flag per TrainConfig key."""
     train = commands.add_parser(
         "train", help="train a network (no data arguments: the embedded fashion-mosaic set)"
     )
@@ -375,19 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(train)
     train.set_defaults(handler=command_train)
 
-    def add_image_source(command: argparse.ArgumentParser, table_flag: str = "--table") -> None:
-        command.add_argument(
-            table_flag, dest="table", help="tags table (CSV or JSONL) or shard folder (rmlc shard)"
-        )
-        command.add_argument("--image-root", help="folder the table's image paths start from")
-        command.add_argument("--images", help="a folder of images (every image file in it)")
-        command.add_argument("--dataset", help="a built-in dataset name")
-        command.add_argument("--split", default="test", help="split of --dataset")
-        command.add_argument("--data-root", help="where --dataset lives")
 
+def _add_evaluate_command(commands: _Commands) -> None:
+    """``rmlc evaluate``: metrics of a checkpoint on labeled images."""
     evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on labeled images")
     evaluate.add_argument("--checkpoint", required=True)
-    add_image_source(evaluate, "--test")
+    _add_image_source(evaluate, "--test")
     evaluate.add_argument("--topk", type=int, default=3)
     evaluate.add_argument(
         "--convention",
@@ -400,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", help="write the metrics to this JSON file")
     evaluate.set_defaults(handler=command_evaluate)
 
+
+def _add_predict_command(commands: _Commands) -> None:
+    """``rmlc predict``: labels of images (a checkpoint) or of features (a model)."""
     predict = commands.add_parser(
         "predict", help="top-k and thresholded labels of images (or of a features file)"
     )
@@ -411,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also read an old joblib (pickle) --model; it can run code: only your own files",
     )
     predict.add_argument("--features", help="a features file (.npz or .npy)")
-    add_image_source(predict)
+    _add_image_source(predict)
     predict.add_argument("--out", required=True, help="tags.csv or tags.json")
     predict.add_argument("--topk", type=int, default=3)
     predict.add_argument(
@@ -424,15 +450,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="cpu")
     predict.set_defaults(handler=command_predict)
 
+
+def _add_extract_features_command(commands: _Commands) -> None:
+    """``rmlc extract-features``: a checkpoint's penultimate-layer features."""
     extract = commands.add_parser(
         "extract-features", help="penultimate-layer features of a checkpoint, to .npz"
     )
     extract.add_argument("--checkpoint", required=True)
-    add_image_source(extract)
+    _add_image_source(extract)
     extract.add_argument("--out", required=True)
     extract.add_argument("--device", default="cpu")
     extract.set_defaults(handler=command_extract_features)
 
+
+def _add_fit_features_command(commands: _Commands) -> None:
+    """``rmlc fit-features``: the linear RMLClassifier on fixed features."""
     fit = commands.add_parser(
         "fit-features", help="train the linear RMLClassifier on fixed features (CNN+RMLC)"
     )
@@ -447,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default="cpu")
     fit.set_defaults(handler=command_fit_features)
 
+
+def _add_corrupt_command(commands: _Commands) -> None:
+    """``rmlc corrupt``: a copy of a tags table or features file with noisy labels."""
     corrupt = commands.add_parser(
         "corrupt", help="write a copy of a tags table or features file with noisy labels"
     )
@@ -457,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     corrupt.add_argument("--seed", type=int, default=0)
     corrupt.set_defaults(handler=command_corrupt)
 
+
+def _add_shard_command(commands: _Commands) -> None:
+    """``rmlc shard``: a tags table's images packed into WebDataset tar shards."""
     shard = commands.add_parser(
         "shard",
         help="pack a tags table's images into WebDataset tar shards (for rmlc train --train DIR)",
@@ -473,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shard.set_defaults(handler=command_shard)
 
+
+def _add_data_stats_command(commands: _Commands) -> None:
+    """``rmlc data-stats``: statistics of the fashion-mosaic benchmark."""
     stats = commands.add_parser("data-stats", help="statistics of the fashion-mosaic benchmark")
     stats.add_argument("--split", default="train")
     stats.add_argument("--source", default="embedded", choices=["embedded", "full"])
@@ -480,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--seed", type=int, default=0)
     stats.set_defaults(handler=command_data_stats)
 
+
+def _add_pretrain_command(commands: _Commands) -> None:
+    """``rmlc pretrain``: a self-supervised small CNN for ``--weights``."""
     pretrain = commands.add_parser(
         "pretrain",
         help="self-supervised small CNN (rotation prediction, no labels) for --weights",
@@ -491,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.set_defaults(handler=command_pretrain)
 
+
+def _add_reproduce_command(commands: _Commands) -> None:
+    """``rmlc reproduce``: re-test a table or figure of the paper."""
     from rmlc.experiments import EXPERIMENTS
 
     reproduce = commands.add_parser("reproduce", help="re-test a table or figure of the paper")
@@ -507,7 +554,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="rewrite the report from the runs already done (trains nothing)",
     )
     reproduce.set_defaults(handler=command_reproduce)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from rmlc.atomic import atomic_write
 from rmlc.checks import check_integer
 from rmlc.labels import positive_mask_numpy
-from rmlc.losses import LOSSES, build_loss
+from rmlc.losses import LOSSES, MultiLabelLoss, build_loss
 from rmlc.losses.functional import transductive_hinge
 from rmlc.losses.terms import RANK_MODES
 from rmlc.metrics import MultiLabelMeter, mean_average_precision
@@ -280,7 +280,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         labels = torch.from_numpy(targets).to(device)
         sample_weight = torch.from_numpy(weights).to(device)
         extra = None if unlabeled is None else torch.from_numpy(unlabeled).to(device)
-        n, d = features.shape
+        _, d = features.shape
         m = labels.shape[1]
         coef = torch.zeros(d, m, device=device, requires_grad=True)
         intercept = torch.zeros(m, device=device, requires_grad=self.fit_intercept)
@@ -294,24 +294,17 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         best, stale = math.inf, 0
         epochs = tqdm(range(self.max_epochs), desc="RMLClassifier", disable=not self.verbose)
         for _ in epochs:
-            order = torch.randperm(n, generator=generator).to(device)
-            extra_order = None if extra is None else torch.randperm(len(extra), generator=generator)
-            total, seen = 0.0, 0
-            for step, start in enumerate(range(0, n, self.batch_size)):
-                batch = order[start : start + self.batch_size]
-                optimizer.zero_grad(set_to_none=True)
-                scores = features[batch] @ coef + intercept
-                loss = loss_fn(scores, labels[batch], sample_weight[batch])
-                if extra is not None and self.eta > 0:  # cycle through the unlabeled set
-                    cycle = (step * self.batch_size + torch.arange(self.batch_size)) % len(extra)
-                    rows = extra_order[cycle].to(device)
-                    unlabeled_scores = extra[rows] @ coef + intercept
-                    loss = loss + self.eta * transductive_hinge(unlabeled_scores).mean()
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(batch)
-                seen += len(batch)
-            epoch_loss = total / seen
+            epoch_loss = self._train_epoch(
+                features,
+                labels,
+                sample_weight,
+                extra,
+                coef,
+                intercept,
+                optimizer,
+                loss_fn,
+                generator,
+            )
             if not math.isfinite(epoch_loss):
                 raise FloatingPointError(
                     f"training diverged (loss {epoch_loss}); lower learning_rate "
@@ -328,7 +321,46 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 if stale >= self.n_iter_no_change:
                     break
         self.n_iter_ = len(self.loss_curve_)
-        # Express the model on the original features: f = ((x - mu) / sigma) P W + b.
+        self._set_coefficients(coef, intercept)
+
+    def _train_epoch(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        sample_weight: torch.Tensor,
+        extra: torch.Tensor | None,
+        coef: torch.Tensor,
+        intercept: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: MultiLabelLoss,
+        generator: torch.Generator,
+    ) -> float:
+        """One pass of minibatch SGD over the labeled rows in a random order (with the
+        transductive hinge on as many unlabeled rows per batch); the mean loss per sample."""
+        device = features.device
+        n = features.shape[0]
+        order = torch.randperm(n, generator=generator).to(device)
+        extra_order = None if extra is None else torch.randperm(len(extra), generator=generator)
+        total, seen = 0.0, 0
+        for step, start in enumerate(range(0, n, self.batch_size)):
+            batch = order[start : start + self.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            scores = features[batch] @ coef + intercept
+            loss = loss_fn(scores, labels[batch], sample_weight[batch])
+            if extra is not None and self.eta > 0:  # cycle through the unlabeled set
+                cycle = (step * self.batch_size + torch.arange(self.batch_size)) % len(extra)
+                rows = extra_order[cycle].to(device)
+                unlabeled_scores = extra[rows] @ coef + intercept
+                loss = loss + self.eta * transductive_hinge(unlabeled_scores).mean()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+            seen += len(batch)
+        return total / seen
+
+    def _set_coefficients(self, coef: torch.Tensor, intercept: torch.Tensor) -> None:
+        """``coef_`` and ``intercept_``: the weights trained on standardized (and whitened)
+        features expressed on the original features, f = ((x - mu) / sigma) P W + b."""
         weight = coef.detach().cpu().double().numpy()
         if self.whitening_ is not None:
             weight = self.whitening_.astype(np.float64) @ weight

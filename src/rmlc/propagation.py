@@ -314,10 +314,45 @@ def propagate_labels(
         TypeError: non-numeric features, or non-numeric 1-D labels for a torch result.
         ImportError: ``backend="faiss"`` or an approximate index without faiss installed.
     """
+    labeled, unlabeled, labels_source, settings = _checked_arguments(
+        X_labeled, Y_labeled, X_unlabeled, t, backend, chunk_size, index, index_params
+    )
+    device = _computing_device(labeled, unlabeled)
+    backend = _resolve_backend(backend, device, index)
+    neighbors = _nearest_neighbors(
+        labeled, unlabeled, device, backend, chunk_size, progress, index, settings
+    )
+    distances = _exact_distances(labeled, unlabeled, neighbors, device)
+    everywhere = distances if shard_indices is None else _all_distances(distances, shard_indices)
+    t_used = _temperature(everywhere, t, labeled.shape[0])
+    if t_used == 0.0:  # every distance is 0: exp(-0 / t) is 1 for every t > 0
+        weights = torch.ones(unlabeled.shape[0], dtype=torch.float32, device=device)
+    else:
+        weights = torch.exp(-distances / t_used).to(torch.float32)
+        weights.clamp_(min=torch.finfo(torch.float32).tiny)
+    return _propagation(labels_source, weights, neighbors, distances, t_used, X_unlabeled)
+
+
+# ---------------------------------------------------------------------------------------
+# Validation and conversion
+# ---------------------------------------------------------------------------------------
+
+
+def _checked_arguments(
+    X_labeled: ArrayOrTensor,
+    Y_labeled: ArrayOrTensor,
+    X_unlabeled: ArrayOrTensor,
+    t: Temperature,
+    backend: Backend,
+    chunk_size: int | None,
+    index: Index,
+    index_params: Mapping[str, int] | None,
+) -> tuple[torch.Tensor, torch.Tensor, ArrayOrTensor, dict[str, int]]:
+    """:func:`propagate_labels`'s arguments checked: the labeled and unlabeled features as
+    tensors, the labels to take rows from, and the index's settings."""
     labeled = _as_feature_tensor(X_labeled, "X_labeled")
     unlabeled = _as_feature_tensor(X_unlabeled, "X_unlabeled")
     n_labeled, dim = labeled.shape
-    n_unlabeled = unlabeled.shape[0]
     if n_labeled == 0:
         raise ValueError(
             f"X_labeled is empty (shape {tuple(labeled.shape)}): label propagation needs at "
@@ -343,60 +378,7 @@ def propagate_labels(
         )
     _check_finite(labeled, "X_labeled")
     _check_finite(unlabeled, "X_unlabeled")
-
-    device = _computing_device(labeled, unlabeled)
-    backend = _resolve_backend(backend, device, index)
-    chunk_rows, block_rows = chunk_layout(n_unlabeled, n_labeled, dim, chunk_size, backend)
-    show = n_unlabeled * n_labeled > _AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
-    with tqdm(
-        total=n_unlabeled,
-        desc=f"propagate_labels ({backend if index == 'exact' else f'{backend}, {index}'})",
-        unit="sample",
-        disable=not show,
-    ) as bar:
-        if n_unlabeled == 0:
-            neighbors = torch.empty(0, dtype=torch.int64, device=device)
-        else:  # both searches rank by ||y||^2 - 2 x.y in float32: centred, its rounding
-            # error scales with the features' spread, not with an offset they share
-            center = _mean_row(labeled, block_rows)
-            if backend == "faiss":
-                neighbors = _nearest_faiss(
-                    labeled, unlabeled, center, device, chunk_rows, bar, index, settings
-                )
-            else:
-                neighbors = _nearest_torch(
-                    labeled, unlabeled, center, device, chunk_rows, block_rows, bar
-                )
-    distances = _exact_distances(labeled, unlabeled, neighbors, device)
-    everywhere = distances if shard_indices is None else _all_distances(distances, shard_indices)
-    t_used = _temperature(everywhere, t, n_labeled)
-    if t_used == 0.0:  # every distance is 0: exp(-0 / t) is 1 for every t > 0
-        weights = torch.ones(n_unlabeled, dtype=torch.float32, device=device)
-    else:
-        weights = torch.exp(-distances / t_used).to(torch.float32)
-        weights.clamp_(min=torch.finfo(torch.float32).tiny)
-
-    if output_is_tensor:
-        out_device = X_unlabeled.device
-        return Propagation(
-            labels=_take_labels(labels_source, neighbors, out_device),
-            weights=weights.to(out_device),
-            neighbors=neighbors.to(out_device),
-            distances=distances.to(out_device),
-            t=t_used,
-        )
-    return Propagation(
-        labels=_take_labels(labels_source, neighbors, None),
-        weights=weights.cpu().numpy(),
-        neighbors=neighbors.cpu().numpy(),
-        distances=distances.cpu().numpy(),
-        t=t_used,
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# Validation and conversion
-# ---------------------------------------------------------------------------------------
+    return labeled, unlabeled, labels_source, settings
 
 
 def _as_feature_tensor(features: Any, name: str) -> torch.Tensor:
@@ -535,6 +517,40 @@ def _center_into(rows: torch.Tensor, center: torch.Tensor, out: torch.Tensor) ->
 # ---------------------------------------------------------------------------------------
 # Search backends: index (u,) int64 of the nearest labeled row, on the computing device
 # ---------------------------------------------------------------------------------------
+
+
+def _nearest_neighbors(
+    labeled: torch.Tensor,
+    unlabeled: torch.Tensor,
+    device: torch.device,
+    backend: str,
+    chunk_size: int | None,
+    progress: bool | None,
+    index: str,
+    settings: dict[str, int],
+) -> torch.Tensor:
+    """The nearest labeled row of each unlabeled row, searched chunk by chunk by
+    ``backend`` (resolved: ``"faiss"`` or ``"torch"``) under a progress bar."""
+    n_unlabeled = unlabeled.shape[0]
+    n_labeled, dim = labeled.shape
+    chunk_rows, block_rows = chunk_layout(n_unlabeled, n_labeled, dim, chunk_size, backend)
+    show = n_unlabeled * n_labeled > _AUTO_PROGRESS_PAIRS if progress is None else bool(progress)
+    with tqdm(
+        total=n_unlabeled,
+        desc=f"propagate_labels ({backend if index == 'exact' else f'{backend}, {index}'})",
+        unit="sample",
+        disable=not show,
+    ) as bar:
+        if n_unlabeled == 0:
+            return torch.empty(0, dtype=torch.int64, device=device)
+        # both searches rank by ||y||^2 - 2 x.y in float32: centred, its rounding error
+        # scales with the features' spread, not with an offset they share
+        center = _mean_row(labeled, block_rows)
+        if backend == "faiss":
+            return _nearest_faiss(
+                labeled, unlabeled, center, device, chunk_rows, bar, index, settings
+            )
+        return _nearest_torch(labeled, unlabeled, center, device, chunk_rows, block_rows, bar)
 
 
 def _faiss_flat_l2(faiss: Any, dim: int, device: torch.device) -> tuple[Any, Any]:
@@ -793,3 +809,30 @@ def _take_labels(
         return taken.cpu().numpy() if out_device is None else taken.to(out_device)
     taken = labels[neighbors.cpu().numpy()]
     return taken if out_device is None else _tensor_view(np.ascontiguousarray(taken)).to(out_device)
+
+
+def _propagation(
+    labels: ArrayOrTensor,
+    weights: torch.Tensor,
+    neighbors: torch.Tensor,
+    distances: torch.Tensor,
+    t_used: float,
+    like: ArrayOrTensor,
+) -> Propagation:
+    """The result, as tensors on ``like``'s device when ``like`` is a tensor, else arrays."""
+    if isinstance(like, torch.Tensor):
+        out_device = like.device
+        return Propagation(
+            labels=_take_labels(labels, neighbors, out_device),
+            weights=weights.to(out_device),
+            neighbors=neighbors.to(out_device),
+            distances=distances.to(out_device),
+            t=t_used,
+        )
+    return Propagation(
+        labels=_take_labels(labels, neighbors, None),
+        weights=weights.cpu().numpy(),
+        neighbors=neighbors.cpu().numpy(),
+        distances=distances.cpu().numpy(),
+        t=t_used,
+    )

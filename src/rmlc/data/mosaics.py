@@ -290,40 +290,12 @@ def make_mosaics(
     pools = [np.flatnonzero(labels == c) for c in range(num_classes)]
     available = np.array([c for c in range(num_classes) if pools[c].size], dtype=np.int64)
     if prior is not None:
-        for theme in prior.themes:
-            bad = [c for c in theme.classes if c >= num_classes or not pools[c].size]
-            if bad:
-                raise ValueError(
-                    f"theme {theme.name!r} uses classes without images: {shorten(bad)} "
-                    f"(num_classes={num_classes})"
-                )
+        _check_theme_classes(prior, pools, num_classes)
     weights = _random_class_weights(prior, available, num_classes)
-
     # Random mosaics (drawn for every row, then overwritten by themed rows).
-    filled = rng.random((n, cells_per)) >= empty
-    lonely = np.flatnonzero(~filled.any(axis=1))
-    filled[lonely, rng.integers(cells_per, size=lonely.size)] = True
-    cells = np.where(filled, rng.choice(num_classes, size=(n, cells_per), p=weights), -1)
-
+    cells = _random_cells(rng, n, cells_per, empty, num_classes, weights)
     if prior is not None and prior.themes and prior.theme_probability > 0:
-        themed = rng.random(n) < prior.theme_probability
-        theme_weights = np.array([theme.weight for theme in prior.themes])
-        which = rng.choice(len(prior.themes), size=n, p=theme_weights / theme_weights.sum())
-        order = np.argsort(rng.random((n, cells_per)), axis=1)
-        for t, theme in enumerate(prior.themes):
-            rows = np.flatnonzero(themed & (which == t))
-            items = np.full((rows.size, len(theme.groups)), -1, dtype=np.int64)
-            for j, (group, probability) in enumerate(
-                zip(theme.groups, theme.probabilities, strict=True)
-            ):
-                included = rng.random(rows.size) < probability
-                picked = np.asarray(group)[rng.integers(len(group), size=rows.size)]
-                items[:, j] = np.where(included, picked, -1)
-            items = np.take_along_axis(items, np.argsort(items < 0, axis=1, kind="stable"), 1)
-            kept = min(items.shape[1], cells_per)
-            placed = np.full((rows.size, cells_per), -1, dtype=np.int64)
-            np.put_along_axis(placed, order[rows, :kept], items[:, :kept], axis=1)
-            cells[rows] = placed
+        _place_themes(rng, prior, cells)
 
     sources = np.full((n, cells_per), -1, dtype=np.int64)
     for c in available:
@@ -331,19 +303,79 @@ def make_mosaics(
         sources[where] = pools[c][rng.integers(pools[c].size, size=int(where.sum()))]
 
     occupied = sources >= 0
-    _, channels, height, width = images4.shape
-    tiles = np.zeros((n, cells_per, channels, height, width), dtype=np.uint8)
-    tiles[occupied] = images4[sources[occupied]]
-    mosaics = (
-        tiles.reshape(n, grid, grid, channels, height, width)
-        .transpose(0, 3, 1, 4, 2, 5)
-        .reshape(n, channels, grid * height, grid * width)
-    )
+    mosaics = _tiled(images4, sources, occupied, grid)
     targets = np.zeros((n, num_classes), dtype=np.uint8)
     targets[np.nonzero(occupied)[0], cells[occupied]] = 1
     if return_sources:
         return mosaics, targets, sources
     return mosaics, targets
+
+
+def _check_theme_classes(
+    prior: CooccurrencePrior, pools: list[np.ndarray], num_classes: int
+) -> None:
+    """Raise a ``ValueError`` naming a theme that uses a class without images."""
+    for theme in prior.themes:
+        bad = [c for c in theme.classes if c >= num_classes or not pools[c].size]
+        if bad:
+            raise ValueError(
+                f"theme {theme.name!r} uses classes without images: {shorten(bad)} "
+                f"(num_classes={num_classes})"
+            )
+
+
+def _random_cells(
+    rng: np.random.Generator,
+    n: int,
+    cells_per: int,
+    empty: float,
+    num_classes: int,
+    weights: np.ndarray,
+) -> np.ndarray:
+    """``(n, cells_per)`` classes of random mosaics, -1 for an empty cell: each cell is
+    empty with probability ``empty``, but every mosaic has at least one item."""
+    filled = rng.random((n, cells_per)) >= empty
+    lonely = np.flatnonzero(~filled.any(axis=1))
+    filled[lonely, rng.integers(cells_per, size=lonely.size)] = True
+    return np.where(filled, rng.choice(num_classes, size=(n, cells_per), p=weights), -1)
+
+
+def _place_themes(rng: np.random.Generator, prior: CooccurrencePrior, cells: np.ndarray) -> None:
+    """Overwrite a ``theme_probability`` share of the rows of ``cells`` with themed mosaics:
+    one item of each included group of a drawn theme, at random cells."""
+    n, cells_per = cells.shape
+    themed = rng.random(n) < prior.theme_probability
+    theme_weights = np.array([theme.weight for theme in prior.themes])
+    which = rng.choice(len(prior.themes), size=n, p=theme_weights / theme_weights.sum())
+    order = np.argsort(rng.random((n, cells_per)), axis=1)
+    for t, theme in enumerate(prior.themes):
+        rows = np.flatnonzero(themed & (which == t))
+        items = np.full((rows.size, len(theme.groups)), -1, dtype=np.int64)
+        for j, (group, probability) in enumerate(
+            zip(theme.groups, theme.probabilities, strict=True)
+        ):
+            included = rng.random(rows.size) < probability
+            picked = np.asarray(group)[rng.integers(len(group), size=rows.size)]
+            items[:, j] = np.where(included, picked, -1)
+        items = np.take_along_axis(items, np.argsort(items < 0, axis=1, kind="stable"), 1)
+        kept = min(items.shape[1], cells_per)
+        placed = np.full((rows.size, cells_per), -1, dtype=np.int64)
+        np.put_along_axis(placed, order[rows, :kept], items[:, :kept], axis=1)
+        cells[rows] = placed
+
+
+def _tiled(images4: np.ndarray, sources: np.ndarray, occupied: np.ndarray, grid: int) -> np.ndarray:
+    """``(n, C, grid * H, grid * W)`` mosaics: the image of each occupied cell in its place
+    (row-major), zeros elsewhere."""
+    n, cells_per = sources.shape
+    _, channels, height, width = images4.shape
+    tiles = np.zeros((n, cells_per, channels, height, width), dtype=np.uint8)
+    tiles[occupied] = images4[sources[occupied]]
+    return (
+        tiles.reshape(n, grid, grid, channels, height, width)
+        .transpose(0, 3, 1, 4, 2, 5)
+        .reshape(n, channels, grid * height, grid * width)
+    )
 
 
 def fashion_mosaic(

@@ -230,7 +230,25 @@ def write_report(
     rows = aggregate(runs, spec.metrics)
     extra = [m for m in ("s_in", "s_out") if any(m in row for row in rows)]
     columns = [*spec.metrics, *extra]
-    csv_path = out / f"{spec.name}{suffix}.csv"
+    _write_csv(spec, rows, columns, out / f"{spec.name}{suffix}.csv")
+    lines = _preamble_lines(spec, runs, suffix, seeds, rates)
+    lines += _table_lines(spec, rows, columns)
+    lines += _claims_section(spec, runs)
+    if spec.axis is not None:
+        figure = out / f"{spec.name}{suffix}.png"
+        _plot(spec, rows, figure)
+        lines += ["", f"![{spec.name}]({figure.name})"]
+    if spec.notes:
+        lines += ["", "## Deviations from the paper's protocol", "", spec.notes.strip()]
+    lines += _provenance_lines(runs, record)
+    report = out / f"{spec.name}{suffix}.md"
+    atomic_write_text("\n".join(lines) + "\n", report)
+    return report
+
+
+def _write_csv(spec, rows: list[dict[str, Any]], columns: list[str], path: Path) -> None:
+    """Write the aggregated rows to ``path`` as CSV: each metric's mean and standard
+    deviation, and the paper's values beside them."""
     stream = io.StringIO()
     names = ["variant", "axis", "method", "n", "seconds"]
     names += [name for metric in columns for name in (metric, f"{metric}_std")]
@@ -240,7 +258,14 @@ def write_report(
     for row in rows:
         paper = spec.paper.get(row["method"], {})
         writer.writerow({**row, **{f"paper_{k}": v for k, v in paper.items()}})
-    atomic_write_text(stream.getvalue(), csv_path)
+    atomic_write_text(stream.getvalue(), path)
+
+
+def _preamble_lines(
+    spec, runs: list[dict[str, Any]], suffix: str, seeds: int, rates: dict[str, float]
+) -> list[str]:
+    """The report's title, command, seeds and learning rates, with warnings of runs not yet
+    trained at their rate and of rates at the edge of the searched grid."""
     command = f"rmlc reproduce {spec.name}" + (" --quick" if suffix else "")
     lines = [
         f"# {spec.title}",
@@ -277,12 +302,17 @@ def write_report(
             "change that method's result.",
             "",
         ]
+    return lines
+
+
+def _table_lines(spec, rows: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    """The results as a Markdown table: a row per method (and variant, and axis value)."""
     axis_label = (spec.axis.label or spec.axis.key) if spec.axis else None
     header = ["method"] + (["variant"] if len(spec.variants) > 1 else [])
     header += [axis_label] if axis_label else []
     with_paper = [m for m in spec.metrics if any(m in values for values in spec.paper.values())]
     header += columns + [f"paper {metric}" for metric in with_paper] + ["s / run"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         paper = spec.paper.get(row["method"], {})
         cells = [row["method"]] + ([row["variant"]] if len(spec.variants) > 1 else [])
@@ -292,6 +322,12 @@ def write_report(
         cells += [f"{paper[metric]:g}" if metric in paper else "–" for metric in with_paper]
         cells.append(f"{row['seconds']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _claims_section(spec, runs: list[dict[str, Any]]) -> list[str]:
+    """The paper's claims tested, overall and at each value of a swept axis (none: [])."""
+    lines: list[str] = []
     claims = _claim_lines(spec, runs)
     if claims:
         lines += ["", "## Claims", "", *claims]
@@ -304,13 +340,4 @@ def write_report(
             "",
             *by_axis,
         ]
-    if spec.axis is not None:
-        figure = out / f"{spec.name}{suffix}.png"
-        _plot(spec, rows, figure)
-        lines += ["", f"![{spec.name}]({figure.name})"]
-    if spec.notes:
-        lines += ["", "## Deviations from the paper's protocol", "", spec.notes.strip()]
-    lines += _provenance_lines(runs, record)
-    report = out / f"{spec.name}{suffix}.md"
-    atomic_write_text("\n".join(lines) + "\n", report)
-    return report
+    return lines

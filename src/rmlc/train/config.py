@@ -163,89 +163,114 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Fill loss-dependent defaults; raise a ``ValueError`` naming a bad parameter."""
+        self._fill_loss_defaults()
+        self._check_model_and_loss()
+        self._check_optimisation()
+        self._check_data()
+        self._check_phases_and_evaluation()
+        self._check_runtime()
+        self._check_label_propagation()
+
+    def _fill_loss_defaults(self) -> None:
+        """The learning rate and ramp start of the loss, where not given."""
         if self.lr is None and self.loss in DEFAULT_LEARNING_RATES:
             self.lr = DEFAULT_LEARNING_RATES[self.loss]
         explicit_steps = "hinge_steps" in self.loss_params
         if self.ramp_start is None and not explicit_steps:
             self.ramp_start = DEFAULT_RAMP_START.get(self.loss)
 
-        def require(ok: bool, message: str) -> None:
-            if not ok:
-                raise ValueError(f"config: {message}")
-
-        require(
+    def _check_model_and_loss(self) -> None:
+        """The backbone, the loss, the schedule and the ramp's start."""
+        _require(
             is_backbone(self.backbone),
             f"backbone must be one of {BACKBONES} or timm:NAME, got {self.backbone!r}",
         )
-        require(self.loss in LOSSES, f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
-        require(
+        _require(self.loss in LOSSES, f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
+        _require(
             self.schedule in SCHEDULES,
             f"schedule must be one of {SCHEDULES}, got {self.schedule!r}",
         )
-        require(
+        _require(
             self.ramp_start is None or 0.0 <= self.ramp_start <= 1.0,
             f"ramp_start must lie in [0, 1], got {self.ramp_start}",
         )
-        require(
-            self.ramp_start is None or not explicit_steps,
+        _require(
+            self.ramp_start is None or "hinge_steps" not in self.loss_params,
             "give ramp_start (a fraction of the run) or loss_params hinge_steps, not both",
         )
-        require(
+        _require(
             self.ramp_start is None or self.loss in ("rmlc", "rmlc-paper"),
             f"ramp_start applies to the RMLC losses, not {self.loss!r}",
         )
-        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        require(
+
+    def _check_optimisation(self) -> None:
+        """Epochs, batch size, learning rate, momentum and weight decay."""
+        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(
             self.lr is not None and math.isfinite(self.lr) and self.lr > 0,
             f"lr must be > 0, got {self.lr}",
         )
-        require(0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}")
-        require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        require(
+        _require(0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}")
+        _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+
+    def _check_data(self) -> None:
+        """The validation split and the corruption of the training labels."""
+        _require(
             0 <= self.validation_fraction < 1,
             f"validation_fraction must lie in [0, 1), got {self.validation_fraction}",
         )
-        require(
+        _require(
             0 <= self.label_noise <= 1, f"label_noise must lie in [0, 1], got {self.label_noise}"
         )
-        require(
+        _require(
             0 <= self.missing_labels <= 1,
             f"missing_labels must lie in [0, 1], got {self.missing_labels}",
         )
-        require(self.refresh_every >= 1, f"refresh_every must be >= 1, got {self.refresh_every}")
-        require(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        require(
+
+    def _check_phases_and_evaluation(self) -> None:
+        """The semi-supervised phases, mixed precision, and how labels are predicted."""
+        _require(self.refresh_every >= 1, f"refresh_every must be >= 1, got {self.refresh_every}")
+        _require(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        _require(
             self.amp in (None, "bf16", "fp16"),
             f"amp must be null, 'bf16' or 'fp16', got {self.amp!r}",
         )
-        require(self.topk >= 1, f"topk must be >= 1, got {self.topk}")
-        require(
+        _require(self.topk >= 1, f"topk must be >= 1, got {self.topk}")
+        _require(
             self.threshold is None
             or self.threshold in THRESHOLD_CHOICES
             or (isinstance(self.threshold, int | float) and not isinstance(self.threshold, bool)),
             f"threshold must be a number, 'auto', 'per-class' or null, got {self.threshold!r}",
         )
-        require(
+        _require(
             self.threshold not in THRESHOLD_CHOICES or self.validation_fraction > 0,
             f"threshold {self.threshold!r} is chosen on the validation split: "
             "validation_fraction must be > 0",
         )
-        require(
+
+    def _check_runtime(self) -> None:
+        """Workers, unreadable images, checkpoints, diagnostics and the distributed timeout."""
+        _require(
             self.num_workers is None or self.num_workers >= 0,
             f"num_workers must be >= 0 or None (by the CPU count), got {self.num_workers}",
         )
-        require(
+        _require(
             self.bad_images in ("raise", "skip"),
             f"bad_images must be 'raise' or 'skip', got {self.bad_images!r}",
         )
-        require(
+        _require(
             self.checkpoint_every_steps >= 0,
             f"checkpoint_every_steps must be >= 0, got {self.checkpoint_every_steps}",
         )
-        require(self.dynamics_every >= 0, f"dynamics_every must be >= 0, got {self.dynamics_every}")
-        require(self.dist_timeout > 0, f"dist_timeout must be > 0, got {self.dist_timeout}")
-        require(
+        _require(
+            self.dynamics_every >= 0, f"dynamics_every must be >= 0, got {self.dynamics_every}"
+        )
+        _require(self.dist_timeout > 0, f"dist_timeout must be > 0, got {self.dist_timeout}")
+
+    def _check_label_propagation(self) -> None:
+        """The label refresh's temperature ``t`` and its nearest-neighbour index."""
+        _require(
             (isinstance(self.t, int | float) and self.t > 0) or self.t in ("mean", "authors"),
             f"t must be 'mean', 'authors' or a positive number, got {self.t!r}",
         )
@@ -255,7 +280,7 @@ class TrainConfig:
             raise ValueError(
                 f"config: propagation_index / propagation_index_params: {error}"
             ) from None
-        require(
+        _require(
             self.propagation_index == "exact"
             or not self.semi_supervised
             or importlib.util.find_spec("faiss") is not None,
@@ -279,6 +304,12 @@ class TrainConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _require(ok: bool, message: str) -> None:
+    """Raise a ``ValueError`` with ``message`` (prefixed ``config:``) unless ``ok``."""
+    if not ok:
+        raise ValueError(f"config: {message}")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:

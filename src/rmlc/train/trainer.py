@@ -98,51 +98,12 @@ class Trainer:
         self.config, self.data, self.context = config, data, context
         self.device = context.device
         self.out = Path(config.out)
-        self.model = model.to(self.device)
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.network: nn.Module = self.model
-        if context.enabled:
-            self.network = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
-        if config.compile:
-            self.network = torch.compile(self.network)
-        self.loss_generator = torch.Generator(device=self.device)
-        self.loss_fn = build_loss(config.loss, **config.loss_params)
-        if getattr(self.loss_fn, "generator", False) is None:  # sampled ranks: seeded per epoch
-            self.loss_fn.generator = self.loss_generator
-        if config.ramp_start is not None:  # the hinge for that fraction of the run's steps
-            self.loss_fn.hinge_steps = round(config.ramp_start * self.total_steps())
-        # Targets are validated once, when the data is loaded; per-step value checks would
-        # make every CUDA step wait for the GPU.
-        self.loss_fn.check_values = False
-        decay, no_decay = [], []
-        for name, parameter in self.model.named_parameters():
-            (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
-        self.optimizer = torch.optim.SGD(
-            [
-                {"params": decay, "weight_decay": config.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov and config.momentum > 0,
-        )
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp or "")
-        self.scaler = torch.amp.GradScaler(
-            self.device.type, enabled=self.amp_dtype == torch.float16
-        )
-        # Targets and weights of every training sample; propagation rewrites the unlabeled.
+        self._set_up_network(model)
+        self._set_up_loss()
+        self._set_up_optimizer()
         if config.semi_supervised and len(data.unlabeled):  # settings that need l: now,
-            try:  # not at the first refresh after the warm-up
-                index_settings(
-                    config.propagation_index, config.propagation_index_params, len(data.labeled)
-                )
-            except ValueError as error:
-                raise ValueError(
-                    f"propagation_index_params for {len(data.labeled)} labeled images: {error}"
-                ) from error
+            self._check_propagation_settings()  # not at the first refresh after the warm-up
+        # Targets and weights of every training sample; propagation rewrites the unlabeled.
         self.targets = data.targets.take(slice(None))  # a copy, sparse
         self.sample_weights = torch.ones(len(self.targets))
         self.propagation_epoch: int | None = None
@@ -163,6 +124,69 @@ class Trainer:
         self.log = RunLog(
             self.out, tensorboard=config.tensorboard, echo=config.progress, enabled=context.is_main
         )
+
+    # ---- set-up -------------------------------------------------------------------------
+
+    def _set_up_network(self, model: MultiLabelNet) -> None:
+        """``model`` on the device (channels-last if asked), and ``network``, the module
+        trained: the model, wrapped for DDP when distributed, compiled if asked."""
+        config = self.config
+        self.model = model.to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.network: nn.Module = self.model
+        if self.context.enabled:
+            self.network = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        if config.compile:
+            self.network = torch.compile(self.network)
+
+    def _set_up_loss(self) -> None:
+        """The loss, with its generator of sampled ranks and its hinge phase."""
+        config = self.config
+        self.loss_generator = torch.Generator(device=self.device)
+        self.loss_fn = build_loss(config.loss, **config.loss_params)
+        if getattr(self.loss_fn, "generator", False) is None:  # sampled ranks: seeded per epoch
+            self.loss_fn.generator = self.loss_generator
+        if config.ramp_start is not None:  # the hinge for that fraction of the run's steps
+            self.loss_fn.hinge_steps = round(config.ramp_start * self.total_steps())
+        # Targets are validated once, when the data is loaded; per-step value checks would
+        # make every CUDA step wait for the GPU.
+        self.loss_fn.check_values = False
+
+    def _set_up_optimizer(self) -> None:
+        """SGD (no weight decay on biases and norm parameters) and the AMP gradient scaler."""
+        config = self.config
+        decay, no_decay = [], []
+        for name, parameter in self.model.named_parameters():
+            (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
+        self.optimizer = torch.optim.SGD(
+            [
+                {"params": decay, "weight_decay": config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+        )
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp or "")
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16
+        )
+
+    def _check_propagation_settings(self) -> None:
+        """Raise a ``ValueError`` if the propagation index's settings do not fit the number
+        of labeled images."""
+        n_labeled = len(self.data.labeled)
+        try:
+            index_settings(
+                self.config.propagation_index, self.config.propagation_index_params, n_labeled
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"propagation_index_params for {n_labeled} labeled images: {error}"
+            ) from error
 
     # ---- phases -------------------------------------------------------------------------
 

@@ -137,3 +137,36 @@ def test_no_long_functions() -> None:
     assert "rmlc/losses/fused_triton.py:_ranking_kernel" in exempt  # kernels are recognised
     assert "rmlc/losses/fused.py:_fused_loop" in exempt
     assert long == [], f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+# The layers of docs/design.md, lowest first: a module imports only from lower layers (the
+# foundations also from one another).
+LAYERS = [
+    {"rmlc.labels", "rmlc.checks", "rmlc.atomic", "rmlc.torch_files", "rmlc.gather"}
+    | {"rmlc.provenance"},
+    {"rmlc.data", "rmlc.losses", "rmlc.metrics", "rmlc.propagation", "rmlc.models"}
+    | {"rmlc.thresholds"},
+    {"rmlc.train", "rmlc.linear"},
+    {"rmlc.experiments", "rmlc.inference", "rmlc.pretrain"},
+    {"rmlc.cli", "rmlc"},
+    {"rmlc.__main__"},  # python -m rmlc: the command line
+]
+
+
+def test_each_layer_imports_only_from_the_layers_below() -> None:
+    layer_of = {group: depth for depth, groups in enumerate(LAYERS) for group in groups}
+
+    def group(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    graph = _module_graph()
+    assert {group(module) for module in graph} <= set(layer_of), "a module outside the layers"
+    upward = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if group(target) != group(module)
+        and layer_of[group(target)] >= layer_of[group(module)]
+        and not layer_of[group(module)] == layer_of[group(target)] == 0
+    )
+    assert upward == [], upward

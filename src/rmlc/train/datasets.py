@@ -29,7 +29,7 @@ from rmlc.train.data import ArrayStore, FileStore, ShardStore, TrainingData, ass
 _SIZE_SAMPLE = 64  # images whose size sets the small CNN's default input size
 _SMALL_CNN_MAX_SIZE = 128
 
-__all__ = ["DATASETS", "build_training_data", "load_split"]
+__all__ = ["DATASETS", "build_training_data", "load_split", "read_tags"]
 
 DATASETS = ("fashion-mosaic", "fashion-mnist", "cifar10", "stl10", "coco", "nus-wide", "tags")
 

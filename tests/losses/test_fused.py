@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import reference
 from rmlc.losses import RMLCLoss, WARPLoss, fused
 from rmlc.losses import functional as F
 from rmlc.losses.fused import draws_by_inversion, fused_kernel
@@ -108,6 +109,37 @@ def test_row_blocks_on_threads_give_the_single_thread_result(
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(blocked[0], single[0]) and torch.equal(blocked[1], single[1])
+
+
+@pytest.mark.parametrize("s", [-0.5, 0.0])
+def test_positives_taken_four_at_a_time_match_the_literal_loop(s: float) -> None:
+    """Rows of 0 to 9 positives (a part of a group of four, one and two whole groups, and
+    more) on a half-integer grid, where scores tie exactly at both breakpoints of the ramp."""
+    rng = np.random.default_rng(11)
+    m = 30
+    logits = np.round(rng.normal(0.0, 2.0, (10, m)) * 2) / 2
+    targets = np.zeros((10, m))
+    for count in range(10):
+        targets[count, rng.choice(m, count, replace=False)] = 1.0
+    margins = [
+        logits[i, j] - logits[i, k]
+        for i, j, k in zip(
+            *np.nonzero(targets[:, :, None] * (1 - targets[:, None, :])), strict=True
+        )
+    ]
+    assert 1.0 in margins and s in margins  # ties at u = 0 and at u = cap
+    per_sample, _, ranks = reference.literal_loss(
+        logits.tolist(), targets.tolist(), s=s, kappa=1.0, rank="exact", reduction="none"
+    )
+    leaf = torch.tensor(logits, requires_grad=True)
+    loss_fn = RMLCLoss.paper(s=s, kappa=1.0, rank="exact", reduction="none", kernel="fused")
+    loss = loss_fn(leaf, torch.tensor(targets))
+    np.testing.assert_allclose(loss.detach().numpy(), per_sample, rtol=1e-12, atol=1e-12)
+    loss.sum().backward()
+    expected = reference.literal_subgradient(
+        logits.tolist(), targets.tolist(), ranks, s=s, kappa=1.0, reduction="sum"
+    )
+    np.testing.assert_allclose(leaf.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_small_batches_stay_on_the_calling_thread() -> None:

@@ -7,14 +7,22 @@ most of the loss's time. This kernel computes the same per-sample loss and gradi
 compiled loop over the samples (numba, no C compiler needed):
 
 * the margin term ``kappa sum_j P(1 - y_j f_j)`` and its gradient, label by label;
-* for each positive ``j``: the violator count ``v_j`` (one pass over the labels), its rank
-  weight ``L(r_j)``, and one more pass adding the penalties ``P(1 - f_j + f_k)`` and the
-  slopes of the negatives ``k``.
+* the ranking term, four positives ``j`` at a time (their thresholds ``f_j - 1`` held in
+  registers): one pass counts, for each, the violators ``v_j`` (``u = f_k - f_j + 1 > 0``)
+  and the negatives beyond the ramp's cap (``u >= 1 - s``), which give the rank weight
+  ``L(r_j)`` and the positive's gradient; one more pass adds the negatives' slopes
+  ``sum_j L(r_j) P'(u_jk)``.
 
-Work is ``O((P + N) m)`` for ``P`` positives, extra memory ``O(m)`` per thread; sums are
-taken in float64 whatever the input dtype. Large batches are cut into row blocks that run
-on torch's threads at once (the loop releases the GIL); small ones stay on the calling
-thread, where handing work over would cost more than it saves.
+The penalties need no pass of their own: ``P`` is linear in ``f_k`` wherever its slope is
+constant, so ``sum_j L(r_j) sum_k P(u_jk)`` is ``sum_k f_k slopes_k`` plus a constant per
+positive from its two counts. Work is still ``O((P + N) m)`` for ``P`` positives, in
+``2 ceil(P / 4)`` passes over the scores for the ranking term (was ``2 P``: a count and a
+penalty pass per positive), extra memory ``O(m)`` per thread. Sums are taken in float64
+whatever the input dtype, and every comparison is the one of the definition
+(``f_k > f_j - 1``, ``u >= 1 - s`` in float64), so ties at the breakpoints fall as in the
+literal loop. Large batches are cut into row blocks that run on torch's threads at once
+(the loop releases the GIL); small ones stay on the calling thread, where handing work
+over would cost more than it saves.
 
 Sampled ranks use one uniform number per positive (drawn by torch, so the ``generator``
 argument keeps its meaning): the number of draws ``q`` until the first of ``v`` violators
@@ -41,6 +49,7 @@ from rmlc.losses.terms import RankingTerms
 __all__ = ["PARALLEL_MIN_ENTRIES", "compiled", "draws_by_inversion", "fused_kernel", "row_blocks"]
 
 _SAMPLED, _EXACT, _GIVEN = 0, 1, 2
+_GROUP = 4  # positives whose thresholds one pass over the negatives compares against
 # Reassociation lets the compiler vectorize the sums over labels; no assumption on NaN/inf.
 _FAST_MATH = {"reassoc", "nsz", "contract"}
 
@@ -148,61 +157,135 @@ def _fused_loop(
     n_rows, m = f.shape
     cap, soft = 1.0 - s, 1.0 - beta
     scores = np.empty(m, np.float64)  # the negatives' scores, -inf at positives
-    gradient = np.empty(m, np.float64)
+    gradient = np.empty(m, np.float64)  # of the margin term, and of the positives' ranks
+    slopes = np.empty(m, np.float64)  # sum_j L(r_j) P'(u_jk) of each negative k
+    members = np.empty(m, np.int64)  # the positives' labels
+    thresholds, weights = np.empty(_GROUP, np.float64), np.empty(_GROUP, np.float64)
     slot = 0  # index of the next positive's uniform number
     for i in range(n_rows):
-        total, negatives, finite = 0.0, 0, True
+        count = 0
         for k in range(m):
-            negatives += positive[i, k] == 0
-        positive_weight, negative_weight = kappa, kappa
-        if balance:
-            positive_weight = kappa * m / (2.0 * max(m - negatives, 1))
-            negative_weight = kappa * m / (2.0 * max(negatives, 1))
-        for k in range(m):  # margin term, elementwise
-            score = np.float64(f[i, k])
-            is_positive = positive[i, k] != 0
-            finite &= np.isfinite(score)
-            sign = 1.0 if is_positive else -1.0
-            weight = positive_weight if is_positive else negative_weight
-            u = 1.0 - sign * score
-            total += weight * (min(max(u, 0.0), cap) + soft * max(u - cap, 0.0))
-            slope = np.float64((u > 0.0) & (u < cap)) + soft * np.float64(u >= cap)
-            gradient[k] = -weight * sign * slope
-            scores[k] = -np.inf if is_positive else score
-        for j in range(m):  # ranking term, one positive at a time
-            if positive[i, j] == 0:
-                continue
-            threshold = np.float64(f[i, j]) - 1.0
-            violators = 0
-            for k in range(m):
-                violators += scores[k] > threshold
-            if mode == _SAMPLED:
-                uniform = uniforms[slot]
-                slot += 1
-                if violators == 0:
+            if positive[i, k] != 0:
+                members[count] = k
+                count += 1
+        total, finite = _margin_row(
+            f[i], positive[i], m - count, kappa, cap, soft, balance, gradient
+        )
+        for k in range(m):
+            scores[k] = -np.inf if positive[i, k] != 0 else np.float64(f[i, k])
+            slopes[k] = 0.0
+        for start in range(0, count, _GROUP):  # ranking term, four positives per pass
+            thresholds[:] = np.inf  # an unused place matches no negative
+            weights[:] = 0.0
+            for q in range(min(_GROUP, count - start)):
+                thresholds[q] = np.float64(f[i, members[start + q]]) - 1.0
+            above, beyond = _count_violators(scores, thresholds, cap)
+            for q in range(min(_GROUP, count - start)):
+                j, violators = members[start + q], int(above[q])
+                if mode == _SAMPLED:
+                    uniform = uniforms[slot]
+                    slot += 1
+                    if violators == 0:
+                        continue
+                    weight = table[_draws_by_inversion(violators, m - count, uniform)]
+                elif violators == 0:
                     continue
-                weight = table[_draws_by_inversion(violators, negatives, uniform)]
-            elif violators == 0:
-                continue
-            elif mode == _EXACT:
-                weight = table[violators]
-            else:
-                weight = table[min(max(given[i, j], 0), m)]
-            penalty, slopes = 0.0, 0.0
-            for k in range(m):
-                u = scores[k] - threshold
-                penalty += min(max(u, 0.0), cap) + soft * max(u - cap, 0.0)
-                slope = np.float64((u > 0.0) & (u < cap)) + soft * np.float64(u >= cap)
-                slopes += slope
-                gradient[k] += weight * slope
-            total += weight * penalty
-            gradient[j] -= weight * slopes
+                elif mode == _EXACT:
+                    weight = table[violators]
+                else:
+                    weight = table[min(max(given[i, j], 0), m)]
+                linear = above[q] - beyond[q]  # negatives on the ramp's slope, 0 < u < cap
+                theta = thresholds[q]
+                # the penalties' constant parts; their scores' part is the dot product below
+                total += weight * (beyond[q] * (cap - soft * (theta + cap)) - linear * theta)
+                gradient[j] -= weight * (linear + soft * beyond[q])
+                weights[q] = weight
+            _add_slopes(scores, thresholds, weights, cap, 1.0 - soft, slopes)
+        for k in range(m):  # sum_j L(r_j) sum_k P(u_jk): the scores' part, sum_k f_k slopes_k
+            total += np.float64(f[i, k]) * slopes[k]
         if not finite:
-            total = np.nan
-            gradient[:] = np.nan
+            per_sample[i] = np.nan
+            grad[i, :] = np.nan
+            continue
         per_sample[i] = total
         for k in range(m):
-            grad[i, k] = gradient[k]
+            grad[i, k] = gradient[k] + slopes[k]
+
+
+@compiled(fastmath=_FAST_MATH)
+def _margin_row(
+    f: np.ndarray,
+    positive: np.ndarray,
+    negatives: int,
+    kappa: float,
+    cap: float,
+    soft: float,
+    balance: bool,
+    gradient: np.ndarray,
+) -> tuple[float, bool]:
+    """The margin term ``kappa sum_j P(1 - y_j f_j)`` of one row ``f`` ``(m,)``, and whether
+    every score is finite; the term's gradient is written into ``gradient`` ``(m,)``."""
+    m = f.shape[0]
+    positive_weight, negative_weight = kappa, kappa
+    if balance:
+        positive_weight = kappa * m / (2.0 * max(m - negatives, 1))
+        negative_weight = kappa * m / (2.0 * max(negatives, 1))
+    total, finite = 0.0, True
+    for k in range(m):
+        finite &= np.isfinite(f[k])
+        is_positive = positive[k] != 0
+        sign = 1.0 if is_positive else -1.0
+        weight = positive_weight if is_positive else negative_weight
+        u = 1.0 - sign * np.float64(f[k])
+        total += weight * (min(max(u, 0.0), cap) + soft * max(u - cap, 0.0))
+        slope = np.float64((u > 0.0) & (u < cap)) + soft * np.float64(u >= cap)
+        gradient[k] = -weight * sign * slope
+    return total, finite
+
+
+@compiled(fastmath=_FAST_MATH)
+def _count_violators(
+    scores: np.ndarray, thresholds: np.ndarray, cap: float
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """For each of four positives ``q``, with ``u = score - thresholds[q]``: the negatives
+    with ``u > 0`` (the violators) and those with ``u >= cap`` (beyond the ramp's cap), as
+    two tuples of four float64 counts: one pass over ``scores`` ``(m,)``."""
+    t0, t1, t2, t3 = thresholds[0], thresholds[1], thresholds[2], thresholds[3]
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
+    for k in range(scores.shape[0]):
+        g = scores[k]
+        a0 += 1.0 if g > t0 else 0.0
+        a1 += 1.0 if g > t1 else 0.0
+        a2 += 1.0 if g > t2 else 0.0
+        a3 += 1.0 if g > t3 else 0.0
+        b0 += 1.0 if g - t0 >= cap else 0.0
+        b1 += 1.0 if g - t1 >= cap else 0.0
+        b2 += 1.0 if g - t2 >= cap else 0.0
+        b3 += 1.0 if g - t3 >= cap else 0.0
+    return (a0, a1, a2, a3), (b0, b1, b2, b3)
+
+
+@compiled(fastmath=_FAST_MATH)
+def _add_slopes(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    weights: np.ndarray,
+    cap: float,
+    hard: float,
+    slopes: np.ndarray,
+) -> None:
+    """``slopes[k] += sum_q weights[q] P'(scores[k] - thresholds[q])`` for four positives,
+    with ``P' = 1`` on ``0 < u < cap`` and ``1 - hard`` beyond: one pass over ``(m,)``."""
+    t0, t1, t2, t3 = thresholds[0], thresholds[1], thresholds[2], thresholds[3]
+    w0, w1, w2, w3 = weights[0], weights[1], weights[2], weights[3]
+    h0, h1, h2, h3 = hard * w0, hard * w1, hard * w2, hard * w3
+    for k in range(scores.shape[0]):
+        g = scores[k]
+        up = (w0 if g > t0 else 0.0) + (w1 if g > t1 else 0.0)
+        up += (w2 if g > t2 else 0.0) + (w3 if g > t3 else 0.0)
+        down = (h0 if g - t0 >= cap else 0.0) + (h1 if g - t1 >= cap else 0.0)
+        down += (h2 if g - t2 >= cap else 0.0) + (h3 if g - t3 >= cap else 0.0)
+        slopes[k] += up - down
 
 
 def fused_kernel(

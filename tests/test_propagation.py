@@ -13,7 +13,10 @@ import torch
 
 import rmlc.propagation as propagation
 from rmlc.propagation import Propagation, chunk_layout, propagate_labels
-from tests.sharding import assert_two_shards_give_the_whole
+from tests.sharding import (
+    assert_two_labeled_shards_give_the_whole,
+    assert_two_shards_give_the_whole,
+)
 
 try:
     import faiss
@@ -601,3 +604,182 @@ def test_shard_indices_must_name_one_row_per_sample() -> None:
     labeled, unlabeled = torch.randn(5, 3), torch.randn(4, 3)
     with pytest.raises(ValueError, match="shard_indices must be 4 integer rows"):
         propagate_labels(labeled, torch.ones(5, 2), unlabeled, shard_indices=torch.arange(3))
+
+
+# ---------------------------------------------------------------------------------------
+# Sharded labeled set (labeled_shard_indices)
+# ---------------------------------------------------------------------------------------
+
+
+def labeled_with_copies(seed: int, n_labeled: int = 50, n_unlabeled: int = 41, dim: int = 16):
+    """float32 tensors around a shared offset: labeled rows 30-39 copy rows 0-9, and
+    unlabeled rows 0-7 copy labeled rows (exact ties at distance 0); otherwise random (no
+    float32 near-ties)."""
+    generator = torch.Generator().manual_seed(seed)
+    offset = 40.0 * torch.ones(dim)
+    labeled = torch.randn(n_labeled, dim, generator=generator) + offset
+    labeled[30:40] = labeled[0:10]
+    unlabeled = torch.randn(n_unlabeled, dim, generator=generator) + offset
+    unlabeled[:8] = labeled[torch.tensor([0, 3, 31, 35, 39, 12, 44, 8])]
+    return labeled, unlabeled, generator
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("t", ["mean", "authors"])
+def test_one_labeled_shard_in_small_chunks_gives_the_whole_result(
+    backend: str, t: str, monkeypatch
+) -> None:
+    """One process, its labeled shard in any order with arbitrary ids and repeated rows,
+    broadcast in chunks of 7 rows: the result is the whole set's, neighbours as ids."""
+    X_labeled, Y_labeled, X_unlabeled = clustered_case(61)
+    X_labeled += 30.0  # a shared offset: the centre matters
+    X_unlabeled += 30.0
+    whole = propagate_labels(X_labeled, Y_labeled, X_unlabeled, t=t, backend=backend)
+    ids = 1000 + 3 * np.arange(60)  # increasing with the position, not contiguous
+    rows = np.concatenate([np.random.default_rng(0).permutation(60), [4, 17, 4]])  # repeats
+    monkeypatch.setattr(propagation, "_LABELED_CHUNK_BYTES", 7 * 4 * 12)
+    sharded = propagate_labels(
+        X_labeled[rows],
+        Y_labeled[rows],
+        X_unlabeled,
+        t=t,
+        backend=backend,
+        shard_indices=np.arange(90),
+        labeled_shard_indices=ids[rows],
+    )
+    np.testing.assert_array_equal(sharded.neighbors, ids[whole.neighbors])
+    for field in ("labels", "weights", "distances"):
+        np.testing.assert_array_equal(getattr(sharded, field), getattr(whole, field), field)
+    assert sharded.t == whole.t  # "authors": l counts distinct ids, not the repeats
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 1000])
+def test_labeled_shard_ties_go_to_the_lowest_id(chunk_rows: int, monkeypatch) -> None:
+    """Exact copies among the labeled rows, whose ids are not in row order: inside a chunk
+    and across chunks, the lowest id wins, as it would in a whole set ordered by id."""
+    labeled, unlabeled, generator = labeled_with_copies(5)
+    ids = torch.randperm(50, generator=generator) * 2 + 1
+    labels = (torch.rand(50, 4, generator=generator) < 0.5).float()
+    order = torch.argsort(ids)
+    by_id = propagate_labels(labeled[order], labels[order], unlabeled, backend="torch")
+    assert int((by_id.distances == 0).sum()) >= 8
+    monkeypatch.setattr(propagation, "_LABELED_CHUNK_BYTES", chunk_rows * 4 * 16)
+    sharded = propagate_labels(
+        labeled,
+        labels,
+        unlabeled,
+        backend="torch",
+        shard_indices=torch.arange(41),
+        labeled_shard_indices=ids,
+    )
+    assert torch.equal(sharded.neighbors, ids[order][by_id.neighbors])
+    assert torch.equal(sharded.labels, by_id.labels)
+    assert torch.equal(sharded.distances, by_id.distances)
+    assert sharded.t == by_id.t
+
+
+def test_labeled_shard_tensors_and_bool_labels() -> None:
+    """Tensors in, tensors out; bool and 1-D labels keep their dtype."""
+    labeled, unlabeled, generator = labeled_with_copies(6)
+    for labels in (torch.rand(50, 3, generator=generator) < 0.5, torch.arange(50) * 10):
+        whole = propagate_labels(labeled, labels, unlabeled, backend="torch")
+        sharded = propagate_labels(
+            labeled,
+            labels,
+            unlabeled,
+            backend="torch",
+            shard_indices=torch.arange(41),
+            labeled_shard_indices=torch.arange(50),
+        )
+        assert sharded.labels.dtype == labels.dtype
+        assert torch.equal(sharded.labels, whole.labels)
+        assert torch.equal(sharded.neighbors, whole.neighbors)
+
+
+def test_labeled_shard_errors_name_the_problem() -> None:
+    labeled, unlabeled = torch.randn(5, 3), torch.randn(4, 3)
+    labels, ids, rows = torch.ones(5, 2), torch.arange(5), torch.arange(4)
+    with pytest.raises(ValueError, match="labeled_shard_indices needs shard_indices"):
+        propagate_labels(labeled, labels, unlabeled, labeled_shard_indices=ids)
+    for index in ("ivf", "hnsw"):
+        with pytest.raises(ValueError, match=f"index='{index}' cannot search a sharded labeled"):
+            propagate_labels(
+                labeled,
+                labels,
+                unlabeled,
+                shard_indices=rows,
+                labeled_shard_indices=ids,
+                index=index,
+            )
+    for bad in (torch.arange(4), torch.arange(5.0), np.arange(10).reshape(5, 2)):
+        with pytest.raises(ValueError, match="labeled_shard_indices must be 5 integer ids"):
+            propagate_labels(
+                labeled, labels, unlabeled, shard_indices=rows, labeled_shard_indices=bad
+            )
+    with pytest.raises(TypeError, match="Y_labeled must be numeric .* labeled samples are sharded"):
+        propagate_labels(
+            labeled,
+            np.array(list("abcde")),
+            unlabeled.numpy(),
+            shard_indices=rows,
+            labeled_shard_indices=ids,
+        )
+    with pytest.raises(ValueError, match="X_labeled is empty on every process"):
+        propagate_labels(
+            labeled[:0],
+            labels[:0],
+            unlabeled,
+            shard_indices=rows,
+            labeled_shard_indices=ids[:0],
+        )
+
+
+@pytest.mark.slow
+def test_two_processes_each_holding_a_labeled_and_an_unlabeled_shard(tmp_path) -> None:
+    """Both sides sharded over two gloo processes (one spawn for every case): uneven
+    labeled shards, an empty one, repeats on both sides, several chunks per process,
+    exact copies among the labeled rows across processes, "mean" and "authors", torch and
+    faiss: every row and the temperature come out as one process computes them."""
+    labeled, unlabeled, generator = labeled_with_copies(7)
+    float_labels = (torch.rand(50, 5, generator=generator) < 0.3).float()
+    ids = 7 + 3 * torch.arange(50)  # increasing: the lowest id is the lowest position
+    odd = [*range(1, 50, 2), 0, 2]  # the padding repeats rows 0 and 2
+    base = {"labeled": labeled, "unlabeled": unlabeled, "ids": ids, "chunk_bytes": 5 * 4 * 16}
+    cases = [
+        {
+            **base,
+            "labels": float_labels,
+            "labeled_rows": (range(12), range(12, 50)),
+            "options": {"t": "authors", "backend": "torch"},
+        },
+        {
+            **base,
+            "labels": ids,
+            "labeled_rows": (range(50), []),
+            "chunk_bytes": 2**26,
+            "options": {"t": "mean", "backend": "torch"},
+        },
+        {
+            **base,
+            "labels": float_labels,
+            "labeled_rows": (range(0, 50, 2), odd),
+            "options": {"t": "authors", "backend": "torch"},
+        },
+    ]
+    if faiss is not None:  # no exact copies: faiss promises no tie rule
+        X_labeled, Y_labeled, X_unlabeled = (torch.from_numpy(a) for a in clustered_case(62))
+        without_copies = {"labeled": X_labeled, "labels": Y_labeled, "unlabeled": X_unlabeled}
+        without_copies |= {"ids": 2 * torch.arange(60), "chunk_bytes": 9 * 4 * 12}
+        cases += [
+            {
+                **without_copies,
+                "labeled_rows": ([], range(60)),
+                "options": {"t": "mean", "backend": "faiss"},
+            },
+            {
+                **without_copies,
+                "labeled_rows": (range(40), range(35, 60)),
+                "options": {"t": "authors", "backend": "faiss"},
+            },
+        ]
+    assert_two_labeled_shards_give_the_whole(tmp_path, cases)

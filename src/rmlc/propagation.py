@@ -52,6 +52,12 @@ the computing device, per-chunk float32 copies of unlabeled rows that are not fl
 4 MiB float64 buffer for the distance re-check. The inputs are never copied whole, so
 read-only memory maps work.
 
+Sharded across ``torch.distributed`` processes (see :func:`propagate_labels`): each process
+searches its own shard of the unlabeled rows, against every labeled row (memory
+``O(l d + (u / R) d)``), or, with ``labeled_shard_indices``, against every process's labeled
+shard in turn, broadcast chunk by chunk (memory ``O((l + u) d / R)`` plus a ~64 MiB chunk and
+``O(l)`` gathered ids).
+
 Types: ``X_labeled`` and ``X_unlabeled`` may be NumPy arrays or torch tensors (CPU or CUDA).
 The result follows ``X_unlabeled``: NumPy arrays for an array, torch tensors on its device for
 a tensor. The work runs on CUDA when either ``X`` is a CUDA tensor.
@@ -76,10 +82,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from rmlc.checks import ParameterError, check_choice, check_integer
-from rmlc.gather import first_per_index, gather_objects
+from rmlc.gather import first_per_index, gather_objects, world_size
 from rmlc.labels import positive_mask_numpy
 
 __all__ = [
@@ -122,6 +129,9 @@ _MIN_POINTS_PER_CELL = 39
 _TRAIN_POINTS_PER_CELL = 64
 _HNSW_DEFAULTS = {"m": 32, "ef_search": 64, "ef_construction": 40}
 _TEMPERATURES = ("mean", "authors")
+# Sharded labeled set: a process broadcasts its labeled rows in chunks of this many bytes of
+# feature rows (float32, or float64 when some process's features are wider): 64 MiB.
+_LABELED_CHUNK_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,7 +146,8 @@ class Propagation:
         weights: ``(u,)`` float32 heat-kernel confidences ``exp(-distance / t)`` in ``(0, 1]``
             (floored at the smallest normal float32, so that no weight is exactly 0; all 1
             when ``t`` is 0, i.e. every distance is 0).
-        neighbors: ``(u,)`` int64 index of each sample's nearest labeled sample.
+        neighbors: ``(u,)`` int64 index of each sample's nearest labeled sample (its id
+            from ``labeled_shard_indices`` when the labeled samples are sharded).
         distances: ``(u,)`` float64 Euclidean distance to that neighbour.
         t: the heat-kernel temperature used (NaN for an empty unlabeled set with ``"mean"`` or
             ``"authors"``).
@@ -270,20 +281,40 @@ def propagate_labels(
     shard_indices: ArrayOrTensor | None = None,
     index: Index = "exact",
     index_params: Mapping[str, int] | None = None,
+    labeled_shard_indices: ArrayOrTensor | None = None,
 ) -> Propagation:
     """Give each unlabeled sample its nearest labeled sample's labels and a heat-kernel weight.
 
     Sharded across processes (``torch.distributed``, e.g. under ``torchrun``): each process
-    passes every labeled sample but only its own shard of the unlabeled ones, with
-    ``shard_indices``, the shard's row numbers in the whole unlabeled set (repeats across
-    processes, a sampler's padding, are allowed). Each searches its shard alone; the
-    temperature is then taken over the distances of all shards (a collective: every process
-    must call), so every row comes out exactly as :func:`propagate_labels` on the whole set
-    gives it. Memory per process is ``O(l d + (u / R) d)``, plus ``O(u)`` for the distances.
-    With ``index="ivf"`` every process builds the same index from the same labeled features
-    (seeded k-means), so this still holds; with ``"hnsw"`` each process builds its own graph,
-    whose multi-threaded construction is not deterministic, so a row's neighbour may differ
-    from the single-process run's where the graph misses the exact one.
+    passes only its own shard of the unlabeled samples, with ``shard_indices``, the shard's
+    row numbers in the whole unlabeled set (repeats across processes, a sampler's padding,
+    are allowed); the temperature is taken over the distances of all shards (a collective:
+    every process must call).
+
+    * Without ``labeled_shard_indices``, each process passes every labeled sample and
+      searches its unlabeled shard alone, so every row comes out exactly as
+      :func:`propagate_labels` on the whole set gives it. Memory per process is
+      ``O(l d + (u / R) d)``, plus ``O(u)`` for the distances. With ``index="ivf"`` every
+      process builds the same index from the same labeled features (seeded k-means), so
+      this still holds; with ``"hnsw"`` each process builds its own graph, whose
+      multi-threaded construction is not deterministic, so a row's neighbour may differ
+      from the single-process run's where the graph misses the exact one.
+    * With ``labeled_shard_indices`` (exact search only), each process passes only its own
+      shard of the labeled samples too (it may be empty), with their ids in the whole
+      labeled set (unique integers; repeats across processes allowed). The processes agree
+      on the centre (the float64 mean of the distinct labeled rows, summed per process: it
+      may differ from one process's mean in the last bits); then each process in turn
+      broadcasts its shard in chunks of about 64 MiB of feature rows, in increasing id
+      order, and every process searches its unlabeled shard against each chunk and keeps,
+      per row, the nearest labeled sample by float64 distance (exact ties: the lowest id;
+      with ``backend="faiss"``, a tie inside one chunk goes where faiss puts it). Memory
+      per process is ``O((l + u) d / R)`` plus one chunk (and the search's own buffers for
+      it), ``O(l)`` for the gathered ids and ``O(u)`` for the distances. ``neighbors`` are
+      then ids from ``labeled_shard_indices``, not positions; ``l`` (for ``"authors"``) is
+      the number of distinct ids. On data without float32 near-ties, every row is the one
+      a single process computes on the whole sets ordered by id; where two labeled samples
+      are closer to a row than float32 rounding tells apart, the float64 comparison across
+      chunks may pick the other one.
 
     Args:
         X_labeled: ``(l, d)`` features of the labeled samples, ``l >= 1``.
@@ -302,6 +333,9 @@ def propagate_labels(
             (see the module docstring); needs faiss and ``backend`` ``"auto"`` or ``"faiss"``.
         index_params: the approximate index's settings, by name (see :func:`index_settings`);
             None for the defaults.
+        labeled_shard_indices: ``(l_local,)`` integer ids of this process's labeled samples
+            in the whole labeled set, when the labeled samples are sharded too (see above);
+            needs ``shard_indices`` and ``index="exact"``.
 
     Returns:
         a :class:`Propagation`, in NumPy or torch as ``X_unlabeled``.
@@ -309,28 +343,43 @@ def propagate_labels(
     Raises:
         ValueError: an empty labeled set, features of different dimensions, NaN or inf in a
             feature matrix, ``Y_labeled`` of the wrong length or encoding, or a bad ``t``,
-            ``backend``, ``chunk_size``, ``index`` or ``index_params``, or an approximate
-            index with ``backend="torch"``.
-        TypeError: non-numeric features, or non-numeric 1-D labels for a torch result.
+            ``backend``, ``chunk_size``, ``index`` or ``index_params``, an approximate
+            index with ``backend="torch"``, or ``labeled_shard_indices`` without
+            ``shard_indices``, with an approximate index, of the wrong length or not
+            integers; sharded labeled sets empty on every process or disagreeing between
+            processes (feature count, label dtype or row shape).
+        TypeError: non-numeric features, or non-numeric 1-D labels for a torch result or a
+            sharded labeled set.
         ImportError: ``backend="faiss"`` or an approximate index without faiss installed.
     """
+    sharded = labeled_shard_indices is not None
+    if sharded:
+        _check_sharded_labeled(shard_indices, index)
     labeled, unlabeled, labels_source, settings = _checked_arguments(
-        X_labeled, Y_labeled, X_unlabeled, t, backend, chunk_size, index, index_params
+        X_labeled, Y_labeled, X_unlabeled, t, backend, chunk_size, index, index_params, sharded
     )
     device = _computing_device(labeled, unlabeled)
     backend = _resolve_backend(backend, device, index)
-    neighbors = _nearest_neighbors(
-        labeled, unlabeled, device, backend, chunk_size, progress, index, settings
-    )
-    distances = _exact_distances(labeled, unlabeled, neighbors, device)
+    out_device = X_unlabeled.device if isinstance(X_unlabeled, torch.Tensor) else None
+    if sharded:
+        search = _SearchSettings(device, backend, chunk_size, progress)
+        neighbors, labels, distances, n_labeled = _search_labeled_shards(
+            labeled, labels_source, labeled_shard_indices, unlabeled, search
+        )
+    else:
+        neighbors = _nearest_neighbors(
+            labeled, unlabeled, device, backend, chunk_size, progress, index, settings
+        )
+        distances = _exact_distances(labeled, unlabeled, neighbors, device)
+        labels, n_labeled = _take_labels(labels_source, neighbors, out_device), labeled.shape[0]
     everywhere = distances if shard_indices is None else _all_distances(distances, shard_indices)
-    t_used = _temperature(everywhere, t, labeled.shape[0])
+    t_used = _temperature(everywhere, t, n_labeled)
     if t_used == 0.0:  # every distance is 0: exp(-0 / t) is 1 for every t > 0
         weights = torch.ones(unlabeled.shape[0], dtype=torch.float32, device=device)
     else:
         weights = torch.exp(-distances / t_used).to(torch.float32)
         weights.clamp_(min=torch.finfo(torch.float32).tiny)
-    return _propagation(labels_source, weights, neighbors, distances, t_used, X_unlabeled)
+    return _propagation(labels, weights, neighbors, distances, t_used, out_device)
 
 
 # ---------------------------------------------------------------------------------------
@@ -347,13 +396,16 @@ def _checked_arguments(
     chunk_size: int | None,
     index: Index,
     index_params: Mapping[str, int] | None,
+    labeled_sharded: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, ArrayOrTensor, dict[str, int]]:
     """:func:`propagate_labels`'s arguments checked: the labeled and unlabeled features as
-    tensors, the labels to take rows from, and the index's settings."""
+    tensors, the labels to take rows from, and the index's settings. A labeled shard
+    (``labeled_sharded``) may be empty, and its labels must be numeric (they travel as
+    tensors)."""
     labeled = _as_feature_tensor(X_labeled, "X_labeled")
     unlabeled = _as_feature_tensor(X_unlabeled, "X_unlabeled")
     n_labeled, dim = labeled.shape
-    if n_labeled == 0:
+    if n_labeled == 0 and not labeled_sharded:
         raise ValueError(
             f"X_labeled is empty (shape {tuple(labeled.shape)}): label propagation needs at "
             "least one labeled sample"
@@ -367,6 +419,12 @@ def _checked_arguments(
         raise ValueError("X_labeled and X_unlabeled have no features (d = 0)")
     output_is_tensor = isinstance(X_unlabeled, torch.Tensor)
     labels_source = _checked_labels(Y_labeled, n_labeled, output_is_tensor)
+    if labeled_sharded and _label_kind(labels_source) not in "biuf":
+        raise TypeError(
+            "Y_labeled must be numeric (or bool) when the labeled samples are sharded "
+            f"(labeled_shard_indices): label rows travel between processes as tensors; got "
+            f"dtype {labels_source.dtype}"
+        )
     _check_temperature(t)
     check_choice(backend, _BACKENDS, "backend")
     check_integer(chunk_size, "chunk_size", 1, allow_none=True)
@@ -528,9 +586,11 @@ def _nearest_neighbors(
     progress: bool | None,
     index: str,
     settings: dict[str, int],
+    center: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The nearest labeled row of each unlabeled row, searched chunk by chunk by
-    ``backend`` (resolved: ``"faiss"`` or ``"torch"``) under a progress bar."""
+    ``backend`` (resolved: ``"faiss"`` or ``"torch"``) under a progress bar, on rows
+    centred on ``center`` ``(d,)`` (None: the mean labeled row)."""
     n_unlabeled = unlabeled.shape[0]
     n_labeled, dim = labeled.shape
     chunk_rows, block_rows = chunk_layout(n_unlabeled, n_labeled, dim, chunk_size, backend)
@@ -545,7 +605,8 @@ def _nearest_neighbors(
             return torch.empty(0, dtype=torch.int64, device=device)
         # both searches rank by ||y||^2 - 2 x.y in float32: centred, its rounding error
         # scales with the features' spread, not with an offset they share
-        center = _mean_row(labeled, block_rows)
+        if center is None:
+            center = _mean_row(labeled, block_rows)
         if backend == "faiss":
             return _nearest_faiss(
                 labeled, unlabeled, center, device, chunk_rows, bar, index, settings
@@ -817,22 +878,271 @@ def _propagation(
     neighbors: torch.Tensor,
     distances: torch.Tensor,
     t_used: float,
-    like: ArrayOrTensor,
+    out_device: torch.device | None,
 ) -> Propagation:
-    """The result, as tensors on ``like``'s device when ``like`` is a tensor, else arrays."""
-    if isinstance(like, torch.Tensor):
-        out_device = like.device
-        return Propagation(
-            labels=_take_labels(labels, neighbors, out_device),
-            weights=weights.to(out_device),
-            neighbors=neighbors.to(out_device),
-            distances=distances.to(out_device),
-            t=t_used,
-        )
+    """The result, as tensors on ``out_device``, or (None) as arrays; ``labels`` are the
+    ``u`` chosen label rows (converted when they are a tensor)."""
+
+    def output(value: torch.Tensor) -> ArrayOrTensor:
+        return value.cpu().numpy() if out_device is None else value.to(out_device)
+
     return Propagation(
-        labels=_take_labels(labels, neighbors, None),
-        weights=weights.cpu().numpy(),
-        neighbors=neighbors.cpu().numpy(),
-        distances=distances.cpu().numpy(),
+        labels=output(labels) if isinstance(labels, torch.Tensor) else labels,
+        weights=output(weights),
+        neighbors=output(neighbors),
+        distances=output(distances),
         t=t_used,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Sharded labeled set: every process's labeled shard broadcast chunk by chunk
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SearchSettings:
+    """How this process searches: computing device, resolved backend, unlabeled chunk rows
+    and progress setting (as :func:`propagate_labels` takes them)."""
+
+    device: torch.device
+    backend: str
+    chunk_size: int | None
+    progress: bool | None
+
+
+@dataclass(frozen=True)
+class _LocalShard:
+    """This process's labeled shard: features ``(l_local, d)``, label rows ``(l_local, ...)``
+    as a tensor, ids ``(l_local,)`` int64 and ``order``, the rows in increasing id order."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    ids: torch.Tensor
+    order: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _ShardLayout:
+    """What every process agrees on before the labeled shards travel."""
+
+    counts: list[int]  # labeled rows of each process, in rank order
+    dim: int
+    feature_dtype: torch.dtype  # float32, or float64 when some process's features are wider
+    label_dtype: torch.dtype
+    label_shape: tuple[int, ...]  # one label row's shape: () or (m,)
+    n_labeled: int  # distinct labeled ids over all processes
+    center: torch.Tensor  # (d,) float64 mean of the distinct labeled rows
+
+
+@dataclass(frozen=True)
+class _Nearest:
+    """Running nearest labeled sample of each unlabeled row ``(u,)``: float64 distance, id
+    and label row ``(u, ...)``, updated in place."""
+
+    distances: torch.Tensor
+    ids: torch.Tensor
+    labels: torch.Tensor
+
+
+def _check_sharded_labeled(shard_indices: ArrayOrTensor | None, index: str) -> None:
+    """Raise unless a sharded labeled set can be searched: with ``shard_indices``, exactly."""
+    if shard_indices is None:
+        raise ParameterError(
+            "labeled_shard_indices needs shard_indices: the labeled samples are sharded across "
+            "processes (torch.distributed) only together with the unlabeled ones; pass "
+            "shard_indices too, or every labeled sample without labeled_shard_indices"
+        )
+    if index != "exact":
+        raise ParameterError(
+            f"index={index!r} cannot search a sharded labeled set (labeled_shard_indices): an "
+            "approximate index over one chunk of labeled rows is not the whole set's index; "
+            "use index='exact', or give every process every labeled sample"
+        )
+
+
+def _label_kind(labels: ArrayOrTensor) -> str:
+    """NumPy's kind letter of the labels' dtype (``"b"``, ``"i"``, ``"u"``, ``"f"``, ...)."""
+    if not isinstance(labels, torch.Tensor):
+        return labels.dtype.kind
+    if labels.dtype == torch.bool:
+        return "b"
+    if labels.is_complex():
+        return "c"
+    return "f" if labels.is_floating_point() else "i"
+
+
+def _labeled_ids(labeled_shard_indices: ArrayOrTensor, n_local: int) -> torch.Tensor:
+    """``(l_local,)`` int64 CPU ids of this process's labeled rows, checked."""
+    given = labeled_shard_indices
+    ids = torch.as_tensor(np.asarray(given.cpu() if isinstance(given, torch.Tensor) else given))
+    not_integer = ids.dtype.is_floating_point or ids.dtype in (torch.bool, torch.complex64)
+    if ids.shape != (n_local,) or (not_integer and ids.numel() > 0):
+        raise ValueError(
+            f"labeled_shard_indices must be {n_local} integer ids, one per labeled sample of "
+            f"this process; got shape {tuple(ids.shape)}, dtype {ids.dtype}"
+        )
+    return ids.to(torch.int64)
+
+
+def _rank() -> int:
+    return dist.get_rank() if world_size() > 1 else 0
+
+
+def _communication_device(device: torch.device) -> torch.device:
+    """Where broadcast tensors live: a CUDA device under NCCL, the CPU otherwise."""
+    if world_size() > 1 and dist.get_backend() == "nccl":
+        return (
+            device if device.type == "cuda" else torch.device("cuda", torch.cuda.current_device())
+        )
+    return torch.device("cpu")
+
+
+def _shard_layout(shard: _LocalShard) -> _ShardLayout:
+    """Every process's shard sizes, dtypes and ids gathered (a collective), checked to agree;
+    the centre is the float64 mean of the distinct labeled rows (each id's first row over
+    the processes in rank order), summed per process and added in rank order."""
+    features, labels = shard.features, shard.labels
+    local = (len(features), features.shape[1], features.dtype, labels.dtype, labels.shape[1:])
+    parts = gather_objects((*local, shard.ids))
+    by_rank = [part[1] for part in parts]
+    if len(set(by_rank)) > 1:
+        raise ValueError(
+            f"X_labeled must have the same number of features on every process; got {by_rank} "
+            "(by rank)"
+        )
+    label_kinds = [(part[3], tuple(part[4])) for part in parts]
+    if len(set(label_kinds)) > 1:
+        raise ValueError(
+            "Y_labeled must have the same dtype and row shape on every process; got "
+            f"{label_kinds} (dtype, row shape by rank)"
+        )
+    all_ids = torch.cat([part[5] for part in parts])
+    firsts = first_per_index(all_ids)
+    if len(firsts) == 0:
+        raise ValueError(
+            "X_labeled is empty on every process: label propagation needs at least one "
+            "labeled sample"
+        )
+    counts = [part[0] for part in parts]
+    is_first = torch.zeros(len(all_ids), dtype=torch.bool)
+    is_first[firsts] = True
+    offset = sum(counts[: _rank()])
+    mine = is_first[offset : offset + len(features)].to(features.device)
+    sums = gather_objects(_masked_sum(features, mine).cpu())
+    narrow = all(part[2] in (torch.float32, torch.float16, torch.bfloat16) for part in parts)
+    return _ShardLayout(
+        counts=counts,
+        dim=features.shape[1],
+        feature_dtype=torch.float32 if narrow else torch.float64,
+        label_dtype=labels.dtype,
+        label_shape=tuple(labels.shape[1:]),
+        n_labeled=len(firsts),
+        center=torch.stack(sums).sum(dim=0) / len(firsts),  # rank order on every process
+    )
+
+
+def _masked_sum(rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``(d,)`` float64 sum of the rows where ``mask`` ``(n,)`` is true, block by block."""
+    total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
+    block_rows = max(1, _TILE_ELEMENTS // rows.shape[1])
+    for start in range(0, rows.shape[0], block_rows):
+        block = rows[start : start + block_rows][mask[start : start + block_rows]]
+        total += block.sum(dim=0, dtype=torch.float64)
+    return total
+
+
+def _broadcast_chunk(
+    source: int, start: int, size: int, shard: _LocalShard, layout: _ShardLayout, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows ``start:start+size`` (in id order) of process ``source``'s labeled shard, on every
+    process (a collective): features ``(size, d)`` (``layout.feature_dtype``), ids
+    ``(size,)`` and label rows ``(size, ...)``, on the communication device."""
+    comm = _communication_device(device)
+    if _rank() == source:
+        picked = shard.order[start : start + size]
+        features = shard.features.index_select(0, picked.to(shard.features.device))
+        features = features.to(comm, layout.feature_dtype)
+        ids = shard.ids[picked].to(comm)
+        labels = shard.labels.index_select(0, picked.to(shard.labels.device)).to(comm)
+    else:
+        features = torch.empty(size, layout.dim, dtype=layout.feature_dtype, device=comm)
+        ids = torch.empty(size, dtype=torch.int64, device=comm)
+        labels = torch.empty(size, *layout.label_shape, dtype=layout.label_dtype, device=comm)
+    if world_size() > 1:  # label rows travel as bytes, whatever their dtype (bool included)
+        for tensor in (features, ids, labels.reshape(-1).view(torch.uint8)):
+            dist.broadcast(tensor, src=source)
+    return features, ids, labels
+
+
+def _keep_nearer(
+    nearest: _Nearest,
+    chunk: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    unlabeled: torch.Tensor,
+    center: torch.Tensor,
+    search: _SearchSettings,
+) -> None:
+    """Search the unlabeled rows against one chunk of labeled rows; where the chunk's
+    nearest row is nearer in float64 (or as near, with a lower id), it replaces the kept one."""
+    device = search.device
+    features, ids, labels = (tensor.to(device) for tensor in chunk)
+    found = _nearest_neighbors(
+        features, unlabeled, device, search.backend, search.chunk_size, False, "exact", {}, center
+    )
+    distances = _exact_distances(features, unlabeled, found, device).to(device)
+    candidates = ids[found]
+    nearer = (distances < nearest.distances) | (
+        (distances == nearest.distances) & (candidates < nearest.ids)
+    )
+    nearest.distances[nearer] = distances[nearer]
+    nearest.ids[nearer] = candidates[nearer]
+    nearest.labels[nearer] = labels[found[nearer]]
+
+
+def _search_labeled_shards(
+    labeled: torch.Tensor,
+    labels: ArrayOrTensor,
+    labeled_shard_indices: ArrayOrTensor,
+    unlabeled: torch.Tensor,
+    search: _SearchSettings,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Each unlabeled row's nearest labeled sample over every process's labeled shard (a
+    collective): every process broadcasts its shard in chunks of ``_LABELED_CHUNK_BYTES``, in
+    rank order, and each searches its own unlabeled rows against each chunk.
+
+    Returns:
+        the winners' ids ``(u,)`` int64, label rows ``(u, ...)`` (a tensor), float64
+        distances ``(u,)``, all on the computing device, and ``l``, the distinct ids.
+    """
+    ids = _labeled_ids(labeled_shard_indices, labeled.shape[0])
+    if not isinstance(labels, torch.Tensor):
+        labels = _tensor_view(np.ascontiguousarray(labels))
+    # chunks travel in increasing id order: a tie inside a chunk goes to the lowest id
+    shard = _LocalShard(labeled, labels, ids, torch.argsort(ids, stable=True))
+    layout = _shard_layout(shard)
+    n_unlabeled, device = unlabeled.shape[0], search.device
+    nearest = _Nearest(
+        distances=torch.full((n_unlabeled,), math.inf, dtype=torch.float64, device=device),
+        ids=torch.full((n_unlabeled,), torch.iinfo(torch.int64).max, device=device),
+        labels=torch.zeros(
+            (n_unlabeled, *layout.label_shape), dtype=layout.label_dtype, device=device
+        ),
+    )
+    row_bytes = layout.dim * layout.feature_dtype.itemsize
+    chunk_rows = max(1, _LABELED_CHUNK_BYTES // row_bytes)
+    total = sum(layout.counts)
+    show = n_unlabeled * total > _AUTO_PROGRESS_PAIRS
+    with tqdm(
+        total=total,
+        desc=f"propagate_labels ({search.backend}, labeled shards)",
+        unit="labeled sample",
+        disable=not (show if search.progress is None else search.progress),
+    ) as bar:
+        for source, count in enumerate(layout.counts):
+            for start in range(0, count, chunk_rows):
+                size = min(chunk_rows, count - start)
+                chunk = _broadcast_chunk(source, start, size, shard, layout, device)
+                if n_unlabeled:
+                    _keep_nearer(nearest, chunk, unlabeled, layout.center, search)
+                bar.update(size)
+    return nearest.ids, nearest.labels, nearest.distances, layout.n_labeled

@@ -547,21 +547,34 @@ class Trainer:
     def refresh_labels(self, epoch: int) -> None:
         """Propagate labels to the unlabeled samples from the current network's features.
 
-        Every process gathers the labeled samples' features and searches only its own shard
-        of the unlabeled ones (``propagate_labels(..., shard_indices=...)``); the propagated
-        labels and weights are then shared, so every process holds them all. The result is
-        the single-process one; memory per process is ``O(l d + (u / R) d)``.
+        Each process searches only its own shard of the unlabeled samples
+        (``propagate_labels(..., shard_indices=...)``); the propagated labels and weights
+        are then shared, so every process holds them all. With the exact search, each
+        process also extracts only its own shard of the labeled samples' features
+        (``labeled_shard_indices``): the shards are broadcast chunk by chunk, and memory per
+        process is ``O((l + u) d / R)`` plus a chunk (about 64 MiB). An approximate index
+        (``propagation_index`` ``"ivf"`` or ``"hnsw"``) needs the whole labeled set, so every
+        process then gathers the labeled features: ``O(l d + (u / R) d)``. Either way the
+        result is the single-process one (save float32 near-ties, see
+        :func:`propagate_labels`); one process runs exactly as it did before sharding.
         """
         started = time.perf_counter()
         labeled, unlabeled = self.data.labeled, self.data.unlabeled
         labeled_view = torch.utils.data.Subset(self.data.train, labeled.tolist())
         unlabeled_view = torch.utils.data.Subset(self.data.train, unlabeled.tolist())
-        labeled_features, labeled_rows = self._outputs(labeled_view, self.model.features)
+        shard_labeled = self.context.enabled and self.config.propagation_index == "exact"
+        labeled_features, labeled_rows = self._outputs(
+            labeled_view, self.model.features, gather=not shard_labeled
+        )
         features, rows = self._outputs(unlabeled_view, self.model.features, gather=False)
-        if features.numel() == 0:  # this process's shard is empty
-            features = labeled_features.new_empty(0, labeled_features.shape[1])
+        dim = self.model.feature_dim
+        if labeled_features.numel() == 0:  # this process's labeled shard is empty
+            labeled_features = labeled_features.new_empty(0, dim)
+        if features.numel() == 0:  # this process's unlabeled shard is empty
+            features = labeled_features.new_empty(0, dim)
         # The "labels" propagated are the labeled samples' own rows: each unlabeled sample
         # learns which row to copy, and the targets stay sparse (no dense (l, m) block).
+        sharded = {"labeled_shard_indices": labeled_rows} if shard_labeled else {}
         result = propagate_labels(
             labeled_features,
             labeled_rows,
@@ -571,6 +584,7 @@ class Trainer:
             shard_indices=rows,
             index=self.config.propagation_index,
             index_params=self.config.propagation_index_params,
+            **sharded,
         )
         shared = torch.stack([result.labels.double(), result.weights.double()], dim=1)
         shared, rows = all_gather_rows(shared, rows)

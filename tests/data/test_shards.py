@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+import rmlc.data.shards as shards_module
 from rmlc.cli import main
 from rmlc.data import read_shards, read_tags_table, write_shards
 from rmlc.data.shards import MANIFEST
@@ -168,6 +170,79 @@ def test_damaged_shard_folders_are_errors_that_name_the_problem(tmp_path) -> Non
     (folder / MANIFEST).write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         read_shards(folder)
+
+
+def test_each_shard_has_an_index_that_reads_as_its_tar_does(tmp_path, monkeypatch) -> None:
+    """write_shards indexes each shard beside it (named in the manifest); reading uses the
+    index and gives what scanning the tar gives (a folder without indexes is scanned)."""
+    write_shards(write_images(tmp_path), tmp_path / "shards", samples_per_shard=7)
+    folder = tmp_path / "shards"
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for entry in manifest["shards"]:
+        assert entry["index"] == entry["name"] + ".index.json"
+        assert entry["index_bytes"] == (folder / entry["index"]).stat().st_size
+    scan = shards_module._index_shard
+    monkeypatch.setattr(shards_module, "_index_shard", None)  # reading must not scan
+    indexed = read_shards(folder)
+    monkeypatch.setattr(shards_module, "_index_shard", scan)
+    for entry in manifest["shards"]:
+        del entry["index"], entry["index_bytes"]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    scanned = read_shards(folder)
+    assert indexed.table.images == scanned.table.images and indexed.keys == scanned.keys
+    np.testing.assert_array_equal(indexed.members, scanned.members)
+    assert (indexed.table.targets != scanned.table.targets).nnz == 0
+    np.testing.assert_array_equal(indexed.table.labeled, scanned.table.labeled)
+
+
+def test_a_damaged_index_is_an_error_that_names_it(tmp_path) -> None:
+    write_shards(write_images(tmp_path, count=10), tmp_path / "shards", samples_per_shard=4)
+    index = tmp_path / "shards" / "shard-000001.tar.index.json"
+    text = index.read_text()
+    index.write_text(text[:-5])
+    with pytest.raises(ValueError, match=r"shard index .*shard-000001.tar.index.json is \d+ b"):
+        read_shards(tmp_path / "shards")
+    index.write_text("x" * len(text))
+    with pytest.raises(ValueError, match="shard-000001.tar.index.json: not an index of samples"):
+        read_shards(tmp_path / "shards")
+    samples = json.loads(text)["samples"]
+    samples[2][1] = 10**9  # an image offset beyond the shard's end
+    index.write_text(json.dumps({"samples": samples}))
+    manifest = json.loads((tmp_path / "shards" / MANIFEST).read_text())
+    manifest["shards"][1]["index_bytes"] = index.stat().st_size
+    (tmp_path / "shards" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="inside the shard's .* bytes, got"):
+        read_shards(tmp_path / "shards")
+    index.unlink()
+    with pytest.raises(ValueError, match="shard-000001.tar.index.json is missing"):
+        read_shards(tmp_path / "shards")
+
+
+def test_reading_shards_holds_samples_compactly(tmp_path) -> None:
+    """10,000 samples with 8 labels each among 20,000 classes: the index keeps per sample
+    its path, key and a few numbers (680 bytes a sample at the peak, the class list
+    included), not tuples and lists per sample (944 bytes before)."""
+    import tracemalloc
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG")
+    (tmp_path / "img").mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["image,labels"]
+    for i in range(10_000):
+        (tmp_path / "img" / f"{i:07d}.png").write_bytes(buffer.getvalue())
+        labels = "|".join(f"c{j:05d}" for j in rng.choice(20_000, 8, replace=False))
+        rows.append(f"img/{i:07d}.png,{labels}")
+    (tmp_path / "tags.csv").write_text("\n".join(rows) + "\n")
+    write_shards(tmp_path / "tags.csv", tmp_path / "shards", samples_per_shard=500)
+    tracemalloc.start()
+    try:
+        shards = read_shards(tmp_path / "shards")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(shards) == 10_000 and shards.table.targets.nnz == 80_000
+    assert peak / 10_000 < 800, f"{peak / 10_000:.0f} bytes per sample at the peak"
 
 
 def test_rmlc_shard_command(tmp_path, capsys) -> None:

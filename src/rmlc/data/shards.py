@@ -12,15 +12,19 @@ Layout of a shard folder:
   as stored (never re-encoded; ``ext`` is the file's suffix, e.g. ``png``, ``jpg``), and
   ``{k:09d}.json``, ``{"image": "<path in the table>", "labels": ["dog", "person"]}``
   (an empty list for an unlabeled row).
+- ``shard-000000.tar.index.json``, ...: each shard's index, ``{"samples": [[key, image
+  offset, image size, record], ...]}`` (``record`` as in the ``.json`` member).
 - ``shards.json``, the manifest: format and version, the class list, each shard's name,
-  sample count and byte size, the sample counts, and the source table and image root.
+  sample count and byte size and its index's name and byte size, the sample counts, and
+  the source table and image root.
   The folder is written under a scratch name and renamed into place whole, so it is
   complete or absent; a folder without a manifest is refused.
 
 Reading: random access, not streaming. :func:`read_shards` checks the manifest against
-the shards and indexes them once, reading only the tar headers and the small ``.json``
-members with the standard library's :mod:`tarfile` (``webdataset`` reads tar files only as
-streams). Training then reads each image at its ``(shard, byte offset, size)``
+the shards and reads each shard's index (about 10 us a sample); a folder written without
+indexes (before they existed) is indexed from the tar headers and the small ``.json``
+members with the standard library's :mod:`tarfile` instead (about 150 us a sample;
+``webdataset`` reads tar files only as streams). Training then reads each image at its ``(shard, byte offset, size)``
 (:class:`rmlc.train.data.ShardStore`). A shard folder is thus an image store like a folder
 of files, and everything that addresses samples by position works unchanged: each epoch's
 seeded order, exact resumes at a step inside an epoch (the order is a function of the seed
@@ -35,6 +39,7 @@ by PIL; member names are never used as file system paths.
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import shutil
@@ -69,6 +74,7 @@ SHARD_FORMAT = "rmlc-shards"
 _VERSION = 1
 _PATTERN = "shard-%06d.tar"
 _KEY_DIGITS = 9
+_INDEX_SUFFIX = ".index.json"
 
 
 @dataclass
@@ -190,6 +196,8 @@ def write_shards(
     try:
         _write_into(scratch, tags, paths, extensions, rows, samples_per_shard)
         manifest = _manifest(scratch, tags, rows, samples_per_shard)
+        for entry in manifest["shards"]:
+            entry["index"], entry["index_bytes"] = _write_index(scratch, entry["name"])
         manifest["source"] = {
             "table": str(table_path),
             "image_root": str(root),
@@ -261,6 +269,17 @@ def _manifest(
     }
 
 
+def _write_index(folder: Path, name: str) -> tuple[str, int]:
+    """Index the shard ``name`` just written (its tar headers and ``.json`` members, as
+    :func:`read_shards` would) into ``<name>.index.json``: ``{"samples": [[key, image
+    offset, image size, record], ...]}``. Returns the index's name and size in bytes."""
+    index = f"{name}{_INDEX_SUFFIX}"
+    samples = [list(sample) for sample in _index_shard(folder / name)]
+    text = json.dumps({"samples": samples}, ensure_ascii=False, separators=(",", ":"))
+    atomic_write_text(text, folder / index)
+    return index, (folder / index).stat().st_size
+
+
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not folder.is_dir():
@@ -292,12 +311,23 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
             or Path(entry["name"]).name != entry["name"]  # a file of this folder, no path
             or not isinstance(entry.get("samples"), int)
             or not isinstance(entry.get("bytes"), int)
+            or ("index" in entry and not _names_index(entry))
         ):
             raise ValueError(
                 f"{path}: each shard needs a file 'name' in the folder and integer "
-                f"'samples' and 'bytes', got {entry!r}"
+                f"'samples' and 'bytes' (and, if it has an 'index', a file name in the "
+                f"folder and integer 'index_bytes'), got {entry!r}"
             )
     return manifest
+
+
+def _names_index(entry: dict[str, Any]) -> bool:
+    index = entry["index"]
+    return (
+        isinstance(index, str)
+        and Path(index).name == index
+        and isinstance(entry.get("index_bytes"), int)
+    )
 
 
 def _index_shard(path: Path) -> list[tuple[str, int, int, dict]]:
@@ -331,17 +361,54 @@ def _index_shard(path: Path) -> list[tuple[str, int, int, dict]]:
             record = json.loads(parts["json"])
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"shard {path}: {key}.json is not valid JSON ({error})") from None
+        _check_record(record, f"shard {path}: {key}.json")
+        indexed.append((key, *parts["image"], record))
+    return indexed
+
+
+def _check_record(record: Any, where: str) -> None:
+    """Raise unless ``record`` is ``{"image": str, "labels": [str, ...]}``."""
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("image"), str)
+        or not isinstance(record.get("labels"), list)
+        or not all(isinstance(label, str) for label in record["labels"])
+    ):
+        raise ValueError(
+            f"{where} must hold 'image' (a string) and 'labels' (a list of class names), "
+            f"got {record!r}"
+        )
+
+
+def _read_index(folder: Path, entry: dict[str, Any]) -> list[tuple[str, int, int, dict]]:
+    """A shard's samples from its index file, checked against the manifest's entry: what
+    :func:`_index_shard` gives, without reading the tar."""
+    path = folder / entry["index"]
+    if not path.is_file() or path.stat().st_size != entry["index_bytes"]:
+        found = "missing" if not path.is_file() else f"{path.stat().st_size} bytes"
+        raise ValueError(
+            f"shard index {path} is {found}, the manifest says {entry['index_bytes']} bytes: "
+            "write the shards again"
+        )
+    try:
+        samples = json.loads(path.read_bytes())["samples"]
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as error:
+        raise ValueError(f"shard index {path}: not an index of samples ({error!r})") from None
+    indexed = []
+    for sample in samples if isinstance(samples, list) else [None]:
         if (
-            not isinstance(record, dict)
-            or not isinstance(record.get("image"), str)
-            or not isinstance(record.get("labels"), list)
-            or not all(isinstance(label, str) for label in record["labels"])
+            not isinstance(sample, list)
+            or len(sample) != 4
+            or not isinstance(sample[0], str)
+            or not all(isinstance(number, int) and number >= 0 for number in sample[1:3])
+            or sample[1] + sample[2] > entry["bytes"]
         ):
             raise ValueError(
-                f"shard {path}: {key}.json must hold 'image' (a string) and 'labels' (a list "
-                f"of class names), got {record!r}"
+                f"shard index {path}: each sample must be [key, image offset, image size, "
+                f"record] inside the shard's {entry['bytes']} bytes, got {sample!r}"
             )
-        indexed.append((key, *parts["image"], record))
+        _check_record(sample[3], f"shard index {path}: sample {sample[0]}")
+        indexed.append(tuple(sample))
     return indexed
 
 
@@ -382,33 +449,40 @@ def read_shards(
     own = list(manifest["classes"])
     classes = own if classes is None else list(classes)
     column = {name: j for j, name in enumerate(classes)}
-    images, keys, members, rows, labeled = [], [], [], [], []
+    # compact accumulation: Python objects only for the paths and keys (about 200 bytes a
+    # sample in all), as the tags table reader does
+    images, keys, labeled = [], [], bytearray()
+    members, indptr, indices = array.array("q"), array.array("q", [0]), array.array("i")
     for number, (path, entry) in enumerate(zip(files, entries, strict=True)):
-        indexed = _index_shard(path)
+        indexed = _read_index(folder, entry) if "index" in entry else _index_shard(path)
         if len(indexed) != entry["samples"]:
             raise ValueError(
                 f"shard {path} holds {len(indexed)} samples, the manifest says {entry['samples']}"
             )
         for key, offset, size, record in indexed:
-            unknown = [label for label in record["labels"] if label not in column]
-            if unknown:
+            labels = record["labels"]
+            try:
+                indices.extend([column[label] for label in labels])
+            except KeyError as error:
                 whose = "the manifest's" if classes is own else "the training data's"
                 raise ValueError(
-                    f"shard {path}: {key}.json: unknown label {unknown[0]!r}, not among "
+                    f"shard {path}: {key}.json: unknown label {error.args[0]!r}, not among "
                     f"{whose} {len(classes)} classes"
-                )
+                ) from None
             images.append(record["image"])
             keys.append(key)
-            members.append((number, offset, size))
-            rows.append([column[label] for label in record["labels"]])
-            labeled.append(bool(record["labels"]))
-    indptr = np.cumsum([0] + [len(columns) for columns in rows])
-    indices = np.fromiter((j for columns in rows for j in columns), np.int32, int(indptr[-1]))
+            members.extend((number, offset, size))
+            indptr.append(len(indices))
+            labeled.append(1 if labels else 0)
     targets = scipy.sparse.csr_array(  # sparse, as a tags table's (TagsTable counts a
-        (np.ones(indices.size, np.uint8), indices, indptr),  # label listed twice once)
-        shape=(len(rows), len(classes)),
+        (  # label listed twice once)
+            np.ones(len(indices), np.uint8),
+            np.frombuffer(indices, np.int32),
+            np.frombuffer(indptr, np.int64),
+        ),
+        shape=(len(images), len(classes)),
     )
-    labeled_flags = np.array(labeled, dtype=bool)
+    labeled_flags = np.frombuffer(labeled, np.uint8).astype(bool)
     if require_labels and not labeled_flags.all():
         unlabeled = [keys[i] for i in np.flatnonzero(~labeled_flags)]
         raise ValueError(
@@ -416,4 +490,4 @@ def read_shards(
             f"{shorten(unlabeled)}"
         )
     table = TagsTable(images, targets, labeled_flags, classes)
-    return ShardSet(table, files, np.array(members, dtype=np.int64).reshape(-1, 3), keys)
+    return ShardSet(table, files, np.frombuffer(members, np.int64).reshape(-1, 3), keys)

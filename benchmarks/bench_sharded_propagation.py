@@ -21,7 +21,11 @@ Reported per process: peak resident memory above the size after imports (feature
 included), and seconds in ``propagate_labels`` (faiss's exact search, threads shared out:
 each of R processes uses cores / R threads). The neighbours of the R shards, put together,
 (labeled ids, i.e. rows of the whole labeled set) and the temperature must equal the
-one-process result. Writes ``sharded-propagation-cpu-<l>x<u>.md``.
+one-process result, except in rows where the shards' neighbour is nearer in float64
+(they compare candidates across chunks in float64) or farther by at most ``2**-20``
+relative (a near-tie the float32 search does not resolve); the temperature then within
+``1e-9`` relative. Anything else exits with an error. Writes
+``sharded-propagation-cpu-<l>x<u>.md``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from _timing import process_memory, provenance_section, restart_peak_memory
 from rmlc.atomic import atomic_write_text
 
 BLOCK, CLUSTERS, SEED = 8192, 256, 0
+NEAR_TIE = 2.0**-20  # relative distance gap the float32 search cannot resolve
 MIB = 2**20
 
 
@@ -144,9 +149,16 @@ def main() -> None:
             for n in (1, args.processes)
         )
     differing = np.flatnonzero(whole["neighbors"] != parts["neighbors"])
-    gap = np.abs(whole["distances"] - parts["distances"])[differing] / whole["distances"][differing]
+    # signed: < 0 where the shards' neighbour is the nearer in float64
+    signed = (parts["distances"] - whole["distances"])[differing] / whole["distances"][differing]
+    farther = signed[signed > 0]
     t_gap = max(abs(r["t"] - single["t"]) for r in sharded) / single["t"]
-    equal = differing.size == 0 and t_gap == 0.0
+    # Where the shards' neighbour is farther, it must be by less than the float32 search
+    # resolves (a near-tie broken the other way): the documented limit of the equality.
+    # Nearer is allowed: the shards compare their candidates in float64.
+    equal = (differing.size == 0 and t_gap == 0.0) or (
+        (farther.size == 0 or farther.max() <= NEAR_TIE) and t_gap <= 1e-9
+    )
     feature_mib = (args.labeled + args.unlabeled) * args.dim * 4 / MIB
     lines = [
         "# Sharded label propagation (CPU)",
@@ -175,8 +187,12 @@ def main() -> None:
             "equal the one-process result."
             if differing.size == 0
             else f"**differ from** the one-process result in {differing.size:,} of "
-            f"{args.unlabeled:,} rows; there, the two neighbours' float64 distances differ by "
-            f"at most {gap.max():.2e} relative (0: exact ties)."
+            f"{args.unlabeled:,} rows: there, the shards' neighbour is nearer in float64 in "
+            f"{int((signed < 0).sum())} (the one-process float32 search took the farther of "
+            f"two candidates), farther in {farther.size}"
+            + (f" (by at most {farther.max():.2e} relative)" if farther.size else "")
+            + f", an exact tie in {int((signed == 0).sum())}; the float64 distances differ "
+            f"by at most {np.abs(signed).max():.2e} relative."
         ),
         f"- The temperature {'equals' if t_gap == 0 else 'differs from'} the one-process "
         f"one (relative difference {t_gap:.2e}).",
@@ -188,7 +204,7 @@ def main() -> None:
     atomic_write_text("\n".join(lines) + provenance_section("cpu"), path)
     print(path.read_text())
     if not equal:
-        raise SystemExit("sharded result differs from the one-process result")
+        raise SystemExit("sharded result differs from the one-process result beyond near-ties")
 
 
 if __name__ == "__main__":

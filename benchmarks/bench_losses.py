@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference
 from _timing import peak_cpu_memory, peak_cuda_memory, provenance_section, time_interleaved
 from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, WARPLoss
+from rmlc.losses import functional as F
 
 SHAPES = [(96, 80, 2.9 / 80), (96, 81, 2.9 / 81), (256, 1000, 0.01)]
 KERNEL_POSITIVES = [3, 10, 30, 100, 300]
@@ -236,7 +237,8 @@ def render(rows: list[dict], step: dict, device: torch.device, kernels: list[dic
     if kernels:
         lines += [
             "Kernels of the sampled RMLC loss at (256, 1000) by positives per image, forward + "
-            'backward in ms (minimum over rounds); `kernel="auto"` takes fused up to 100:',
+            'backward in ms (minimum over rounds); `kernel="auto"` takes fused up to '
+            f"{F._FUSED_POSITIVES_PER_SAMPLE}:",
             "",
             "| positives / image | fused | pairs | sorted |",
             "|---|---|---|---|",

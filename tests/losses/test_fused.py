@@ -164,8 +164,8 @@ def test_non_finite_scores_give_nan_for_their_sample_only() -> None:
 
 def test_auto_takes_fused_for_few_positives_and_sorted_for_many() -> None:
     assert F.choose_kernel(96, 80, 3 * 96) == "fused"
-    assert F.choose_kernel(256, 1000, 100 * 256) == "fused"
-    assert F.choose_kernel(256, 1000, 101 * 256) == "sorted"
+    assert F.choose_kernel(256, 1000, 300 * 256) == "fused"
+    assert F.choose_kernel(256, 1000, 301 * 256) == "sorted"
 
 
 def test_without_numba_auto_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -89,8 +89,9 @@ _ROWS_PER_SAMPLE, _MIN_CHUNK_ROWS = 4, 256
 # The dense kernel forms at most this many pairs at once, and is chosen on CUDA up to this
 # many pairs in all (beyond, the sorted kernel: one host sync, far less arithmetic).
 _DENSE_BLOCK_PAIRS, _DENSE_MAX_PAIRS = 1 << 22, 1 << 26
-# On CPU the fused kernel is chosen up to this many positives per sample, beyond the sorted.
-_FUSED_POSITIVES_PER_SAMPLE = 100
+# On CPU the fused kernel is chosen up to this many positives per sample, beyond the sorted
+# (at (256, 1000) the fused kernel was still 1.3x faster at 300: benchmarks/bench_losses.py).
+_FUSED_POSITIVES_PER_SAMPLE = 300
 
 
 def hinge(t: torch.Tensor, a: float = 1.0) -> torch.Tensor:
@@ -422,7 +423,7 @@ def choose_kernel(num_samples: int, num_labels: int, num_positive: int) -> str:
 
     The fused and pairs kernels do ``O((P + N) m)`` work, the sorted kernel
     ``O(N m log K)``; measured on CPU (``benchmarks/bench_losses.py``), the fused kernel wins
-    below about 100 positives per sample (the pairs kernel, without numba, below 4).
+    up to 300 positives per sample (the pairs kernel, without numba, below 4).
     On a GPU, :func:`choose_cuda_kernel` decides.
     """
     if fused_kernel is not None:

@@ -107,3 +107,33 @@ def assert_two_labeled_shards_give_the_whole(tmp_path: Path, cases: list[dict]) 
             assert result.t == whole.t, (number, rank)
             for name, value in expected.items():
                 assert torch.equal(getattr(result, name), value[rows]), (number, rank, name)
+
+
+def _failing_worker(rank: int, store: str, out_dir: str) -> None:
+    """Rank 1's labeled shard holds a NaN; each rank writes down the error it raised."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        labeled = torch.randn(6, 3)
+        if rank == 1:
+            labeled[2, 1] = float("nan")
+        try:
+            propagate_labels(
+                labeled,
+                torch.arange(6),
+                torch.randn(4, 3),
+                shard_indices=torch.arange(4) + 4 * rank,
+                labeled_shard_indices=torch.arange(6) + 6 * rank,
+            )
+        except ValueError as error:
+            (Path(out_dir) / f"error{rank}.txt").write_text(str(error))
+    finally:
+        dist.destroy_process_group()
+
+
+def errors_when_one_process_has_bad_input(tmp_path: Path) -> list[str]:
+    """Both ranks' errors when rank 1's input is bad (a process that waited forever in a
+    collective would be stopped after 120 s and fail the run instead)."""
+    _run_two(_failing_worker, (str(tmp_path / "store"), str(tmp_path)))
+    return [(tmp_path / f"error{rank}.txt").read_text() for rank in (0, 1)]

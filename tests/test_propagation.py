@@ -16,6 +16,7 @@ from rmlc.propagation import Propagation, chunk_layout, propagate_labels
 from tests.sharding import (
     assert_two_labeled_shards_give_the_whole,
     assert_two_shards_give_the_whole,
+    errors_when_one_process_has_bad_input,
 )
 
 try:
@@ -679,9 +680,16 @@ def test_labeled_shard_ties_go_to_the_lowest_id(chunk_rows: int, monkeypatch) ->
 
 
 def test_labeled_shard_tensors_and_bool_labels() -> None:
-    """Tensors in, tensors out; bool and 1-D labels keep their dtype."""
+    """Tensors in, tensors out; bool, unsigned (which torch cannot assign by mask) and 1-D
+    labels keep their dtype."""
     labeled, unlabeled, generator = labeled_with_copies(6)
-    for labels in (torch.rand(50, 3, generator=generator) < 0.5, torch.arange(50) * 10):
+    unsigned = torch.from_numpy((np.arange(100).reshape(50, 2) % 3 == 0).astype(np.uint32))
+    for labels in (
+        torch.rand(50, 3, generator=generator) < 0.5,
+        torch.arange(50) * 10,
+        torch.from_numpy(np.arange(50, dtype=np.uint16) * 7),
+        unsigned,
+    ):
         whole = propagate_labels(labeled, labels, unlabeled, backend="torch")
         sharded = propagate_labels(
             labeled,
@@ -783,3 +791,13 @@ def test_two_processes_each_holding_a_labeled_and_an_unlabeled_shard(tmp_path) -
             },
         ]
     assert_two_labeled_shards_give_the_whole(tmp_path, cases)
+
+
+@pytest.mark.slow
+def test_bad_input_on_one_process_stops_every_process(tmp_path) -> None:
+    """A NaN in one process's labeled shard: that process names it, and the other, instead
+    of waiting for it in a collective, raises naming the process and its error."""
+    mine, other = errors_when_one_process_has_bad_input(tmp_path)[::-1]
+    assert "X_labeled" in mine and "NaN" in mine
+    assert other.startswith("label propagation stopped: process 1's input failed its checks")
+    assert "NaN" in other

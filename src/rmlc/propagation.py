@@ -76,9 +76,9 @@ import contextlib
 import math
 import numbers
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -103,6 +103,7 @@ Backend = Literal["auto", "faiss", "torch"]
 Index = Literal["exact", "ivf", "hnsw"]
 Temperature = Literal["mean", "authors"] | float
 ArrayOrTensor = np.ndarray | torch.Tensor
+_Checked = TypeVar("_Checked")
 
 # One (unlabeled chunk x labeled block) float32 tile of distances: 64 MiB.
 _TILE_ELEMENTS = 64 * 2**20 // 4
@@ -353,13 +354,23 @@ def propagate_labels(
         ImportError: ``backend="faiss"`` or an approximate index without faiss installed.
     """
     sharded = labeled_shard_indices is not None
-    if sharded:
-        _check_sharded_labeled(shard_indices, index)
-    labeled, unlabeled, labels_source, settings = _checked_arguments(
-        X_labeled, Y_labeled, X_unlabeled, t, backend, chunk_size, index, index_params, sharded
-    )
+
+    def checks() -> tuple[tuple[torch.Tensor, torch.Tensor, ArrayOrTensor, dict], str]:
+        if sharded:
+            _check_sharded_labeled(shard_indices, index)
+        checked = _checked_arguments(
+            X_labeled, Y_labeled, X_unlabeled, t, backend, chunk_size, index, index_params, sharded
+        )
+        if shard_indices is not None:
+            _shard_rows(shard_indices, checked[1].shape[0])
+        if sharded:
+            _labeled_ids(labeled_shard_indices, checked[0].shape[0])
+        return checked, _resolve_backend(backend, _computing_device(*checked[:2]), index)
+
+    # sharded: every process learns of any one's bad input before the first collective
+    checked, backend = checks() if shard_indices is None else _checked_everywhere(checks)
+    labeled, unlabeled, labels_source, settings = checked
     device = _computing_device(labeled, unlabeled)
-    backend = _resolve_backend(backend, device, index)
     out_device = X_unlabeled.device if isinstance(X_unlabeled, torch.Tensor) else None
     if sharded:
         search = _SearchSettings(device, backend, chunk_size, progress)
@@ -845,20 +856,45 @@ def _temperature(distances: torch.Tensor, t: Temperature, n_labeled: int) -> flo
 def _all_distances(local: torch.Tensor, shard_indices: ArrayOrTensor) -> torch.Tensor:
     """Every process's distances, one per row of the whole unlabeled set, in row order
     (the order a single process computes them in, so that their mean is the same)."""
+    parts = gather_objects((local.cpu(), _shard_rows(shard_indices, local.shape[0])))
+    distances = torch.cat([part[0] for part in parts])
+    indices = torch.cat([part[1] for part in parts])
+    return distances[first_per_index(indices)]
+
+
+def _shard_rows(shard_indices: ArrayOrTensor, n_local: int) -> torch.Tensor:
+    """``(u_local,)`` int64 CPU rows of this process's unlabeled samples, checked."""
     rows = torch.as_tensor(
         np.asarray(
             shard_indices.cpu() if isinstance(shard_indices, torch.Tensor) else shard_indices
         )
     )
-    if rows.shape != local.shape[:1] or rows.dtype.is_floating_point:
+    if rows.shape != (n_local,) or rows.dtype.is_floating_point:
         raise ValueError(
-            f"shard_indices must be {local.shape[0]} integer rows, one per unlabeled sample; "
+            f"shard_indices must be {n_local} integer rows, one per unlabeled sample; "
             f"got shape {tuple(rows.shape)}, dtype {rows.dtype}"
         )
-    parts = gather_objects((local.cpu(), rows.to(torch.int64)))
-    distances = torch.cat([part[0] for part in parts])
-    indices = torch.cat([part[1] for part in parts])
-    return distances[first_per_index(indices)]
+    return rows.to(torch.int64)
+
+
+def _checked_everywhere(checks: Callable[[], _Checked]) -> _Checked:
+    """``checks()`` on every process of a ``torch.distributed`` group; if any process's
+    checks raised, every process raises (naming that process and its error), so that none
+    waits in a later collective for one that stopped. One small gather of messages."""
+    try:
+        result, failure = checks(), None
+    except (ValueError, TypeError, ImportError) as error:
+        result, failure = None, error
+    messages = gather_objects(None if failure is None else f"{type(failure).__name__}: {failure}")
+    if failure is not None:
+        raise failure
+    failed = [(rank, message) for rank, message in enumerate(messages) if message is not None]
+    if failed:
+        rank, message = failed[0]
+        raise ValueError(
+            f"label propagation stopped: process {rank}'s input failed its checks ({message})"
+        )
+    return result
 
 
 def _take_labels(
@@ -938,7 +974,8 @@ class _ShardLayout:
 @dataclass(frozen=True)
 class _Nearest:
     """Running nearest labeled sample of each unlabeled row ``(u,)``: float64 distance, id
-    and label row ``(u, ...)``, updated in place."""
+    and label row as its bytes ``(u, row bytes)`` uint8 (torch cannot assign rows of every
+    dtype, e.g. uint16, by mask; bytes it can), updated in place."""
 
     distances: torch.Tensor
     ids: torch.Tensor
@@ -1096,7 +1133,12 @@ def _keep_nearer(
     )
     nearest.distances[nearer] = distances[nearer]
     nearest.ids[nearer] = candidates[nearer]
-    nearest.labels[nearer] = labels[found[nearer]]
+    nearest.labels[nearer] = _row_bytes(labels)[found[nearer]]
+
+
+def _row_bytes(rows: torch.Tensor) -> torch.Tensor:
+    """``(n, row bytes)`` uint8 view of the rows ``(n, ...)`` of a contiguous tensor."""
+    return rows.reshape(rows.shape[0], -1).view(torch.uint8)
 
 
 def _search_labeled_shards(
@@ -1125,7 +1167,9 @@ def _search_labeled_shards(
         distances=torch.full((n_unlabeled,), math.inf, dtype=torch.float64, device=device),
         ids=torch.full((n_unlabeled,), torch.iinfo(torch.int64).max, device=device),
         labels=torch.zeros(
-            (n_unlabeled, *layout.label_shape), dtype=layout.label_dtype, device=device
+            (n_unlabeled, math.prod(layout.label_shape) * layout.label_dtype.itemsize),
+            dtype=torch.uint8,
+            device=device,
         ),
     )
     row_bytes = layout.dim * layout.feature_dtype.itemsize
@@ -1145,4 +1189,5 @@ def _search_labeled_shards(
                 if n_unlabeled:
                     _keep_nearer(nearest, chunk, unlabeled, layout.center, search)
                 bar.update(size)
-    return nearest.ids, nearest.labels, nearest.distances, layout.n_labeled
+    labels = nearest.labels.view(layout.label_dtype).reshape(n_unlabeled, *layout.label_shape)
+    return nearest.ids, labels, nearest.distances, layout.n_labeled

@@ -20,18 +20,19 @@ Layout of a shard folder:
   The folder is written under a scratch name and renamed into place whole, so it is
   complete or absent; a folder without a manifest is refused.
 
-Reading: random access, not streaming. :func:`read_shards` checks the manifest against
-the shards and reads each shard's index (about 7 us a sample); a folder written without
+Reading: random access, not streaming. :func:`read_shards` checks the manifest against the
+shards and reads each shard's index (about 7 us a sample); a folder written without
 indexes (before they existed) is indexed from the tar headers and the small ``.json``
 members with the standard library's :mod:`tarfile` instead (about 55 us a sample;
-``webdataset`` reads tar files only as streams). Training then reads each image at its ``(shard, byte offset, size)``
-(:class:`rmlc.train.data.ShardStore`). A shard folder is thus an image store like a folder
-of files, and everything that addresses samples by position works unchanged: each epoch's
-seeded order, exact resumes at a step inside an epoch (the order is a function of the seed
-and the epoch; the position in it is in the checkpoint), label propagation over any subset,
-and DDP, where each rank reads disjoint samples from its own run of shards
-(:class:`rmlc.train.sampling.EpochOrder` with ``shards``). The shards must be on a file
-system that can seek (local disk, NFS and the like), not an object store read as a stream.
+``webdataset`` reads tar files only as streams). Training then reads each image at its
+``(shard, byte offset, size)`` (:class:`rmlc.train.data.ShardStore`). A shard folder is
+thus an image store like a folder of files, and everything that addresses samples by
+position works unchanged: each epoch's seeded order, exact resumes at a step inside an
+epoch (the order is a function of the seed and the epoch; the position in it is in the
+checkpoint), label propagation over any subset, and DDP, where each rank reads disjoint
+samples from its own run of shards (:class:`rmlc.train.sampling.EpochOrder` with
+``shards``). The shards must be on a file system that can seek (local disk, NFS and the
+like), not an object store read as a stream.
 
 Nothing read from a shard runs code: members are bytes, labels are JSON, images are decoded
 by PIL; member names are never used as file system paths.
@@ -75,6 +76,7 @@ _VERSION = 1
 _PATTERN = "shard-%06d.tar"
 _KEY_DIGITS = 9
 _INDEX_SUFFIX = ".index.json"
+_TAR_BLOCK = 512
 
 
 @dataclass
@@ -392,23 +394,27 @@ def _read_index(folder: Path, entry: dict[str, Any]) -> list[tuple[str, int, int
         )
     try:
         samples = json.loads(path.read_bytes())["samples"]
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as error:
+    except (ValueError, RecursionError, TypeError, KeyError) as error:  # JSON errors included
         raise ValueError(f"shard index {path}: not an index of samples ({error!r})") from None
-    indexed = []
+    indexed, end = [], 0  # a member's data starts on a 512-byte block after the previous one
     for sample in samples if isinstance(samples, list) else [None]:
         if (
             not isinstance(sample, list)
             or len(sample) != 4
             or not isinstance(sample[0], str)
-            or not all(isinstance(number, int) and number >= 0 for number in sample[1:3])
+            or not all(type(number) is int and number >= 0 for number in sample[1:3])
+            or sample[1] % _TAR_BLOCK != 0
+            or sample[1] < end
             or sample[1] + sample[2] > entry["bytes"]
         ):
             raise ValueError(
                 f"shard index {path}: each sample must be [key, image offset, image size, "
-                f"record] inside the shard's {entry['bytes']} bytes, got {sample!r}"
+                f"record], the images in order on 512-byte blocks, apart, inside the shard's "
+                f"{entry['bytes']} bytes; got {sample!r}"
             )
         _check_record(sample[3], f"shard index {path}: sample {sample[0]}")
         indexed.append(tuple(sample))
+        end = sample[1] + sample[2]
     return indexed
 
 

@@ -211,7 +211,7 @@ def test_a_damaged_index_is_an_error_that_names_it(tmp_path) -> None:
     manifest = json.loads((tmp_path / "shards" / MANIFEST).read_text())
     manifest["shards"][1]["index_bytes"] = index.stat().st_size
     (tmp_path / "shards" / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="inside the shard's .* bytes, got"):
+    with pytest.raises(ValueError, match="inside the shard's .* bytes; got"):
         read_shards(tmp_path / "shards")
     for changed in ((2, 1, samples[2][1] + 1), (3, 1, samples[1][1]), (2, 2, True)):
         damaged = json.loads(text)["samples"]  # off its block, overlapping, not a number

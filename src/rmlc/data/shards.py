@@ -418,6 +418,24 @@ def _read_index(folder: Path, entry: dict[str, Any]) -> list[tuple[str, int, int
     return indexed
 
 
+def _shard_files(folder: Path, entries: list[dict[str, Any]]) -> list[Path]:
+    """The manifest's shard files, each checked present at its recorded size."""
+    files = [folder / entry["name"] for entry in entries]
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of the {len(files)} shards of {folder}/{MANIFEST} are missing: "
+            f"{shorten(missing)}"
+        )
+    for path, entry in zip(files, entries, strict=True):
+        if path.stat().st_size != entry["bytes"]:
+            raise ValueError(
+                f"shard {path} is {path.stat().st_size} bytes, the manifest says "
+                f"{entry['bytes']}: it was truncated or rewritten; write the shards again"
+            )
+    return files
+
+
 def read_shards(
     folder: PathLike, classes: list[str] | None = None, require_labels: bool = False
 ) -> ShardSet:
@@ -439,19 +457,7 @@ def read_shards(
     folder = as_path(folder, "folder")
     manifest = _read_manifest(folder)
     entries = manifest["shards"]
-    files = [folder / entry["name"] for entry in entries]
-    missing = [str(path) for path, _ in zip(files, entries, strict=True) if not path.is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} of the {len(files)} shards of {folder}/{MANIFEST} are missing: "
-            f"{shorten(missing)}"
-        )
-    for path, entry in zip(files, entries, strict=True):
-        if path.stat().st_size != entry["bytes"]:
-            raise ValueError(
-                f"shard {path} is {path.stat().st_size} bytes, the manifest says "
-                f"{entry['bytes']}: it was truncated or rewritten; write the shards again"
-            )
+    files = _shard_files(folder, entries)
     own = list(manifest["classes"])
     classes = own if classes is None else list(classes)
     column = {name: j for j, name in enumerate(classes)}

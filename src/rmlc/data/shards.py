@@ -23,7 +23,7 @@ Layout of a shard folder:
 Reading: random access, not streaming. :func:`read_shards` checks the manifest against the
 shards and reads each shard's index (about 7 us a sample); a folder written without
 indexes (before they existed) is indexed from the tar headers and the small ``.json``
-members with the standard library's :mod:`tarfile` instead (about 55 us a sample;
+members with the standard library's :mod:`tarfile` instead (about 60 us a sample;
 ``webdataset`` reads tar files only as streams). Training then reads each image at its
 ``(shard, byte offset, size)`` (:class:`rmlc.train.data.ShardStore`). A shard folder is
 thus an image store like a folder of files, and everything that addresses samples by

@@ -355,27 +355,27 @@ def propagate_labels(
     """
     sharded = labeled_shard_indices is not None
 
-    def checks() -> tuple[tuple[torch.Tensor, torch.Tensor, ArrayOrTensor, dict], str]:
+    def checks() -> tuple[tuple[torch.Tensor, torch.Tensor, ArrayOrTensor, dict], str, Any, Any]:
+        """The checked arguments, the resolved backend, and the shards' unlabeled rows and
+        labeled ids as int64 tensors (None where not sharded)."""
         if sharded:
             _check_sharded_labeled(shard_indices, index)
         checked = _checked_arguments(
             X_labeled, Y_labeled, X_unlabeled, t, backend, chunk_size, index, index_params, sharded
         )
-        if shard_indices is not None:
-            _shard_rows(shard_indices, checked[1].shape[0])
-        if sharded:
-            _labeled_ids(labeled_shard_indices, checked[0].shape[0])
-        return checked, _resolve_backend(backend, _computing_device(*checked[:2]), index)
+        rows = None if shard_indices is None else _shard_rows(shard_indices, checked[1].shape[0])
+        ids = _labeled_ids(labeled_shard_indices, checked[0].shape[0]) if sharded else None
+        return checked, _resolve_backend(backend, _computing_device(*checked[:2]), index), rows, ids
 
     # sharded: every process learns of any one's bad input before the first collective
-    checked, backend = checks() if shard_indices is None else _checked_everywhere(checks)
+    checked, backend, rows, ids = checks() if shard_indices is None else _checked_everywhere(checks)
     labeled, unlabeled, labels_source, settings = checked
     device = _computing_device(labeled, unlabeled)
     out_device = X_unlabeled.device if isinstance(X_unlabeled, torch.Tensor) else None
     if sharded:
         search = _SearchSettings(device, backend, chunk_size, progress)
         neighbors, labels, distances, n_labeled = _search_labeled_shards(
-            labeled, labels_source, labeled_shard_indices, unlabeled, search
+            labeled, labels_source, ids, unlabeled, search
         )
     else:
         neighbors = _nearest_neighbors(
@@ -383,7 +383,7 @@ def propagate_labels(
         )
         distances = _exact_distances(labeled, unlabeled, neighbors, device)
         labels, n_labeled = _take_labels(labels_source, neighbors, out_device), labeled.shape[0]
-    everywhere = distances if shard_indices is None else _all_distances(distances, shard_indices)
+    everywhere = distances if rows is None else _all_distances(distances, rows)
     t_used = _temperature(everywhere, t, n_labeled)
     if t_used == 0.0:  # every distance is 0: exp(-0 / t) is 1 for every t > 0
         weights = torch.ones(unlabeled.shape[0], dtype=torch.float32, device=device)
@@ -853,10 +853,11 @@ def _temperature(distances: torch.Tensor, t: Temperature, n_labeled: int) -> flo
     return mean if t == "mean" else mean * n_unlabeled / (n_labeled + n_unlabeled)
 
 
-def _all_distances(local: torch.Tensor, shard_indices: ArrayOrTensor) -> torch.Tensor:
+def _all_distances(local: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Every process's distances, one per row of the whole unlabeled set, in row order
-    (the order a single process computes them in, so that their mean is the same)."""
-    parts = gather_objects((local.cpu(), _shard_rows(shard_indices, local.shape[0])))
+    (the order a single process computes them in, so that their mean is the same);
+    ``rows`` ``(u_local,)`` int64, this process's rows (checked by :func:`_shard_rows`)."""
+    parts = gather_objects((local.cpu(), rows))
     distances = torch.cat([part[0] for part in parts])
     indices = torch.cat([part[1] for part in parts])
     return distances[first_per_index(indices)]
@@ -1144,19 +1145,19 @@ def _row_bytes(rows: torch.Tensor) -> torch.Tensor:
 def _search_labeled_shards(
     labeled: torch.Tensor,
     labels: ArrayOrTensor,
-    labeled_shard_indices: ArrayOrTensor,
+    ids: torch.Tensor,
     unlabeled: torch.Tensor,
     search: _SearchSettings,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Each unlabeled row's nearest labeled sample over every process's labeled shard (a
     collective): every process broadcasts its shard in chunks of ``_LABELED_CHUNK_BYTES``, in
-    rank order, and each searches its own unlabeled rows against each chunk.
+    rank order, and each searches its own unlabeled rows against each chunk. ``ids``:
+    ``(l_local,)`` int64 CPU ids of this process's labeled rows (from :func:`_labeled_ids`).
 
     Returns:
         the winners' ids ``(u,)`` int64, label rows ``(u, ...)`` (a tensor), float64
         distances ``(u,)``, all on the computing device, and ``l``, the distinct ids.
     """
-    ids = _labeled_ids(labeled_shard_indices, labeled.shape[0])
     if not isinstance(labels, torch.Tensor):
         labels = _tensor_view(np.ascontiguousarray(labels))
     # chunks travel in increasing id order: a tie inside a chunk goes to the lowest id

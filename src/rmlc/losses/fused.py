@@ -165,15 +165,16 @@ def _fused_loop(
     for i in range(n_rows):
         count = 0
         for k in range(m):
+            slopes[k] = 0.0
             if positive[i, k] != 0:
+                scores[k] = -np.inf
                 members[count] = k
                 count += 1
+            else:
+                scores[k] = np.float64(f[i, k])
         total, finite = _margin_row(
             f[i], positive[i], m - count, kappa, cap, soft, balance, gradient
         )
-        for k in range(m):
-            scores[k] = -np.inf if positive[i, k] != 0 else np.float64(f[i, k])
-            slopes[k] = 0.0
         for start in range(0, count, _GROUP):  # ranking term, four positives per pass
             thresholds[:] = np.inf  # an unused place matches no negative
             weights[:] = 0.0
@@ -200,7 +201,8 @@ def _fused_loop(
                 total += weight * (beyond[q] * (cap - soft * (theta + cap)) - linear * theta)
                 gradient[j] -= weight * (linear + soft * beyond[q])
                 weights[q] = weight
-            _add_slopes(scores, thresholds, weights, cap, 1.0 - soft, slopes)
+            if weights.any():  # no pass for four positives without violators
+                _add_slopes(scores, thresholds, weights, cap, 1.0 - soft, slopes)
         for k in range(m):  # sum_j L(r_j) sum_k P(u_jk): the scores' part, sum_k f_k slopes_k
             total += np.float64(f[i, k]) * slopes[k]
         if not finite:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rmlc.atomic import atomic_write, atomic_write_text
+from rmlc.experiments.budget_report import budget_lines, plot_curves
 from rmlc.experiments.runs import read_runs, trained_at
 from rmlc.provenance import provenance_markdown
 
@@ -238,6 +239,12 @@ def write_report(
         figure = out / f"{spec.name}{suffix}.png"
         _plot(spec, rows, figure)
         lines += ["", f"![{spec.name}]({figure.name})"]
+    budgets = (spec.quick_budgets if suffix else None) or spec.budgets
+    if budgets:
+        lines += budget_lines(spec, runs, budgets)
+        figure = out / f"{spec.name}{suffix}-curves.png"
+        plot_curves(spec, runs, figure)
+        lines += ["", f"![{spec.name} curves]({figure.name})"]
     if spec.notes:
         lines += ["", "## Deviations from the paper's protocol", "", spec.notes.strip()]
     lines += _provenance_lines(runs, record)

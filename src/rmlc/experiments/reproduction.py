@@ -23,6 +23,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rmlc.atomic import atomic_write_text
+from rmlc.experiments.budgets import budget_metrics, curve
 from rmlc.experiments.report import write_report
 from rmlc.experiments.runner import fit_on_features, train_network
 from rmlc.experiments.runs import appending, run_rate, runs_done
@@ -38,9 +39,12 @@ def _plan(spec: ExperimentSpec, quick: bool, seeds: int) -> list[tuple]:
     axis_values: list[float | None] = [None]
     if spec.axis is not None:
         axis_values = list(spec.quick_axis if quick and spec.quick_axis else spec.axis.values)
+    variants = spec.variants
+    if quick and spec.quick_variants:
+        variants = [v for v in variants if v.name in spec.quick_variants]
     return [
         (variant, value, seed, method)
-        for variant in spec.variants
+        for variant in variants
         for value in axis_values
         for seed in range(seeds)
         for method in spec.methods
@@ -58,6 +62,11 @@ def _config_values(
     if quick:
         values.update(spec.quick)
     return values
+
+
+def _budgets(spec: ExperimentSpec, quick: bool) -> list[int] | None:
+    """The budgets read off each run (``--quick``: the quick ones)."""
+    return spec.quick_budgets if quick and spec.quick_budgets else spec.budgets
 
 
 def _selection_metric(result_metrics: dict[str, Any]) -> float:
@@ -79,6 +88,9 @@ def _train_task(task: dict[str, Any]) -> dict[str, Any]:
         if not task.get("tuning"):
             raise
         return {"result": {"validation": {"mAP": -math.inf, "accuracy": -math.inf}}}
+    if task.get("budgets"):  # every shorter budget, read off the run's curve
+        series = curve(run.trainer.history)
+        run.metrics.update(budget_metrics(series, task["budgets"]), curve=series)
     metrics = {task["name"]: (run.metrics, time.perf_counter() - started)}
     for feature_method in task["features"]:
         values, seconds = fit_on_features(run, feature_method.params, task["values"]["seed"])
@@ -188,7 +200,7 @@ def tuned_learning_rates(
             if any(math.isclose(lr, done, rel_tol=1e-9) for done in tried):
                 continue
             values = _config_values(spec, quick, spec.variants[0], first_value, method)
-            values.update(seed=0, lr=lr)
+            values.update(seed=0, lr=lr, test_every_epoch=False)  # validation chooses
             tasks.append(_task(spec, method, values, tuning=True))
     for task, outcome in _map(tasks, jobs, f"{spec.name} tuning"):
         score = _selection_metric(outcome["result"])
@@ -270,7 +282,7 @@ def run_experiment(
             continue
         values = _config_values(spec, quick, variant, value, method)
         values.update(seed=seed, lr=rates[method.name])
-        tasks.append(_task(spec, method, values, features, key=key))
+        tasks.append(_task(spec, method, values, features, key=key, budgets=_budgets(spec, quick)))
     origin = {"commit": git_commit(), "device": describe_device()}
     with appending(runs_path) as record:
         for task, outcome in _map(tasks, jobs, spec.name):

@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple
 import yaml
 
 from rmlc.train import TrainConfig
+from rmlc.train.config import DEFAULT_RAMP_START
 
 __all__ = [
     "EXPERIMENTS",
@@ -41,6 +42,7 @@ EXPERIMENTS = (
     "fig3",
     "fig3-pretrained",
     "missing",
+    "budget",
     "remedies",
 )
 SPEC_FOLDER = Path(__file__).resolve().parent / "specs"  # package data: installed with rmlc
@@ -123,6 +125,9 @@ class ExperimentSpec:
     claims: list[Claim] = field(default_factory=list)
     tune: dict[str, list[float]] | None = None  # {"factors": [...]}: the learning-rate grid
     tune_from: str | None = None
+    budgets: list[int] | None = None  # epochs read off each run's curve (budgets.py)
+    quick_budgets: list[int] | None = None
+    quick_variants: list[str] | None = None  # the variants --quick runs (default: all)
     notes: str = ""
     path: Path | None = None
 
@@ -138,6 +143,7 @@ class ExperimentSpec:
         values["claims"] = [_build(Claim, c, "claim") for c in values.get("claims", [])]
         spec = _build(cls, {**values, "path": path}, "spec")
         spec._check_names()
+        spec._check_budgets()
         return spec
 
     def method(self, name: str) -> Method | None:
@@ -168,11 +174,37 @@ class ExperimentSpec:
                 raise TypeError(
                     f"method {method.name!r}: tune_as names a method that tunes as another"
                 )
+        variants = {v.name for v in self.variants}
+        for name in self.quick_variants or []:
+            if name not in variants:
+                raise TypeError(f"quick_variants names {name!r}, not a variant here")
         names = {m.name for m in self.methods}
         for claim in self.claims:
             for other in (claim.better, claim.worse):
                 if other not in names:
                     raise TypeError(f"claim {claim.text!r} names {other!r}, not a method here")
+
+    def _check_budgets(self) -> None:
+        """Budgets are prefixes of one run: a constant rate, a curve of the test split, and
+        warm starts counted in steps, not as a fraction of the run."""
+        if self.budgets is None:
+            return
+        if not self.budgets or any(not isinstance(b, int) or b < 1 for b in self.budgets):
+            raise TypeError(f"budgets must be positive epoch counts, got {self.budgets}")
+        if self.base.get("epochs") != max(self.budgets):
+            raise TypeError("with budgets, the base's epochs must be the largest budget")
+        if self.base.get("schedule") != "fixed" or not self.base.get("test_every_epoch"):
+            raise TypeError("budgets need schedule: fixed and test_every_epoch: true in the base")
+        for method in self.trained:
+            values = {**self.base, **method.set}
+            if "hinge_steps" in values.get("loss_params", {}):
+                continue
+            start = values.get("ramp_start", DEFAULT_RAMP_START.get(values.get("loss", "rmlc")))
+            if start is not None and 0 < start < 1:
+                raise TypeError(
+                    f"method {method.name!r}: with budgets, give RMLC's warm start as "
+                    "loss_params hinge_steps (ramp_start is a fraction of the run)"
+                )
 
 
 def _build(kind: type, values: Any, what: str):

@@ -88,6 +88,9 @@ class TrainConfig:
     on the ramp and each loss term's gradient norm (:func:`rmlc.losses.dynamics.
     ramp_statistics`) into ``dynamics.csv``, and after each epoch the training set's fit
     (mAP) to its training labels and, when they were corrupted, to the clean ones.
+    ``test_every_epoch`` evaluates the test split after every epoch too (``test_mAP`` ...
+    in ``log.csv``): the curve of a run, for studies of training length; it is never used
+    to choose anything.
     """
 
     # data
@@ -157,6 +160,7 @@ class TrainConfig:
     tensorboard: bool = True
     progress: bool = True
     dynamics_every: int = 0
+    test_every_epoch: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

@@ -325,6 +325,8 @@ class Trainer:
             self.log.dynamics(self.dynamics)
         if self.data.validation is not None:
             record.update(self._select_model(epoch))
+        if self.config.test_every_epoch and self.data.test is not None:  # a curve, not a choice
+            record.update({f"test_{k}": v for k, v in self.evaluate(self.data.test).items()})
         self.history.append(record)
         if self.context.is_main:
             self.save_checkpoint(self.out / "last.pt")

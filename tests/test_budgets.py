@@ -1,0 +1,111 @@
+"""Budgets read off one run's curve (rmlc.experiments.budgets): the selection rule, the last
+epoch, the spec's checks, and that a prefix of a constant-rate run is the shorter run."""
+
+from __future__ import annotations
+
+import pytest
+
+from rmlc.experiments.budgets import budget_metrics, curve
+from rmlc.experiments.spec import ExperimentSpec
+from rmlc.train import TrainConfig, build_trainer
+
+
+def _series(validation: list[float], test: list[float]) -> dict[str, list[float]]:
+    return {
+        "epoch": list(range(1, len(test) + 1)),
+        "val_mAP": validation,
+        "test_mAP": test,
+        "test_F1-C": [value / 2 for value in test],
+        "fit_corrupted_mAP": [10.0 * (i + 1) for i in range(len(test))],
+    }
+
+
+def test_each_budget_picks_the_first_best_validation_epoch_within_it() -> None:
+    series = _series(validation=[10, 30, 30, 20, 40], test=[50, 60, 70, 80, 55])
+    metrics = budget_metrics(series, [1, 3, 4, 5])
+    assert metrics["mAP@1"] == 50 and metrics["epoch@1"] == 1
+    # epochs 2 and 3 tie on validation: the earlier one is kept (the trainer keeps a new
+    # best only when strictly better)
+    assert metrics["epoch@3"] == 2 and metrics["mAP@3"] == 60 and metrics["last_mAP@3"] == 70
+    assert metrics["epoch@4"] == 2 and metrics["last_mAP@4"] == 80
+    assert metrics["epoch@5"] == 5 and metrics["mAP@5"] == 55
+    assert metrics["F1-C@5"] == 27.5 and metrics["last_F1-C@4"] == 40
+    assert metrics["fit_corrupted@4"] == 40
+
+
+def test_a_budget_beyond_the_run_or_a_run_without_curves_is_refused() -> None:
+    series = _series(validation=[1, 2], test=[3, 4])
+    with pytest.raises(ValueError, match="budget 3 is outside the run's 2 epochs"):
+        budget_metrics(series, [3])
+    del series["test_mAP"]
+    with pytest.raises(ValueError, match="no test_mAP curve: budgets need test_every_epoch"):
+        budget_metrics(series, [1])
+
+
+def _spec(**changes) -> dict:
+    values = {
+        "name": "b",
+        "title": "t",
+        "metrics": ["mAP@2"],
+        "seeds": 1,
+        "base": {"epochs": 2, "schedule": "fixed", "test_every_epoch": True},
+        "methods": [{"name": "WARP", "set": {"loss": "warp"}}],
+        "budgets": [1, 2],
+    }
+    values.update(changes)
+    return values
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"budgets": [1, 3]}, "epochs must be the largest budget"),
+        ({"budgets": [0, 2]}, "positive epoch counts"),
+        ({"base": {"epochs": 2, "schedule": "cosine", "test_every_epoch": True}}, "fixed"),
+        ({"base": {"epochs": 2, "schedule": "fixed"}}, "test_every_epoch"),
+        ({"methods": [{"name": "R", "set": {"loss": "rmlc"}}]}, "hinge_steps"),
+        ({"methods": [{"name": "R", "set": {"loss": "rmlc", "ramp_start": 0.3}}]}, "hinge_steps"),
+        ({"quick_variants": ["nope"]}, "quick_variants names 'nope'"),
+    ],
+)
+def test_a_budget_spec_that_is_not_a_prefix_of_one_run_is_refused(changes, message) -> None:
+    with pytest.raises(TypeError, match=message):
+        ExperimentSpec.from_dict(_spec(**changes))
+
+
+def test_budget_specs_accept_warm_starts_in_steps_and_no_ramp_or_ramp_from_the_start() -> None:
+    methods = [
+        {"name": "R", "set": {"loss": "rmlc", "loss_params": {"hinge_steps": 7}}},
+        {"name": "R1", "set": {"loss": "rmlc", "ramp_start": 1}},
+        {"name": "R0", "set": {"loss": "rmlc", "ramp_start": 0}},
+        {"name": "P", "set": {"loss": "rmlc-paper"}},
+    ]
+    assert len(ExperimentSpec.from_dict(_spec(methods=methods)).trained) == 4
+
+
+def _history(epochs: int, out) -> list[dict]:
+    config = TrainConfig(
+        subsample=0.1,
+        width=4,
+        epochs=epochs,
+        schedule="fixed",
+        loss="rmlc",
+        loss_params={"hinge_steps": 5},
+        label_noise=0.3,
+        test_every_epoch=True,
+        dynamics_every=1000,
+        tensorboard=False,
+        progress=False,
+        out=str(out / f"budget-{epochs}"),
+    )
+    trainer = build_trainer(config)
+    trainer.fit()
+    return trainer.history
+
+
+@pytest.mark.slow
+def test_the_first_epochs_of_a_constant_rate_run_are_the_shorter_run(tmp_path) -> None:
+    long, short = curve(_history(3, tmp_path)), curve(_history(2, tmp_path))
+    for key in ("test_mAP", "val_mAP", "fit_corrupted_mAP", "fit_clean_mAP"):
+        assert long[key][:2] == short[key], key
+    assert budget_metrics(long, [2]) == budget_metrics(short, [2])

@@ -15,9 +15,9 @@ __all__ = ["budget_lines", "plot_curves"]
 
 _VERDICT_MARK = {"held": "held", "did not hold": "lost", "inconclusive": "incl."}
 _CURVE_PANELS = (
-    ("test_mAP", "clean test mAP"),
-    ("fit_corrupted_mAP", "fit of corrupted samples to their corrupted labels (mAP)"),
-    ("fit_clean_mAP", "fit of training samples to their clean labels (mAP)"),
+    ("test_mAP", "test mAP (clean labels)"),
+    ("fit_corrupted_mAP", "fit: corrupted samples, corrupted labels"),
+    ("fit_clean_mAP", "fit: all training samples, clean labels"),
 )
 _PANEL_INCHES = (4.2, 3.0)
 
@@ -41,11 +41,11 @@ def budget_lines(spec, runs: list[dict[str, Any]], budgets: list[int]) -> list[s
     """Markdown: for each claim on ``mAP`` or ``F1-C``, a table of the mean paired
     difference at each budget, at the epoch the noisy validation split picks ("early
     stopping") and at the budget's last epoch, per variant and over all of them."""
-    lines = [
+    lines = ["", "## By budget", "", "Test mAP, mean ± std over seeds:"]
+    lines += _means_lines(runs, budgets)
+    lines += [
         "",
-        "## By budget",
-        "",
-        "Each cell: the mean paired difference (better − worse, points), its verdict (95% "
+        "Each claim at each budget. Each cell: the mean paired difference (better − worse, points), its verdict (95% "
         "interval of the paired differences: held, lost, inconclusive) and the number of "
         "pairs. *Early stopping*: each method at the epoch its noisy validation split picks "
         "among the first B; *last*: at epoch B.",
@@ -72,6 +72,28 @@ def budget_lines(spec, runs: list[dict[str, Any]], budgets: list[int]) -> list[s
                 for key in (claim.metric, f"last_{claim.metric}"):
                     cells.append(_cell(members, claim.better, claim.worse, names[key]))
             lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _means_lines(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
+    """A table of test mAP (mean ± std over seeds) per method and variant at each budget,
+    with early stopping and at the budget's last epoch."""
+    header = ["method", "variant"]
+    for budget in budgets:
+        header += [f"mAP {budget} ep, early stopping", f"mAP {budget} ep, last"]
+    lines = ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        groups[(run["method"], run["variant"])].append(run)
+    for (method, variant), members in groups.items():
+        cells = [method, variant]
+        for budget in budgets:
+            names = budget_names(budget)
+            for key in ("mAP", "last_mAP"):
+                values = [m["metrics"][names[key]] for m in members if names[key] in m["metrics"]]
+                spread = statistics.stdev(values) if len(values) > 1 else 0.0
+                cells.append(f"{statistics.fmean(values):.1f} ± {spread:.1f}" if values else "–")
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -106,8 +128,10 @@ def plot_curves(spec, runs: list[dict[str, Any]], path: Path) -> None:
                     length = min(len(s) for s in series)
                     mean = [statistics.fmean(s[i] for s in series) for i in range(length)]
                     ax.plot(range(1, length + 1), mean, label=f"{method} ({len(series)})")
-            ax.set_title(f"{variant}: {label}", fontsize=8)
+            ax.set_title(label, fontsize=9)
             ax.set_xlabel("epoch")
+            if column == 0:
+                ax.set_ylabel(variant, fontsize=9)
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     figure.suptitle(spec.title, fontsize=10)

@@ -47,8 +47,8 @@ def budget_lines(spec, runs: list[dict[str, Any]], budgets: list[int]) -> list[s
         "",
         "Each claim at each budget. Each cell: the mean paired difference (better − worse, "
         "points), its verdict (95% interval of the paired differences: held, lost, "
-        "inconclusive) and the number of pairs. *Early stopping*: each method at the epoch its noisy validation split picks "
-        "among the first B; *last*: at epoch B.",
+        "inconclusive) and the number of pairs. *Early stopping*: each method at the "
+        "epoch its noisy validation split picks among the first B; *last*: at epoch B.",
     ]
     variants = list(dict.fromkeys(run["variant"] for run in runs))
     for claim in spec.claims:

@@ -27,7 +27,7 @@ class Search(ABC):
             (chunk sizes follow :func:`rmlc.propagation.chunk_layout` for it).
         params: its settings (``index_params`` keys), each with its smallest value.
         defaults: the settings' defaults that do not depend on the labeled set; override
-            :meth:`settings` for those that do.
+            :meth:`settings_for` for those that do.
         exact: whether it always finds the nearest row (ties aside).
         supports_sharded_labeled: whether it can search a labeled set sharded across
             processes chunk by chunk (``labeled_shard_indices``): only a search whose result
@@ -44,7 +44,7 @@ class Search(ABC):
     needs_faiss: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, int] | None = None) -> None:
-        """``settings``: as :meth:`settings` returns them (checked, defaults filled)."""
+        """``settings``: as :func:`index_settings` returns them (checked, defaults filled)."""
         self.settings = dict(settings or {})
 
     @classmethod

@@ -376,7 +376,7 @@ def build_seconds(index: str, X_labeled: np.ndarray) -> float:
     grow with the unlabeled set."""
     import faiss
 
-    from rmlc.propagation import _faiss_approximate
+    from rmlc.propagation.search import search_for
 
     center = torch.from_numpy(X_labeled.mean(axis=0, dtype=np.float64).astype(np.float32))
     centred = X_labeled - center.numpy()
@@ -384,8 +384,8 @@ def build_seconds(index: str, X_labeled: np.ndarray) -> float:
     if index == "exact":
         built = faiss.IndexFlatL2(X_labeled.shape[1])
     else:
-        settings = index_settings(index, None, len(X_labeled))
-        built, _ = _faiss_approximate(faiss, index, settings, torch.from_numpy(X_labeled), center)
+        search = search_for(index, "faiss")(index_settings(index, None, len(X_labeled)))
+        built, _ = search.build(faiss, torch.from_numpy(X_labeled), center, torch.device("cpu"))
     built.add(centred)
     return time.perf_counter() - start
 

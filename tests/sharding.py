@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-import rmlc.propagation as propagation
+import rmlc.propagation.chunks as chunks
 from rmlc.propagation import propagate_labels
 
 
@@ -38,7 +38,7 @@ def _labeled_worker(rank: int, store: str, cases: list[dict], out_dir: str) -> N
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
         for number, case in enumerate(cases):
-            propagation._LABELED_CHUNK_BYTES = case["chunk_bytes"]
+            chunks.LABELED_CHUNK_BYTES = case["chunk_bytes"]
             labeled_rows = torch.tensor(case["labeled_rows"][rank], dtype=torch.int64)
             mine = _unlabeled_shard(case["unlabeled"].shape[0], rank)
             result = propagate_labels(

@@ -331,7 +331,8 @@ def test_trusted_reads_the_old_joblib_format(tmp_path) -> None:
         ({"kappa": -2.0}, r"'kappa' .* must be a float in the range \[0.0, inf\)"),
         ({"whiten": -1e-3}, r"'whiten' .* must be a float in the range \[0.0, inf\) or None"),
         ({"whiten": "yes"}, r"'whiten' .* or None. Got 'yes' instead"),
-        ({"t": 0.0}, r"'t' .* must be a str among .* or a float in the range \(0.0, inf\)"),
+        ({"t": 0.0}, "t must be 'mean', 'authors' or a positive finite number; got 0.0"),
+        ({"t": math.inf}, "t must be 'mean', 'authors' or a positive finite number; got inf"),
         ({"random_state": -1}, r"'random_state' .* must be an int in the range \[0, inf\)"),
     ],
 )

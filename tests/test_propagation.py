@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-import rmlc.propagation as propagation
+import rmlc.propagation.chunks as chunks
+import rmlc.propagation.search as search
 from rmlc.propagation import Propagation, chunk_layout, propagate_labels
+from rmlc.propagation.search import faiss_flat, torch_exact
 from tests.sharding import (
     assert_two_labeled_shards_give_the_whole,
     assert_two_shards_give_the_whole,
@@ -124,7 +126,7 @@ def test_ties_go_to_the_lowest_labeled_index(seed: int, monkeypatch) -> None:
     result = propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="torch")
     np.testing.assert_array_equal(result.neighbors, neighbors)
     # Small labeled blocks too: a tie across blocks keeps the earlier block.
-    monkeypatch.setattr(propagation, "_TILE_ELEMENTS", 96)
+    monkeypatch.setattr(chunks, "TILE_ELEMENTS", 96)
     assert chunk_layout(80, 120, 10, 16) == (16, 6)
     blocked = propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="torch", chunk_size=16)
     np.testing.assert_array_equal(blocked.neighbors, neighbors)
@@ -214,7 +216,7 @@ def test_chunking_gives_the_one_chunk_result(chunk_size, backend: str) -> None:
 def test_labeled_blocks_smaller_than_the_labeled_set(tile_elements: int, monkeypatch) -> None:
     X_labeled, Y_labeled, X_unlabeled = clustered_case(12)
     whole = propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="torch", chunk_size=90)
-    monkeypatch.setattr(propagation, "_TILE_ELEMENTS", tile_elements)
+    monkeypatch.setattr(chunks, "TILE_ELEMENTS", tile_elements)
     chunk_rows, block_rows = chunk_layout(90, 60, 12, 16)
     assert chunk_rows == 16
     assert block_rows == max(1, tile_elements // 16) < 60  # both sets are cut
@@ -325,7 +327,7 @@ def test_search_runs_in_ieee_float32_and_restores_the_setting(
     backend = torch.backends.cuda.matmul if device == "cuda" else torch.backends.mkldnn.matmul
     before = backend.fp32_precision
     assert before != "ieee"
-    with propagation._ieee_float32_matmul(torch.device(device)):
+    with torch_exact.ieee_float32_matmul(torch.device(device)):
         assert backend.fp32_precision == "ieee"
     assert backend.fp32_precision == before
     assert torch.get_float32_matmul_precision() == "medium"  # still a consistent setting
@@ -462,7 +464,7 @@ def test_progress_bar(capsys, monkeypatch) -> None:
     assert "propagate_labels" not in capsys.readouterr().err  # 60 x 90 pairs: no bar
     propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="torch", progress=True)
     assert "propagate_labels (torch)" in capsys.readouterr().err
-    monkeypatch.setattr(propagation, "_AUTO_PROGRESS_PAIRS", 5000)  # 5400 pairs > 5000
+    monkeypatch.setattr(chunks, "AUTO_PROGRESS_PAIRS", 5000)  # 5400 pairs > 5000
     propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="torch")
     assert "90/90" in capsys.readouterr().err
     propagate_labels(X_labeled, Y_labeled, X_unlabeled, backend="torch", progress=False)
@@ -500,18 +502,18 @@ class _FakeGpuFaiss(types.SimpleNamespace):
 
 def test_faiss_gpu_index_is_used_for_cuda_data_when_faiss_has_gpu_support(monkeypatch) -> None:
     fake = _FakeGpuFaiss()
-    index, resources = propagation._faiss_flat_l2(fake, 8, torch.device("cuda", 1))
+    index, resources = faiss_flat.faiss_flat_l2(fake, 8, torch.device("cuda", 1))
     assert (index, resources, fake.made) == ("gpu index", "resources", [("resources", 8, 1)])
-    assert propagation._faiss_flat_l2(fake, 8, torch.device("cpu")) == ("cpu index", None)
+    assert faiss_flat.faiss_flat_l2(fake, 8, torch.device("cpu")) == ("cpu index", None)
     if faiss is not None:  # faiss-cpu: no GPU index, the CUDA data is searched on the CPU
-        _, no_resources = propagation._faiss_flat_l2(faiss, 8, torch.device("cuda", 0))
+        _, no_resources = faiss_flat.faiss_flat_l2(faiss, 8, torch.device("cuda", 0))
         assert no_resources is None
     monkeypatch.setitem(sys.modules, "faiss", fake)
-    assert propagation._resolve_backend("auto", torch.device("cuda", 0)) == "faiss"
+    assert search.resolve_backend("auto", torch.device("cuda", 0)) == "faiss"
     monkeypatch.setitem(sys.modules, "faiss", types.SimpleNamespace())  # no GPU support
-    assert propagation._resolve_backend("auto", torch.device("cuda", 0)) == "torch"
-    assert propagation._resolve_backend("auto", torch.device("cpu")) == "faiss"
-    assert propagation._resolve_backend("faiss", torch.device("cuda", 0)) == "faiss"
+    assert search.resolve_backend("auto", torch.device("cuda", 0)) == "torch"
+    assert search.resolve_backend("auto", torch.device("cpu")) == "faiss"
+    assert search.resolve_backend("faiss", torch.device("cuda", 0)) == "faiss"
 
 
 # ---------------------------------------------------------------------------------------
@@ -638,7 +640,7 @@ def test_one_labeled_shard_in_small_chunks_gives_the_whole_result(
     whole = propagate_labels(X_labeled, Y_labeled, X_unlabeled, t=t, backend=backend)
     ids = 1000 + 3 * np.arange(60)  # increasing with the position, not contiguous
     rows = np.concatenate([np.random.default_rng(0).permutation(60), [4, 17, 4]])  # repeats
-    monkeypatch.setattr(propagation, "_LABELED_CHUNK_BYTES", 7 * 4 * 12)
+    monkeypatch.setattr(chunks, "LABELED_CHUNK_BYTES", 7 * 4 * 12)
     sharded = propagate_labels(
         X_labeled[rows],
         Y_labeled[rows],
@@ -664,7 +666,7 @@ def test_labeled_shard_ties_go_to_the_lowest_id(chunk_rows: int, monkeypatch) ->
     order = torch.argsort(ids)
     by_id = propagate_labels(labeled[order], labels[order], unlabeled, backend="torch")
     assert int((by_id.distances == 0).sum()) >= 8
-    monkeypatch.setattr(propagation, "_LABELED_CHUNK_BYTES", chunk_rows * 4 * 16)
+    monkeypatch.setattr(chunks, "LABELED_CHUNK_BYTES", chunk_rows * 4 * 16)
     sharded = propagate_labels(
         labeled,
         labels,

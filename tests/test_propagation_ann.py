@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-import rmlc.propagation as propagation
 from rmlc.propagation import index_settings, propagate_labels
+from rmlc.propagation.search.ivf import FaissIVF
 from tests.sharding import assert_two_shards_give_the_whole
 from tests.test_propagation import assert_same_result, brute_force
 
@@ -167,9 +167,9 @@ def test_a_query_the_index_finds_nothing_for_is_searched_exactly(monkeypatch) ->
             return distances, found
 
     monkeypatch.setattr(
-        propagation,
-        "_faiss_approximate",
-        lambda faiss, kind, settings, labeled, center: (
+        FaissIVF,
+        "build",
+        lambda self, faiss, labeled, center, device: (
             MissingEveryThirdRow(labeled.shape[1]),
             None,
         ),

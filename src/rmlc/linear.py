@@ -35,7 +35,7 @@ from rmlc.losses import LOSSES, MultiLabelLoss, build_loss
 from rmlc.losses.functional import transductive_hinge
 from rmlc.losses.terms import RANK_MODES
 from rmlc.metrics import MultiLabelMeter, mean_average_precision
-from rmlc.propagation import Propagation, propagate_labels
+from rmlc.propagation import Propagation, check_temperature, propagate_labels
 
 __all__ = ["RMLClassifier"]
 
@@ -127,7 +127,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         "fit_intercept": ["boolean"],
         "semi_supervised": [StrOptions(set(_SEMI_SUPERVISED))],
         "eta": [Interval(Real, 0, math.inf, closed="left")],
-        "t": [StrOptions({"mean", "authors"}), Interval(Real, 0, math.inf, closed="neither")],
+        "t": "no_validation",  # rmlc.propagation.check_temperature, called by fit
         "random_state": [Interval(Integral, 0, None, closed="left"), np.random.Generator, None],
         "device": [str, torch.device],
         "verbose": ["verbose"],
@@ -224,6 +224,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             sample_weight: optional ``(n,)`` non-negative weights of the labeled samples.
         """
         self._validate_params()
+        check_temperature(self.t)  # propagation's own check, and its message
         X, Y = validate_data(self, X, Y, multi_output=True, dtype=np.float32, ensure_min_samples=1)
         targets = self._encode_targets(np.asarray(Y))
         weights = _check_sample_weight(sample_weight, X, dtype=np.float32, ensure_non_negative=True)

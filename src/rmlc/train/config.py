@@ -19,7 +19,7 @@ import yaml
 from rmlc.losses import LOSSES
 from rmlc.losses.ranking import RAMP_START
 from rmlc.models import BACKBONES, is_backbone
-from rmlc.propagation import index_settings
+from rmlc.propagation import check_temperature, index_settings, search_index
 from rmlc.thresholds import THRESHOLD_CHOICES
 from rmlc.train.schedule import SCHEDULES
 
@@ -274,10 +274,10 @@ class TrainConfig:
 
     def _check_label_propagation(self) -> None:
         """The label refresh's temperature ``t`` and its nearest-neighbour index."""
-        _require(
-            (isinstance(self.t, int | float) and self.t > 0) or self.t in ("mean", "authors"),
-            f"t must be 'mean', 'authors' or a positive number, got {self.t!r}",
-        )
+        try:
+            check_temperature(self.t)  # propagation's own check: refused here, not at a refresh
+        except ValueError as error:
+            raise ValueError(f"config: {error}") from None
         try:
             index_settings(self.propagation_index, self.propagation_index_params)
         except ValueError as error:
@@ -285,7 +285,7 @@ class TrainConfig:
                 f"config: propagation_index / propagation_index_params: {error}"
             ) from None
         _require(
-            self.propagation_index == "exact"
+            not search_index(self.propagation_index).needs_faiss
             or not self.semi_supervised
             or importlib.util.find_spec("faiss") is not None,
             f"propagation_index {self.propagation_index!r} needs the faiss package: "

@@ -38,7 +38,7 @@ from rmlc.losses import build_loss
 from rmlc.losses.dynamics import ramp_statistics
 from rmlc.metrics import MultiLabelMeter, mean_average_precision
 from rmlc.models import MultiLabelNet
-from rmlc.propagation import index_settings, propagate_labels
+from rmlc.propagation import index_settings, propagate_labels, search_index
 from rmlc.provenance import provenance
 from rmlc.thresholds import THRESHOLD_CHOICES, choose_threshold
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
@@ -564,7 +564,8 @@ class Trainer:
         labeled, unlabeled = self.data.labeled, self.data.unlabeled
         labeled_view = torch.utils.data.Subset(self.data.train, labeled.tolist())
         unlabeled_view = torch.utils.data.Subset(self.data.train, unlabeled.tolist())
-        shard_labeled = self.context.enabled and self.config.propagation_index == "exact"
+        index = search_index(self.config.propagation_index)
+        shard_labeled = self.context.enabled and index.supports_sharded_labeled
         labeled_features, labeled_rows = self._outputs(
             labeled_view, self.model.features, gather=not shard_labeled
         )

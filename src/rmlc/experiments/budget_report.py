@@ -10,6 +10,7 @@ from typing import Any
 
 from rmlc.atomic import atomic_write
 from rmlc.experiments.budgets import budget_names
+from rmlc.experiments.verdicts import paired_verdict
 
 __all__ = ["budget_lines", "plot_curves"]
 
@@ -23,8 +24,6 @@ _PANEL_INCHES = (4.2, 3.0)
 
 
 def _cell(runs: list[dict[str, Any]], better: str, worse: str, metric: str) -> str:
-    from rmlc.experiments.report import paired_verdict
-
     pairs: dict[tuple, dict[str, float]] = defaultdict(dict)
     for run in runs:
         if metric in run["metrics"]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import statistics
 import textwrap
 from collections import defaultdict
@@ -14,6 +13,7 @@ from typing import Any
 from rmlc.atomic import atomic_write, atomic_write_text
 from rmlc.experiments.budget_report import budget_lines, plot_curves
 from rmlc.experiments.runs import read_runs, trained_at
+from rmlc.experiments.verdicts import paired_verdict
 from rmlc.provenance import provenance_markdown
 
 __all__ = ["aggregate", "paired_verdict", "write_report"]
@@ -68,29 +68,6 @@ def _paired_differences(
         for values in _by_key(runs, metric).values()
         if better in values and worse in values
     ]
-
-
-def paired_verdict(differences: list[float]) -> tuple[str, float, float]:
-    """Verdict on paired differences ``better - worse``: the 95% confidence interval of
-    their mean (Student's t) decides.
-
-    Returns:
-        ``(verdict, low, high)``: ``"held"`` when the interval lies above 0, ``"did not
-        hold"`` when below, ``"inconclusive"`` when it contains 0 (or with one pair).
-    """
-    from scipy import stats
-
-    mean = statistics.fmean(differences)
-    if len(differences) < 2:
-        return "inconclusive", -math.inf, math.inf
-    sem = statistics.stdev(differences) / math.sqrt(len(differences))
-    half = float(stats.t.ppf(0.975, len(differences) - 1)) * sem
-    low, high = mean - half, mean + half
-    if low > 0:
-        return "held", low, high
-    if high < 0:
-        return "did not hold", low, high
-    return "inconclusive", low, high
 
 
 def _claim_lines(spec, runs: list[dict[str, Any]]) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import statistics
 import subprocess
 import tempfile
@@ -158,7 +159,7 @@ def report(rows: list[dict], rounds: int, loads: tuple[str, str]) -> str:
     for name in NETWORKS:
         row = next(r for r in rows if r["network"] == name)
         lines.append(f"- {name}: {row['difference']:.2g} (largest |score| {row['scale']:.3g})")
-    lines += ["", "Machine load (`uptime`):", ""]
+    lines += ["", f"Machine load (`uptime`; this process ran at niceness {os.nice(0)}):", ""]
     lines += [f"- before: `{loads[0]}`", f"- after: `{loads[1]}`"]
     return "\n".join(lines) + "\n" + provenance_section("cpu")
 

@@ -39,6 +39,7 @@ __all__ = [
     "ExportResult",
     "ServingNetwork",
     "export_onnx",
+    "file_sha256",
     "read_metadata",
     "serving_metadata",
 ]
@@ -66,8 +67,15 @@ METADATA_KEYS = {
     "checkpoint": "the file name of the source checkpoint",
     "checkpoint_sha256": "SHA-256 of the source checkpoint's bytes",
 }
-_JSON_KEYS = {"class_names", "image_size", "channels", "mean", "std", "threshold", "topk"} | {
-    "single_label"
+_JSON_KEYS = {
+    "class_names",
+    "image_size",
+    "channels",
+    "mean",
+    "std",
+    "threshold",
+    "topk",
+    "single_label",
 }
 
 

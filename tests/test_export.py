@@ -174,12 +174,16 @@ def _foreign_files(folder: Path) -> dict[str, tuple[Path, str]]:
     files = {
         "torchvision": (folder / "resnet.pt", r"not an rmlc checkpoint \(no 'model' entry\)"),
         "pretrained": (folder / "weights.pt", r"no num_classes, normalization"),
+        "mismatched": (folder / "other.pt", r"weights in .* do not fit its backbone 'small-cnn'"),
         "text": (folder / "notes.pt", "not a readable checkpoint"),
         "missing": (folder / "absent.pt", "checkpoint not found"),
     }
     torch.save(torchvision.models.resnet18().state_dict(), files["torchvision"][0])
     backbone = {"backbone.layers.0.weight": torch.zeros(4, 1, 3, 3)}
     torch.save({"model": backbone, "backbone": "small-cnn"}, files["pretrained"][0])  # pretrain's
+    normalization = {"mean": [0.5], "std": [0.25], "size": 16}
+    other = {"backbone": "small-cnn", "num_classes": 4, "normalization": normalization}
+    torch.save({"model": backbone, **other}, files["mismatched"][0])  # a classifier missing
     files["text"][0].write_text("not a checkpoint")
     return files
 
@@ -194,6 +198,8 @@ def test_bad_checkpoints_are_named(tmp_path, capsys) -> None:
     assert not list(tmp_path.glob("*.onnx"))
     with pytest.raises(ValueError, match=r"must end in \.onnx"):
         export_onnx(tmp_path / "absent.pt", tmp_path / "model.pb")
+    with pytest.raises(ValueError, match="opset must be 18 or higher, got 17"):
+        export_onnx(tmp_path / "absent.pt", tmp_path / "model.onnx", opset=17)
 
 
 def test_missing_packages_name_the_extra(monkeypatch, tmp_path, capsys) -> None:

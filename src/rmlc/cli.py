@@ -587,7 +587,10 @@ def _add_export_command(commands: _Commands) -> None:
         "--out", required=True, help="the .onnx file to write (class names etc. in its metadata)"
     )
     export.add_argument(
-        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})"
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f"ONNX opset: {DEFAULT_OPSET} (the default) or higher",
     )
     export.add_argument(
         "--check",

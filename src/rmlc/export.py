@@ -212,7 +212,11 @@ def _to_onnx(network: ServingNetwork, trained: TrainedModel, opset: int) -> Any:
         raise RuntimeError(
             f"torch.onnx.export could not export backbone {trained.model.name!r}: {error}"
         ) from error
-    return program.model_proto
+    model = program.model_proto
+    written = {entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")}
+    if written != {opset}:
+        raise RuntimeError(f"torch.onnx.export wrote opset {sorted(written)}, not {opset}")
+    return model
 
 
 def _check_against_rmlc(
@@ -256,7 +260,7 @@ def export_onnx(
         checkpoint: ``best.pt`` or ``last.pt`` of ``rmlc train``, or a file of
             ``TrainedModel.save``.
         path: the ``.onnx`` file to write (atomically: a failed export leaves no file).
-        opset: the ONNX opset (18, the exporter's own, by default).
+        opset: the ONNX opset: 18 (the exporter's own, the default) or higher.
         check: run the graph under onnxruntime on random images at batch 1 and 3 and
             compare its scores with rmlc's before writing.
         tolerance: largest score difference the check accepts, relative to the largest
@@ -269,13 +273,15 @@ def export_onnx(
         ImportError: onnx, onnxruntime or onnxscript is missing (``rmlc[export]``).
         FileNotFoundError: no checkpoint at ``checkpoint``.
         CheckpointError: ``checkpoint`` is not an rmlc training checkpoint.
-        ValueError: ``path`` does not end in ``.onnx``.
+        ValueError: ``path`` does not end in ``.onnx``, or ``opset`` is below 18.
         RuntimeError: the export failed, or its scores differ from rmlc's.
     """
     onnx, onnxruntime = _export_packages()
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"the output file must end in .onnx, got {path}")
+    if opset < DEFAULT_OPSET:  # torch converts down only by a fallible pass, else keeps 18
+        raise ValueError(f"opset must be {DEFAULT_OPSET} or higher, got {opset}")
     trained = load_trained_model(checkpoint)
     check_writable(path.parent)
     model = _to_onnx(ServingNetwork(trained).eval(), trained, opset)

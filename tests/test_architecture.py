@@ -147,7 +147,7 @@ LAYERS = [
     {"rmlc.data", "rmlc.losses", "rmlc.metrics", "rmlc.propagation", "rmlc.models"}
     | {"rmlc.thresholds"},
     {"rmlc.train", "rmlc.linear"},
-    {"rmlc.experiments", "rmlc.inference", "rmlc.pretrain"},
+    {"rmlc.experiments", "rmlc.inference", "rmlc.pretrain", "rmlc.export"},
     {"rmlc.cli", "rmlc"},
     {"rmlc.__main__"},  # python -m rmlc: the command line
 ]

@@ -1,9 +1,10 @@
 """The ``rmlc`` command line: argument parsing only; the library does the work.
 
 Subcommands: ``train``, ``evaluate``, ``predict``, ``extract-features``, ``fit-features``,
-``corrupt``, ``shard``, ``data-stats``, ``pretrain`` and ``reproduce``. Every training option
-is a flag named after its :class:`~rmlc.train.config.TrainConfig` key (``--batch-size`` for
-``batch_size``); ``--config FILE.yaml`` sets many at once and flags override it.
+``corrupt``, ``shard``, ``data-stats``, ``pretrain``, ``reproduce`` and ``export``. Every
+training option is a flag named after its :class:`~rmlc.train.config.TrainConfig` key
+(``--batch-size`` for ``batch_size``); ``--config FILE.yaml`` sets many at once and flags
+override it.
 """
 
 from __future__ import annotations
@@ -358,6 +359,19 @@ def command_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_export(args: argparse.Namespace) -> int:
+    from rmlc.export import export_onnx
+
+    result = export_onnx(args.checkpoint, args.out, opset=args.opset, check=args.check)
+    meta, side = result.metadata, result.metadata["image_size"]
+    checked = f"; onnxruntime matches rmlc within {result.max_difference:.1g}" if args.check else ""
+    print(
+        f"wrote {result.path}: images uint8 (batch, {meta['channels']}, {side}, {side}) -> "
+        f"scores (batch, {len(meta['class_names'])}){checked}"
+    )
+    return 0
+
+
 # ---- parser ------------------------------------------------------------------------------
 
 
@@ -381,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_stats_command(commands)
     _add_pretrain_command(commands)
     _add_reproduce_command(commands)
+    _add_export_command(commands)
     return parser
 
 
@@ -556,16 +571,44 @@ def _add_reproduce_command(commands: _Commands) -> None:
     reproduce.set_defaults(handler=command_reproduce)
 
 
+def _add_export_command(commands: _Commands) -> None:
+    """``rmlc export``: a checkpoint as an ONNX file for serving (``rmlc[export]``)."""
+    from rmlc.export import DEFAULT_OPSET
+
+    export = commands.add_parser(
+        "export",
+        help="write a checkpoint as an ONNX file for serving: uint8 images in, scores out "
+        "(needs pip install 'rmlc[export]')",
+    )
+    export.add_argument(
+        "--checkpoint", required=True, help="a training checkpoint (best.pt, last.pt)"
+    )
+    export.add_argument(
+        "--out", required=True, help="the .onnx file to write (class names etc. in its metadata)"
+    )
+    export.add_argument(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f"ONNX opset: {DEFAULT_OPSET} (the default) or higher",
+    )
+    export.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compare onnxruntime's scores with rmlc's on random images before writing",
+    )
+    export.set_defaults(handler=command_export)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rmlc`` command."""
     import os
 
-    from rmlc.train.checkpoint import CheckpointError
-
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, TypeError, OSError, ArithmeticError, CheckpointError) as error:
+    except (ValueError, TypeError, OSError, ArithmeticError, ImportError, RuntimeError) as error:
         if os.environ.get("RMLC_DEBUG") or not _raised_on_purpose(error):
             raise  # a bug: its traceback is what helps
         print(f"rmlc {args.command}: error: {error}", file=sys.stderr)

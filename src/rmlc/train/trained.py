@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rmlc.models import MultiLabelNet, build_model
-from rmlc.train.checkpoint import atomic_save, load_checkpoint
+from rmlc.train.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from rmlc.train.data import ArrayStore, BatchPreparation, ImageView
 
 __all__ = ["TrainedModel", "as_uint8_images", "load_trained_model", "score_images"]
@@ -113,6 +113,12 @@ class TrainedModel:
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedModel:
     """Rebuild the network of a training checkpoint (``best.pt`` or ``last.pt``)."""
     checkpoint = load_checkpoint(path)
+    missing = [key for key in ("backbone", "num_classes", "normalization") if key not in checkpoint]
+    if missing:
+        raise CheckpointError(
+            f"{path} is not an rmlc training checkpoint: it has no {', '.join(missing)} "
+            "(rmlc train, rmlc.train.fit and TrainedModel.save write them)"
+        )
     config = checkpoint.get("config", {})
     model = build_model(
         checkpoint["backbone"],
@@ -122,7 +128,13 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
         width=config.get("width", 16),
         norm=config.get("norm", "batch"),
     )
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:  # missing, unexpected or misshapen weights
+        raise CheckpointError(
+            f"the weights in {path} do not fit its backbone {checkpoint['backbone']!r}: "
+            f"{' '.join(str(error).split())[:500]}"
+        ) from None
     model.to(device).eval()
     return TrainedModel(
         model=model,

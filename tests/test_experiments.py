@@ -217,6 +217,31 @@ def test_the_learning_rate_search_runs_only_what_it_has_not_scored(tmp_path, mon
     assert trained == []
 
 
+def test_a_search_stopped_half_way_resumes_from_the_runs_it_scored(tmp_path, monkeypatch):
+    from rmlc.experiments import reproduction as experiments
+
+    trained: list[float] = []
+
+    def stopping_map(tasks, jobs, description):
+        for task in tasks:
+            if len(trained) == 2:
+                raise KeyboardInterrupt  # stopped after two runs
+            trained.append(task["values"]["lr"])
+            yield task, {"result": {"validation": {"mAP": task["values"]["lr"]}}}
+
+    monkeypatch.setattr(experiments, "_map", stopping_map)
+    spec = _search_spec([0.3, 1.0, 3.0], [{"name": "WARP", "set": {"loss": "warp"}}])
+    with pytest.raises(KeyboardInterrupt):
+        experiments.tuned_learning_rates(spec, tmp_path, False)
+    saved = json.loads((tmp_path / "search-tuning.json").read_text())
+    assert "WARP" not in saved  # not chosen from half a grid
+    assert [lr for _, lr in saved["_scores"]["WARP"]] == pytest.approx([0.0006, 0.002])
+    trained.clear()
+    rates = experiments.tuned_learning_rates(spec, tmp_path, False)
+    assert trained == pytest.approx([0.006])  # only the rate not scored yet
+    assert rates["WARP"] == pytest.approx(0.006)
+
+
 def test_a_runs_file_without_rate_and_provenance_columns_gains_them(tmp_path) -> None:
     from rmlc.experiments.runs import RUN_FIELDS, prepare_runs_file
 

@@ -205,14 +205,35 @@ def tuned_learning_rates(
     for task, outcome in _map(tasks, jobs, f"{spec.name} tuning"):
         score = _selection_metric(outcome["result"])
         scores[task["name"]].append((score, task["values"]["lr"]))
-    chosen: dict[str, Any] = {name: max(candidates)[1] for name, candidates in scores.items()}
+        # saved after every run: a search stopped half-way resumes from the runs it scored
+        _save_search(_choices(trained, scores, grid), path, previous)
+    chosen = _choices(trained, scores, grid)
+    _save_search(chosen, path, previous)
+    return chosen
+
+
+def _choices(
+    trained: list[Method],
+    scores: dict[str, list[tuple[float, float]]],
+    grid: dict[str, list[float]],
+) -> dict[str, Any]:
+    """The best rate of each method whose grid is fully scored (and of the methods tuned as
+    it), with every score so far under ``_scores``."""
+    chosen: dict[str, Any] = {
+        name: max(candidates)[1]
+        for name, candidates in scores.items()
+        if len(candidates) >= len(grid[name])
+    }
     for method in trained:
-        if method.tune_as is not None:
+        if method.tune_as is not None and method.tune_as in chosen:
             chosen[method.name] = chosen[method.tune_as]
     chosen["_scores"] = {name: sorted(c, key=lambda pair: pair[1]) for name, c in scores.items()}
+    return chosen
+
+
+def _save_search(chosen: dict[str, Any], path: Path, previous: dict[str, Any]) -> None:
     if json.loads(json.dumps(chosen)) != previous:  # the report names choices at the grid's edge
         atomic_write_text(json.dumps(chosen, indent=2), path)
-    return chosen
 
 
 def _searched_rates(spec: ExperimentSpec, out: Path, quick: bool) -> dict[str, Any]:

@@ -65,14 +65,14 @@ def check_empty_labels(table: TagsTable, path: str, rule: str) -> np.ndarray:
     any such row is a ``ValueError`` naming its lines and the option."""
     empty = np.flatnonzero(~table.labeled)
     if rule == "error" and empty.size:
-        count, them = (
-            ("1 row has", "it") if empty.size == 1 else (f"{empty.size} rows have", "them")
-        )
+        one = empty.size == 1
+        count = "1 row has" if one else f"{empty.size} rows have"
+        them, images = ("it", "an unlabeled image") if one else ("them", "unlabeled images")
         raise ValueError(
             f"{path}: {count} an empty labels field ({_where(table, empty)}), and training "
             f"would drop {them}. Give {them} labels, or pass --empty-labels skip to leave "
-            f"{them} out, or --empty-labels unlabeled to keep {them} as unlabeled images "
-            "(trained on with --semi-supervised); config key empty_labels"
+            f"{them} out, or --empty-labels unlabeled to keep {them} as {images} (trained "
+            "on with --semi-supervised); config key empty_labels"
         )
     return empty
 

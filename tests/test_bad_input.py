@@ -441,3 +441,26 @@ def test_32_image_folder_without_images(tmp_path, tables) -> None:
 def test_33_nan_scores_in_metrics() -> None:
     with pytest.raises(ValueError, match="NaN"):
         topk_metrics(torch.tensor([[float("nan"), 1.0]]), torch.tensor([[1.0, 0.0]]))
+
+
+# 34-35: a training row without labels, a run folder holding another run ----------------------
+
+
+def test_34_training_rows_with_empty_labels(tmp_path, tables) -> None:
+    header, *rows = tables["train"].read_text().splitlines()
+    rows[4] = rows[4].split(",")[0] + ","
+    table = tmp_path / "train.csv"
+    table.write_text("\n".join([header, *rows]) + "\n")
+    code, error = cli(*train_args({**tables, "train": table}, tmp_path / "run"))
+    assert code == 2 and "train.csv: 1 row has an empty labels field (line 6)" in error
+    assert "--empty-labels skip" in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_35_output_folder_holding_another_run(tmp_path, tables) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.csv").write_text("epoch\n1\n")
+    code, error = cli(*train_args(tables, tmp_path / "run"))
+    assert code == 2 and f"{tmp_path / 'run'} already holds a run (log.csv)" in error
+    assert "--resume" in error and "--overwrite" in error
+    assert (tmp_path / "run" / "log.csv").read_text() == "epoch\n1\n"

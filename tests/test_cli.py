@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
+import dataclasses
 import io
 import json
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +288,88 @@ def test_fit_features_with_whitening_params(tmp_path, capsys) -> None:
     assert main([*base, "--params", "{whiten: 1e-3}"]) == 2
     error = capsys.readouterr().err
     assert "'whiten' parameter of RMLClassifier must be a float" in error and "'1e-3'" in error
+
+
+def _actions_without_help(parser: argparse.ArgumentParser, command: str) -> list[str]:
+    """``"rmlc CMD --flag"`` of every argument of a parser and its sub-commands whose help
+    is missing or says no more than the default."""
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            said = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not said.get(name):  # the sub-command's own line in ``rmlc --help``
+                    missing.append(f"{command} {name}")
+                missing += _actions_without_help(sub, f"{command} {name}")
+            continue
+        text = (action.help or "").strip()
+        if not text or text == argparse.SUPPRESS or text.startswith("(default"):
+            missing.append(f"{command} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+def test_every_flag_of_every_command_has_help() -> None:
+    from rmlc.cli import build_parser
+    from rmlc.train.config import TrainConfig
+    from rmlc.train.config_help import CONFIG_HELP
+
+    keys = {field.name for field in dataclasses.fields(TrainConfig)}
+    assert sorted(keys - set(CONFIG_HELP)) == []  # a new key needs its line of help
+    assert sorted(set(CONFIG_HELP) - keys) == []
+    assert _actions_without_help(build_parser(), "rmlc") == []
+
+
+def test_the_help_walk_finds_a_flag_without_help() -> None:
+    parser = argparse.ArgumentParser(prog="x")
+    commands = parser.add_subparsers(dest="command")
+    sub = commands.add_parser("cmd", help="a command")
+    sub.add_argument("--said", help="what it does")
+    sub.add_argument("--bare")
+    sub.add_argument("--default-only", help="(default: 3)")
+    commands.add_parser("quiet")
+    assert _actions_without_help(parser, "x") == [
+        "x cmd --bare",
+        "x cmd --default-only",
+        "x quiet",
+    ]
+
+
+def test_a_second_run_into_a_run_folder_is_refused(trained_run, capsys) -> None:
+    before = (trained_run["out"] / "log.csv").read_text()
+    code = main(["train", "--train", str(trained_run["train"]), "--out", str(trained_run["out"])])
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "already holds a run (config.yaml, log.csv" in error
+    assert "--resume" in error and "--overwrite" in error
+    assert (trained_run["out"] / "log.csv").read_text() == before
+
+
+def test_a_first_run_is_quiet_and_says_every_count(tmp_path, monkeypatch, capsys) -> None:
+    """The default path without tensorboard installed: no Python warning, one log line for
+    TensorBoard, one for each table's rows (the blank line said), one for the small
+    validation split; log.csv has no accuracy column on multi-label data."""
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    table = write_mosaic_table(tmp_path, "train", 40, seed=1)
+    rows = table.read_text().splitlines()
+    table.write_text("\n".join([*rows[:5], "", *rows[5:]]) + "\n")
+    out = tmp_path / "x"
+    flags = ["--width", "4", "--image-size", "32", "--batch-size", "16", "--num-workers", "0"]
+    data = ["--train", str(table), "--test", str(table), "--image-root", str(tmp_path)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = main(["train", *data, "--epochs", "1", "--out", str(out), *flags])
+    assert code == 0
+    printed = capsys.readouterr()
+    assert [str(w.message) for w in caught if "rmlc" in w.filename] == []
+    assert "Warning" not in printed.err
+    said = printed.out.splitlines()
+    assert sum("TensorBoard logging is off" in line for line in said) == 1
+    blank = "1 blank line skipped (line 6)"
+    used = "36 training, 4 validation, 0 unlabeled, 0 dropped"
+    assert f"rows of {table} (train table): 40 rows: {used}; {blank}" in said
+    assert f"rows of {table} (test table): 40 rows: 40 test, 0 dropped; {blank}" in said
+    assert sum(line.startswith("warning: the validation split (4 images)") for line in said) == 1
+    header = (out / "log.csv").read_text().splitlines()[0].split(",")
+    assert "val_mAP" in header and "val_accuracy" not in header
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "accuracy" not in metrics and metrics["rows"]["train"]["blank_lines"] == 1

@@ -68,3 +68,33 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     )
     assert build.returncode == 0, build.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "index.html").is_file()
+
+
+def _readme_run_folders() -> list[str]:
+    """The run folder of every training example of the README: ``--out`` (or the config
+    file's ``out``, or the default ``runs/rmlc``) of each ``rmlc train`` command, and each
+    ``out="..."`` of the Python examples."""
+    folders = []
+    text = (ROOT / "README.md").read_text()
+    for language, block in re.findall(r"```(bash|python)\n(.*?)```", text, re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            code = line.split("#")[0]
+            if language == "python":
+                folders += re.findall(r"\bout=\"([^\"]+)\"", code)
+            elif re.search(r"\brmlc train\b", code):
+                out, config = re.search(r"--out (\S+)", code), re.search(r"--config (\S+)", code)
+                if out:
+                    folders.append(out.group(1))
+                elif config:
+                    folders.append(yaml.safe_load((ROOT / config.group(1)).read_text())["out"])
+                else:
+                    folders.append("runs/rmlc")  # TrainConfig's default
+    return folders
+
+
+def test_the_readme_trains_each_example_into_a_folder_of_its_own() -> None:
+    """A run refuses a folder holding another run: the examples must not share one."""
+    folders = _readme_run_folders()
+    assert len(folders) >= 8 and "runs/rmlc" in folders  # the set-up's bare rmlc train
+    repeated = sorted({folder for folder in folders if folders.count(folder) > 1})
+    assert repeated == [], f"README examples share run folders: {repeated}"

@@ -52,17 +52,44 @@ def test_without_triton_a_cuda_loss_warns_once(monkeypatch) -> None:
         fused_triton.warn_unavailable.cache_clear()
 
 
-def test_without_tensorboard_training_says_so(monkeypatch, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("asked", "said"), [(None, "TensorBoard logging is off"), (True, "was asked for")]
+)
+def test_without_tensorboard_training_says_so_in_one_log_line(
+    monkeypatch, tmp_path, asked, said
+) -> None:
+    """By default (None) or asked for (True), a missing tensorboard package is one line of
+    train.log saying how to turn it on, never a raw Python warning; False says nothing."""
     from rmlc.train.run_log import RunLog
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    log = RunLog(tmp_path, tensorboard=True, echo=False, enabled=True)
-    with pytest.warns(RuntimeWarning, match="TensorBoard logging is off.*--no-tensorboard"):
+    log = RunLog(tmp_path, tensorboard=asked, echo=False, enabled=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         log.open()
     assert log.writer is None
+    lines = (tmp_path / "train.log").read_text().splitlines()
+    assert len(lines) == 1 and said in lines[0]
+    assert "pip install tensorboard turns it on" in lines[0] and "--no-tensorboard" in lines[0]
     log.epoch({"epoch": 1, "train_loss": 0.5})  # log.csv and train.log are written as always
     assert (tmp_path / "log.csv").read_text() == "epoch,train_loss\n1,0.5\n"
-    assert (tmp_path / "train.log").read_text() == "epoch 1: train_loss 0.5\n"
+    assert (tmp_path / "train.log").read_text().splitlines()[1:] == ["epoch 1: train_loss 0.5"]
+    quiet = RunLog(tmp_path / "off", tensorboard=False, echo=False, enabled=True)
+    quiet.open()
+    assert not (tmp_path / "off").exists()
+
+
+def test_with_tensorboard_installed_it_is_on_by_default(tmp_path) -> None:
+    pytest.importorskip("tensorboard")
+    from rmlc.train.run_log import RunLog
+
+    log = RunLog(tmp_path, tensorboard=None, echo=False, enabled=True)
+    log.open()
+    try:
+        assert log.writer is not None and (tmp_path / "tensorboard").is_dir()
+    finally:
+        log.close()
+    assert not (tmp_path / "train.log").exists()
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,11 @@ import argparse
 import dataclasses
 import json
 import linecache
+import os
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import yaml
 __all__ = ["main"]
 
 _PACKAGE_FOLDER = Path(__file__).resolve().parent
+_PYTHON_WARNING_FORMAT = warnings.formatwarning
 
 
 # ---- output ---------------------------------------------------------------------------
@@ -73,35 +76,38 @@ def _field_parser(annotation: Any):
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig key; only flags given on the command line override."""
+    """One flag per TrainConfig key, its help from ``CONFIG_HELP``; only flags given on the
+    command line override."""
     from rmlc.train.config import TrainConfig
+    from rmlc.train.config_help import CONFIG_HELP
 
     hints = typing.get_type_hints(TrainConfig)
     group = parser.add_argument_group("training options (TrainConfig keys)")
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         annotation = hints[field.name]
-        if annotation is bool:
+        default = (
+            field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+        )
+        about = CONFIG_HELP.get(field.name, "")  # tests/test_cli.py: none may be missing
+        if "default:" not in about:  # where the help does not say the default's rule
+            about = f"{about} (default: {default})".lstrip()
+        if annotation in (bool, bool | None):  # --x / --no-x
             group.add_argument(
                 flag,
                 dest=field.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
-                help=f"(default: {field.default})",
+                help=about,
             )
         else:
-            default = (
-                field.default
-                if field.default is not dataclasses.MISSING
-                else field.default_factory()  # type: ignore[misc]
-            )
             group.add_argument(
                 flag,
                 dest=field.name,
                 type=_field_parser(annotation),
                 default=argparse.SUPPRESS,
                 metavar=field.name.upper(),
-                help=f"(default: {default})",
+                help=about,
             )
 
 
@@ -131,18 +137,21 @@ def command_train(args: argparse.Namespace) -> int:
         except TrainingInterrupted as error:
             print(f"rmlc: {error}", file=sys.stderr)
             return error.exit_code
-        print(
-            format_metrics(
-                metrics,
-                f"test metrics (best epoch {metrics['best_epoch']})"
-                if "mAP" in metrics
-                else "validation metrics",
-            )
-        )
+        print(format_metrics(metrics, _metrics_title(metrics)))
         print(f"run directory: {config.out}")
         if stop.requested:
             print("rmlc: the signal came after training had finished: the run is complete")
         return 0
+
+
+def _metrics_title(metrics: dict[str, Any]) -> str:
+    """What the printed metrics are: the test split's, of which epoch's network."""
+    if "mAP" not in metrics:
+        return "validation metrics"
+    if metrics["best_epoch"] < 1:  # no validation split: the last epoch's network
+        return f"test metrics (last epoch {metrics['epochs']}, no validation split)"
+    which = "last" if metrics.get("select") == "last" else "best"
+    return f"test metrics ({which} epoch {metrics['best_epoch']})"
 
 
 # ---- evaluate / predict / extract-features ---------------------------------------------
@@ -424,9 +433,15 @@ def _add_train_command(commands: _Commands) -> None:
 def _add_evaluate_command(commands: _Commands) -> None:
     """``rmlc evaluate``: metrics of a checkpoint on labeled images."""
     evaluate = commands.add_parser("evaluate", help="metrics of a checkpoint on labeled images")
-    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a training checkpoint (best.pt or last.pt of a run folder)",
+    )
     _add_image_source(evaluate, "--test")
-    evaluate.add_argument("--topk", type=int, default=3)
+    evaluate.add_argument(
+        "--topk", type=int, default=3, help="a tag is predicted only among an image's top k"
+    )
     evaluate.add_argument(
         "--convention",
         choices=["rmlc", "ml-gcn"],
@@ -434,7 +449,9 @@ def _add_evaluate_command(commands: _Commands) -> None:
         help="top-k metrics by their definition, or as ML-GCN's code computes them (most "
         "published tables): it adds a phantom prediction to P-O per class never predicted",
     )
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument(
+        "--device", default="cpu", help="device to run the network on: cpu, cuda or cuda:N"
+    )
     evaluate.add_argument("--out", help="write the metrics to this JSON file")
     evaluate.set_defaults(handler=command_evaluate)
 
@@ -454,7 +471,7 @@ def _add_predict_command(commands: _Commands) -> None:
     predict.add_argument("--features", help="a features file (.npz or .npy)")
     _add_image_source(predict)
     predict.add_argument("--out", required=True, help="tags.csv or tags.json")
-    predict.add_argument("--topk", type=int, default=3)
+    predict.add_argument("--topk", type=int, default=3, help="tags listed per image (top k)")
     predict.add_argument(
         "--threshold",
         type=float,
@@ -462,7 +479,9 @@ def _add_predict_command(commands: _Commands) -> None:
         help="minimum score of a tag (default: the checkpoint's, chosen on validation with "
         "rmlc train --threshold auto|per-class, or 0)",
     )
-    predict.add_argument("--device", default="cpu")
+    predict.add_argument(
+        "--device", default="cpu", help="device to run the network on: cpu, cuda or cuda:N"
+    )
     predict.set_defaults(handler=command_predict)
 
 
@@ -471,10 +490,16 @@ def _add_extract_features_command(commands: _Commands) -> None:
     extract = commands.add_parser(
         "extract-features", help="penultimate-layer features of a checkpoint, to .npz"
     )
-    extract.add_argument("--checkpoint", required=True)
+    extract.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a training checkpoint (best.pt or last.pt of a run folder)",
+    )
     _add_image_source(extract)
-    extract.add_argument("--out", required=True)
-    extract.add_argument("--device", default="cpu")
+    extract.add_argument("--out", required=True, help="features file to write (.npz: X, Y)")
+    extract.add_argument(
+        "--device", default="cpu", help="device to run the network on: cpu, cuda or cuda:N"
+    )
     extract.set_defaults(handler=command_extract_features)
 
 
@@ -486,12 +511,14 @@ def _add_fit_features_command(commands: _Commands) -> None:
     fit.add_argument("--train", required=True, help=".npz with X and Y")
     fit.add_argument("--unlabeled", help=".npz or .npy with X (semi-supervised)")
     fit.add_argument("--test", help=".npz with X and Y")
-    fit.add_argument("--out", required=True)
-    fit.add_argument("--loss", default="rmlc")
+    fit.add_argument("--out", required=True, help="folder for model.npz, config, metrics")
+    fit.add_argument("--loss", default="rmlc", help="RMLClassifier's loss (rmlc, warp, bce...)")
     fit.add_argument("--params", help="YAML mapping of RMLClassifier parameters")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--topk", type=int, default=3)
-    fit.add_argument("--device", default="cpu")
+    fit.add_argument("--seed", type=int, default=0, help="random seed of the fit")
+    fit.add_argument("--topk", type=int, default=3, help="k of the top-k test metrics")
+    fit.add_argument(
+        "--device", default="cpu", help="device to run the network on: cpu, cuda or cuda:N"
+    )
     fit.set_defaults(handler=command_fit_features)
 
 
@@ -500,11 +527,11 @@ def _add_corrupt_command(commands: _Commands) -> None:
     corrupt = commands.add_parser(
         "corrupt", help="write a copy of a tags table or features file with noisy labels"
     )
-    corrupt.add_argument("input")
-    corrupt.add_argument("output")
+    corrupt.add_argument("input", help="tags table (.csv, .jsonl) or features file (.npz)")
+    corrupt.add_argument("output", help="the corrupted copy to write (a new file)")
     corrupt.add_argument("--rate", type=float, default=0.0, help="fraction of samples relabeled")
     corrupt.add_argument("--drop", type=float, default=0.0, help="fraction of positives dropped")
-    corrupt.add_argument("--seed", type=int, default=0)
+    corrupt.add_argument("--seed", type=int, default=0, help="random seed of the corruption")
     corrupt.set_defaults(handler=command_corrupt)
 
 
@@ -517,7 +544,7 @@ def _add_shard_command(commands: _Commands) -> None:
     shard.add_argument("table", help="tags table (CSV or JSONL)")
     shard.add_argument("out", help="new folder for the shards and their manifest")
     shard.add_argument("--image-root", help="folder the table's image paths start from")
-    shard.add_argument("--samples-per-shard", type=int, default=1000)
+    shard.add_argument("--samples-per-shard", type=int, default=1000, help="images per tar file")
     shard.add_argument(
         "--bad-images",
         choices=["raise", "skip"],
@@ -530,10 +557,17 @@ def _add_shard_command(commands: _Commands) -> None:
 def _add_data_stats_command(commands: _Commands) -> None:
     """``rmlc data-stats``: statistics of the fashion-mosaic benchmark."""
     stats = commands.add_parser("data-stats", help="statistics of the fashion-mosaic benchmark")
-    stats.add_argument("--split", default="train")
-    stats.add_argument("--source", default="embedded", choices=["embedded", "full"])
-    stats.add_argument("-n", type=int, default=None)
-    stats.add_argument("--seed", type=int, default=0)
+    stats.add_argument("--split", default="train", help="train or test mosaics")
+    stats.add_argument(
+        "--source",
+        default="embedded",
+        choices=["embedded", "full"],
+        help="Fashion-MNIST images: the embedded subset or the full set",
+    )
+    stats.add_argument(
+        "-n", type=int, default=None, help="mosaics (default: 4000 train, 1000 test embedded)"
+    )
+    stats.add_argument("--seed", type=int, default=0, help="seed of the mosaics")
     stats.set_defaults(handler=command_data_stats)
 
 
@@ -544,10 +578,15 @@ def _add_pretrain_command(commands: _Commands) -> None:
         help="self-supervised small CNN (rotation prediction, no labels) for --weights",
     )
     pretrain.add_argument("--out", required=True, help="weights file to write")
-    pretrain.add_argument("--source", default="embedded", choices=["embedded", "full"])
-    pretrain.add_argument("--width", type=int, default=16)
-    pretrain.add_argument("--epochs", type=int, default=8)
-    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument(
+        "--source",
+        default="embedded",
+        choices=["embedded", "full"],
+        help="Fashion-MNIST images: the embedded subset or the full set",
+    )
+    pretrain.add_argument("--width", type=int, default=16, help="small-cnn width")
+    pretrain.add_argument("--epochs", type=int, default=8, help="training epochs")
+    pretrain.add_argument("--seed", type=int, default=0, help="random seed")
     pretrain.set_defaults(handler=command_pretrain)
 
 
@@ -556,10 +595,18 @@ def _add_reproduce_command(commands: _Commands) -> None:
     from rmlc.experiments import EXPERIMENTS
 
     reproduce = commands.add_parser("reproduce", help="re-test a table or figure of the paper")
-    reproduce.add_argument("target", choices=[*EXPERIMENTS, "all"])
-    reproduce.add_argument("--quick", action="store_true")
-    reproduce.add_argument("--seeds", type=int, default=None)
-    reproduce.add_argument("--out", default="results")
+    reproduce.add_argument(
+        "target", choices=[*EXPERIMENTS, "all"], help="the experiment to run, or all"
+    )
+    reproduce.add_argument(
+        "--quick",
+        action="store_true",
+        help="the spec's quick settings: fewer seeds and values, a smaller budget",
+    )
+    reproduce.add_argument(
+        "--seeds", type=int, default=None, help="seeds per method (default: the spec's)"
+    )
+    reproduce.add_argument("--out", default="results", help="folder for runs and reports")
     reproduce.add_argument(
         "--jobs", type=int, default=1, help="networks trained at once (worker processes)"
     )
@@ -603,9 +650,9 @@ def _add_export_command(commands: _Commands) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rmlc`` command."""
-    import os
-
     args = build_parser().parse_args(argv)
+    formatting = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # no file path or source line on the terminal
     try:
         return args.handler(args)
     except (ValueError, TypeError, OSError, ArithmeticError, ImportError, RuntimeError) as error:
@@ -613,6 +660,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug: its traceback is what helps
         print(f"rmlc {args.command}: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatting
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """A warning as the command shows it: ``rmlc: warning: MESSAGE`` (with ``RMLC_DEBUG``
+    set, Python's form, with the file and line that warned)."""
+    if os.environ.get("RMLC_DEBUG"):
+        return _PYTHON_WARNING_FORMAT(message, category, filename, lineno, line)
+    return f"rmlc: warning: {message}\n"
 
 
 def _raised_on_purpose(error: BaseException) -> bool:

@@ -45,6 +45,27 @@ def test_read_csv_with_given_classes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(table.targets.toarray()[0], [1, 1, 0, 0])
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("tags.csv", "image,labels\na.jpg,x\n\nb.jpg,\n   \nc.jpg,y\n\n"),
+        (
+            "tags.jsonl",
+            '{"image": "a.jpg", "labels": ["x"]}\n\n{"image": "b.jpg", "labels": []}\n'
+            '   \n{"image": "c.jpg", "labels": "y"}\n\n',
+        ),
+    ],
+)
+def test_every_line_is_accounted_for(tmp_path: Path, name: str, text: str) -> None:
+    """Each row keeps its line; blank lines are skipped but their numbers are kept."""
+    table = read_tags_table(write(tmp_path, name, text))
+    offset = 1 if name.endswith(".csv") else 0  # the CSV header is line 1
+    assert table.lines.tolist() == [1 + offset, 3 + offset, 5 + offset]
+    assert table.blank_lines == [2 + offset, 4 + offset, 6 + offset]
+    assert table.images == ["a.jpg", "b.jpg", "c.jpg"]
+    np.testing.assert_array_equal(table.labeled, [True, False, True])
+
+
 def test_unknown_label_names_file_row_and_label(tmp_path: Path) -> None:
     path = write(tmp_path, "tags.csv", GOOD_CSV)
     with pytest.raises(ValueError, match=r"tags\.csv: line 2 \(row 1\): unknown label 'dog'"):

@@ -8,9 +8,10 @@ image root, or absolute) and ``labels`` the image's labels separated by ``|``
 An empty ``labels`` field (``""``, ``[]`` or ``null``) marks an *unlabeled* row (for
 semi-supervised training): its target row is empty and ``labeled`` is False. Hence a
 labeled image needs at least one label. Classes are given, or inferred (sorted) from the
-labels found. Every problem (missing or wrong header, unknown label, duplicate image,
-missing labels where they are required, bad JSON) is a ``ValueError`` naming the file and
-the line(s).
+labels found. Blank lines are skipped and their numbers kept (``blank_lines``), as is
+the line of each row (``lines``), so that a caller can account for every line. Every
+problem (missing or wrong header, unknown label, duplicate image, missing labels where they
+are required, bad JSON) is a ``ValueError`` naming the file and the line(s).
 
 Targets are kept sparse (a SciPy CSR matrix of the positive labels): a table of 200,000
 images and 20,000 classes with a few labels each takes megabytes, not the 4 GB of a dense
@@ -24,7 +25,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,12 +55,17 @@ class TagsTable:
             is accepted and converted.
         labeled: bool ``(N,)``, False for unlabeled rows.
         classes: the ``m`` class names, in column order.
+        lines: int64 ``(N,)``, the line of the file each row was read from (None when the
+            table was not read from a file).
+        blank_lines: the lines of the file that were blank and skipped.
     """
 
     images: list[str]
     targets: scipy.sparse.csr_array
     labeled: np.ndarray
     classes: list[str]
+    lines: np.ndarray | None = None
+    blank_lines: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.images = [str(image) for image in self.images]
@@ -75,6 +81,10 @@ class TagsTable:
         if (has_labels & ~labeled).any():
             rows = np.flatnonzero(~labeled & has_labels)
             raise ValueError(f"unlabeled rows {shorten(rows)} have positive targets")
+        if self.lines is not None:
+            self.lines = np.asarray(self.lines, dtype=np.int64)
+            if self.lines.shape != (n,):
+                raise ValueError(f"lines must have shape ({n},), got {self.lines.shape}")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -122,7 +132,7 @@ def _split_labels(text: str) -> list[str]:
     return [token.strip() for token in text.split(LABEL_SEPARATOR) if token.strip()]
 
 
-def _csv_rows(path: Path) -> Iterable[tuple[int, str, list[str]]]:
+def _csv_rows(path: Path, blank_lines: list[int]) -> Iterable[tuple[int, str, list[str]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -134,6 +144,7 @@ def _csv_rows(path: Path) -> Iterable[tuple[int, str, list[str]]]:
             )
         for fields in reader:
             if not fields or (len(fields) == 1 and not fields[0].strip()):
+                blank_lines.append(reader.line_num)
                 continue
             if len(fields) != 2:
                 raise ValueError(
@@ -160,10 +171,11 @@ def _json_labels(value: Any, path: Path, line: int) -> list[str]:
     )
 
 
-def _jsonl_rows(path: Path) -> Iterable[tuple[int, str, list[str]]]:
+def _jsonl_rows(path: Path, blank_lines: list[int]) -> Iterable[tuple[int, str, list[str]]]:
     with path.open(encoding="utf-8-sig") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
+                blank_lines.append(line)
                 continue
             try:
                 record = json.loads(text)
@@ -202,7 +214,8 @@ def read_tags_table(
 
     Returns:
         a :class:`TagsTable`; ``targets`` a uint8 CSR matrix ``(N, m)``, ``labeled`` bool
-        ``(N,)``. Memory grows with the number of labels listed, not with ``N m``.
+        ``(N,)``, ``lines`` int64 ``(N,)`` and the skipped ``blank_lines``. Memory grows
+        with the number of labels listed, not with ``N m``.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -217,7 +230,8 @@ def read_tags_table(
     if classes is not None:
         classes = [str(name) for name in classes]
         _check_classes(classes, f"classes given for {path}")
-    rows = _csv_rows(path) if kind == "csv" else _jsonl_rows(path)
+    blank_lines: list[int] = []
+    rows = (_csv_rows if kind == "csv" else _jsonl_rows)(path, blank_lines)
     collected = _collect(rows, path, classes)
     _check_unique_images(collected.images, collected.lines, path)
     labeled = np.frombuffer(collected.labeled, dtype=bool)
@@ -242,7 +256,8 @@ def read_tags_table(
     )
     targets.sum_duplicates()  # in place: sorted columns, a label listed twice summed ...
     targets.data[:] = 1  # ... and counted once
-    return TagsTable(collected.images, targets, labeled.copy(), list(classes))
+    lines = np.frombuffer(collected.lines, dtype=np.int64).copy()
+    return TagsTable(collected.images, targets, labeled.copy(), list(classes), lines, blank_lines)
 
 
 @dataclass

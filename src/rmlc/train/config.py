@@ -23,7 +23,14 @@ from rmlc.propagation import check_temperature, index_settings, search_index
 from rmlc.thresholds import THRESHOLD_CHOICES
 from rmlc.train.schedule import SCHEDULES
 
-__all__ = ["DEFAULT_LEARNING_RATES", "DEFAULT_RAMP_START", "TrainConfig", "load_config"]
+__all__ = [
+    "DEFAULT_LEARNING_RATES",
+    "DEFAULT_RAMP_START",
+    "EMPTY_LABELS",
+    "SELECT_CHOICES",
+    "TrainConfig",
+    "load_config",
+]
 
 # The ranking losses sum over (positive, negative) pairs, so their gradients are an order of
 # magnitude larger than those of per-label losses: their default step is smaller. RMLC's is
@@ -36,6 +43,10 @@ DEFAULT_LEARNING_RATES = {
     "softmax": 0.05,
     "asl": 0.05,
 }
+# What a training table's rows with an empty labels field are (``empty_labels``), and which
+# epoch's network best.pt keeps (``select``).
+EMPTY_LABELS = ("unlabeled", "skip", "error")
+SELECT_CHOICES = ("best", "last")
 # The recommended RMLC (``loss: rmlc``) trains this fraction of the run with the hinge before
 # the ramp's cap is switched on (CCCP's warm start; see docs/results.md).
 DEFAULT_RAMP_START = {"rmlc": RAMP_START}
@@ -62,17 +73,27 @@ class TrainConfig:
     by default the images' own size for ``small-cnn`` (at most 128) and 224 for the ResNets.
     ``image_cache``: a folder where decoded, resized images are kept in memory-mapped arrays
     (:mod:`rmlc.train.image_cache`): each file is decoded once, on the first epoch, and again
-    only when it changes (its size or modification time).
+    only when it changes (its size or modification time). ``empty_labels``: what a training
+    table's row with an empty labels field is: ``"unlabeled"`` (an unlabeled image, trained
+    on by semi-supervised runs and not used by supervised ones: what rmlc did before this
+    key existed), ``"skip"`` (left out, counted) or ``"error"`` (refused, naming the lines);
+    by default (None) ``"unlabeled"`` for ``semi_supervised`` runs and ``"error"`` otherwise
+    (:mod:`rmlc.train.accounting`).
 
     Evaluation: a label is predicted when it is among an image's ``topk`` and its score is at
     least ``threshold``: a number (0 by default), ``"auto"`` (one threshold, chosen after
     training on the validation split to maximise the overall F1) or ``"per-class"`` (one per
     class, each maximising its F1); the choice is stored in the checkpoint and used by
-    ``rmlc predict`` and ``rmlc evaluate``.
+    ``rmlc predict`` and ``rmlc evaluate``. ``select``: the epoch whose network ``best.pt``
+    keeps and the test metrics are measured on: ``"best"`` on the validation split (mAP;
+    accuracy for single-label data) or ``"last"``.
 
     Run: ``num_workers`` decoding processes; by default none for images in memory and, for
     image files, one per core beside the training process (at most 8). ``progress`` bars
-    are drawn only when the output is a terminal.
+    are drawn only when the output is a terminal. ``out`` must not hold another run's files
+    (:mod:`rmlc.train.run_folder`) unless ``resume`` (continue it) or ``overwrite``
+    (remove its run files first). ``tensorboard``: also write TensorBoard scalars; by
+    default (None) when the ``tensorboard`` package is installed.
 
     Loss: ``ramp_start`` is the fraction of the run's steps that an RMLC loss trains with the
     hinge before the ramp's cap is switched on (sets ``RMLCLoss.hinge_steps``); by default
@@ -111,6 +132,7 @@ class TrainConfig:
     missing_labels: float = 0.0
     validation_fraction: float = 0.1
     bad_images: str = "raise"
+    empty_labels: str | None = None
     # model
     backbone: str = "small-cnn"
     pretrained: bool = False
@@ -145,6 +167,7 @@ class TrainConfig:
     # evaluation
     topk: int = 3
     threshold: float | str | None = 0.0
+    select: str = "best"
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -154,10 +177,11 @@ class TrainConfig:
     num_workers: int | None = None
     out: str = "runs/rmlc"
     resume: bool = False
+    overwrite: bool = False
     init_checkpoint: str | None = None
     checkpoint_every_steps: int = 0
     dist_timeout: float = 600.0
-    tensorboard: bool = True
+    tensorboard: bool | None = None
     progress: bool = True
     dynamics_every: int = 0
     test_every_epoch: bool = False
@@ -231,6 +255,14 @@ class TrainConfig:
             0 <= self.missing_labels <= 1,
             f"missing_labels must lie in [0, 1], got {self.missing_labels}",
         )
+        _require(
+            self.empty_labels is None or self.empty_labels in EMPTY_LABELS,
+            f"empty_labels must be one of {EMPTY_LABELS} or null, got {self.empty_labels!r}",
+        )
+        _require(
+            self.select in SELECT_CHOICES,
+            f"select must be one of {SELECT_CHOICES}, got {self.select!r}",
+        )
 
     def _check_phases_and_evaluation(self) -> None:
         """The semi-supervised phases, mixed precision, and how labels are predicted."""
@@ -271,6 +303,10 @@ class TrainConfig:
             self.dynamics_every >= 0, f"dynamics_every must be >= 0, got {self.dynamics_every}"
         )
         _require(self.dist_timeout > 0, f"dist_timeout must be > 0, got {self.dist_timeout}")
+        _require(
+            not (self.resume and self.overwrite),
+            "resume continues the run in out, overwrite replaces it: give one, not both",
+        )
 
     def _check_label_propagation(self) -> None:
         """The label refresh's temperature ``t`` and its nearest-neighbour index."""

@@ -289,6 +289,8 @@ class TrainingData:
         clean_targets: ``(len(labeled), m)`` targets of the labeled training samples before
             label noise or dropped tags were applied (analysis only: the trainer measures
             how far it fits the corrupted labels), else None.
+        rows: how the rows of each tags table were used (:mod:`rmlc.train.accounting`),
+            or None for data that is not a tags table.
     """
 
     train: ImageView
@@ -303,6 +305,7 @@ class TrainingData:
     normalization: dict = field(default_factory=dict)
     unlabeled_classes: torch.Tensor | None = None
     clean_targets: torch.Tensor | None = None
+    rows: list | None = None  # of rmlc.train.accounting.TableRows
 
 
 def _channel_statistics(store: ArrayStore, limit: int = 5000) -> tuple[list[float], list[float]]:

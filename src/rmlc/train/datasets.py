@@ -23,6 +23,7 @@ from rmlc import data as datasets
 from rmlc.checks import check_choice
 from rmlc.data.shards import ShardSet
 from rmlc.data.tags_table import TagsTable
+from rmlc.train.accounting import check_empty_labels, empty_label_rule, tags_table_rows
 from rmlc.train.config import TrainConfig
 from rmlc.train.data import ArrayStore, FileStore, ShardStore, TrainingData, assemble
 
@@ -345,7 +346,10 @@ def read_tags(
 def _from_tags(config: TrainConfig) -> TrainingData:
     """Users' tags tables or shard folders: ``--train``, optional ``--unlabeled`` and
     ``--test``. Image paths of tables start at ``image_root``, by default the folder of
-    the training table (of the test table when training from shards)."""
+    the training table (of the test table when training from shards). A training row with
+    an empty labels field is what ``empty_labels`` says
+    (:func:`rmlc.train.accounting.empty_label_rule`); how every row of every table was
+    used is kept in the data's ``rows``."""
     train_path = _require(config.train, "--train (a tags table or a shard folder)", "tags")
     train, shards = read_tags(train_path)
     if config.unlabeled and datasets.is_shard_folder(config.unlabeled) != (shards is not None):
@@ -360,34 +364,63 @@ def _from_tags(config: TrainConfig) -> TrainingData:
             f"{train_path}: no row has labels; at least one labeled image is needed "
             "(rows with an empty labels column are unlabeled)"
         )
+    rule = empty_label_rule(config)
+    empty = check_empty_labels(train, train_path, rule)
     classes = list(train.classes)
     paths_from = train_path if shards is None else (config.test or train_path)
     root = Path(config.image_root or Path(paths_from).parent)
     images: list | ShardSet = shards if shards is not None else [root / i for i in train.images]
-    targets = train.targets  # sparse (CSR): densified one batch at a time in training
     labeled = np.flatnonzero(train.labeled)
-    unlabeled = np.flatnonzero(~train.labeled)
-    if config.unlabeled:
-        extra, extra_shards = read_tags(config.unlabeled, classes=classes)
-        unlabeled = np.concatenate([unlabeled, len(train) + np.arange(len(extra))])
-        if isinstance(images, ShardSet):
-            images = images.joined(extra_shards)
-        else:
-            images += [root / image for image in extra.images]
-        none = scipy.sparse.csr_array((len(extra), len(classes)), dtype=np.uint8)
-        targets = scipy.sparse.vstack([targets, none], format="csr")
-    test = None
-    if config.test:
-        table, test_shards = read_tags(config.test, classes=classes, require_labels=True)
-        test_images = test_shards if test_shards is not None else [root / i for i in table.images]
-        test = (test_images, table.targets)
+    unlabeled = empty if rule == "unlabeled" else empty[:0]
+    extra, images, targets = _join_unlabeled(config, classes, root, images, train.targets)
+    unlabeled = np.concatenate([unlabeled, len(train) + np.arange(len(extra or ()))])
+    test_table, test = _read_test(config, classes, root)
     if config.num_labeled is not None and config.num_labeled < len(labeled):
         order = np.random.default_rng(config.seed).permutation(labeled)
         labeled, unlabeled = (
             np.sort(order[: config.num_labeled]),
             np.concatenate([unlabeled, np.sort(order[config.num_labeled :])]),
         )
-    return _from_files(images, targets, labeled, unlabeled, test, classes, config)
+    data = _from_files(images, targets, labeled, unlabeled, test, classes, config)
+    data.rows = tags_table_rows(
+        data,
+        config,
+        (train_path, train),
+        None if extra is None else (str(config.unlabeled), extra),
+        None if test_table is None else (str(config.test), test_table),
+    )
+    return data
+
+
+def _join_unlabeled(
+    config: TrainConfig,
+    classes: list[str],
+    root: Path,
+    images: list | ShardSet,
+    targets: scipy.sparse.csr_array,
+) -> tuple[TagsTable | None, list | ShardSet, scipy.sparse.csr_array]:
+    """The ``--unlabeled`` table (or None), and the training images and targets with its
+    rows appended (targets sparse: densified one batch at a time in training)."""
+    if not config.unlabeled:
+        return None, images, targets
+    extra, extra_shards = read_tags(config.unlabeled, classes=classes)
+    if isinstance(images, ShardSet):
+        images = images.joined(extra_shards)
+    else:
+        images = images + [root / image for image in extra.images]
+    none = scipy.sparse.csr_array((len(extra), len(classes)), dtype=np.uint8)
+    return extra, images, scipy.sparse.vstack([targets, none], format="csr")
+
+
+def _read_test(
+    config: TrainConfig, classes: list[str], root: Path
+) -> tuple[TagsTable | None, tuple | None]:
+    """The ``--test`` table (labels required) and its ``(images, targets)``, or Nones."""
+    if not config.test:
+        return None, None
+    table, test_shards = read_tags(config.test, classes=classes, require_labels=True)
+    test_images = test_shards if test_shards is not None else [root / i for i in table.images]
+    return table, (test_images, table.targets)
 
 
 def load_split(name: str, split: str, data_root: str | None, trained) -> tuple[object, np.ndarray]:

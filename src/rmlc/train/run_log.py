@@ -2,16 +2,15 @@
 
 ``log.csv`` gets one row per epoch (appended: a crash loses at most the row being written),
 ``train.log`` the run's messages, ``tensorboard/`` the same scalars when TensorBoard is
-installed (its absence is said once, never silently), and ``dynamics.csv`` the ramp
-statistics of ``--dynamics-every``. Under ``torchrun`` only the main process writes: the
-others hold a log that is not ``enabled``.
+installed (by default; when it is not, one line of the log says so and how to turn it on),
+and ``dynamics.csv`` the ramp statistics of ``--dynamics-every``. Under ``torchrun`` only
+the main process writes: the others hold a log that is not ``enabled``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +26,28 @@ class RunLog:
 
     Args:
         out: the run folder.
-        tensorboard: also write TensorBoard scalars (when the package is installed).
+        tensorboard: also write TensorBoard scalars: True or None (by default) when the
+            ``tensorboard`` package is installed, False never.
         echo: print messages above the progress bars too.
         enabled: write anything at all (the main process of a run).
     """
 
-    def __init__(self, out: Path, *, tensorboard: bool, echo: bool, enabled: bool) -> None:
+    def __init__(self, out: Path, *, tensorboard: bool | None, echo: bool, enabled: bool) -> None:
         self.out, self.tensorboard, self.echo, self.enabled = out, tensorboard, echo, enabled
         self.writer = None
 
     def open(self) -> None:
-        """Start TensorBoard's writer, or say once why there is none."""
-        if not (self.enabled and self.tensorboard):
+        """Start TensorBoard's writer, or say in one line of the log why there is none."""
+        if not self.enabled or self.tensorboard is False:
             return
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError as error:
-            warnings.warn(
-                f"TensorBoard logging is off: {error}. The run's log.csv is written as "
-                "always; pip install tensorboard to have both, or pass --no-tensorboard",
-                RuntimeWarning,
-                stacklevel=2,
+        except ImportError:
+            asked = "was asked for (--tensorboard) but is off" if self.tensorboard else "is off"
+            self.message(
+                f"TensorBoard logging {asked}: the tensorboard package is not installed "
+                "(pip install tensorboard turns it on; --no-tensorboard drops this line); "
+                "log.csv holds the same numbers"
             )
             self.writer = None
         else:

@@ -41,6 +41,7 @@ from rmlc.models import MultiLabelNet
 from rmlc.propagation import index_settings, propagate_labels, search_index
 from rmlc.provenance import provenance
 from rmlc.thresholds import THRESHOLD_CHOICES, choose_threshold
+from rmlc.train.accounting import announce
 from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
 from rmlc.train.config import TrainConfig
 from rmlc.train.data import BatchPreparation, FileStore, ShardStore, TrainingData
@@ -120,6 +121,7 @@ class Trainer:
         self.threshold: float | np.ndarray | None = 0.0 if chosen_later else config.threshold
         self._saved_rng: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
+        self.rows: dict[str, Any] = {}  # how the data's rows were used (metrics.json)
         self.dynamics: list[dict[str, Any]] = []
         self.log = RunLog(
             self.out, tensorboard=config.tensorboard, echo=config.progress, enabled=context.is_main
@@ -272,6 +274,7 @@ class Trainer:
         if self.context.is_main:
             atomic_write_text(self.config.to_yaml(), self.out / "config.yaml")
         self.log.open()
+        self.rows = announce(self.data, self.config, self.log)
         if self.config.resume and (self.out / "last.pt").is_file():
             self.resume(self.out / "last.pt")
         elif self.config.init_checkpoint:
@@ -411,10 +414,11 @@ class Trainer:
         }
 
     def _select_model(self, epoch: int) -> dict[str, float]:
-        """Validation metrics (``val_*``); a better score than any before saves ``best.pt``."""
+        """Validation metrics (``val_*``); a better score than any before (or, with
+        ``select`` ``"last"``, every epoch) saves ``best.pt``."""
         metrics = self.evaluate(self.data.validation)
         score = metrics[self.selection_metric]
-        if score > self.best_metric:
+        if score > self.best_metric or self.config.select == "last":
             self.best_metric, self.best_epoch = score, epoch + 1
             if self.context.is_main:
                 self.save_checkpoint(self.out / "best.pt")
@@ -618,7 +622,10 @@ class Trainer:
         for start in range(0, len(indices), _DENSE_TARGET_ROWS):  # bounded dense targets
             rows = slice(start, start + _DENSE_TARGET_ROWS)
             meter.update(scores[rows], targets[indices[rows]])
-        return meter.compute()
+        metrics = meter.compute()
+        if not self.data.single_label:  # a split of one-label rows of multi-label data
+            metrics.pop("accuracy", None)
+        return metrics
 
     # ---- checkpoints --------------------------------------------------------------------
 
@@ -683,6 +690,8 @@ class Trainer:
             "epochs": self.config.epochs,
             "best_epoch": self.best_epoch,
             "selection_metric": self.selection_metric,
+            "select": self.config.select,
+            "rows": self.rows,
         }
         barrier()  # rank 0 has written best.pt
         best_path = self.out / "best.pt"

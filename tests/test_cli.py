@@ -284,3 +284,23 @@ def test_fit_features_with_whitening_params(tmp_path, capsys) -> None:
     assert main([*base, "--params", "{whiten: 1e-3}"]) == 2
     error = capsys.readouterr().err
     assert "'whiten' parameter of RMLClassifier must be a float" in error and "'1e-3'" in error
+
+
+def test_fit_features_loss_names_mean_what_they_mean_in_training(tmp_path, capsys) -> None:
+    """Without --loss the estimator's default, the paper's RMLC (``rmlc-paper``); --loss
+    takes the registry's names that apply on features, and refuses others."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    Y = (X[:, :3] > 0).astype(np.int64)
+    np.savez(tmp_path / "train.npz", X=X, Y=Y)
+    base = ["fit-features", "--train", str(tmp_path / "train.npz"), "--params", "{max_epochs: 2}"]
+    assert main([*base, "--out", str(tmp_path / "default")]) == 0
+    assert RMLClassifier.load(tmp_path / "default" / "model.npz").loss == "rmlc-paper"
+    assert "loss: rmlc-paper" in (tmp_path / "default" / "config.yaml").read_text()
+    assert main([*base, "--out", str(tmp_path / "gce"), "--loss", "gce"]) == 0
+    assert RMLClassifier.load(tmp_path / "gce" / "model.npz").loss == "gce"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*base, "--out", str(tmp_path / "x"), "--loss", "hinge"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'hinge' (choose from 'rmlc', 'rmlc-paper'" in capsys.readouterr().err

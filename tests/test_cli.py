@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,18 @@ from tests.train.conftest import write_mosaic_table
 METRIC_KEYS = {"mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"}
 
 
+@contextlib.contextmanager
+def _restored(handlers: dict):
+    """Put the signal handlers back after ``rmlc train``, which leaves its own installed
+    (the process ends after it): a later test's trainer would otherwise find them, and
+    with them a stop request it did not make."""
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """One tiny training run through the CLI on tags tables, shared by the tests below."""
@@ -26,7 +39,8 @@ def trained_run(tmp_path_factory):
     test = write_mosaic_table(folder, "test", 32, seed=2)
     out = folder / "run"
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    with contextlib.redirect_stdout(printed), _restored(handlers):
         code = main(
             [
                 "train",

@@ -199,3 +199,97 @@ def literal_ramp_statistics(logits: Matrix, targets: Matrix, s: float = -0.8) ->
         "negative_mean": neg_sum / counts["neg"],
         "positive_above_zero": above / counts["pos"],
     }
+
+
+# ---- noisy-label baselines: GCE (Zhang & Sabuncu 2018) and LL-R (Kim et al. 2022) ----
+
+
+def sigmoid(z: float) -> float:
+    """1 / (1 + exp(-z)), without overflow."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def bce(z: float, y: int) -> float:
+    """-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))], y in {0, 1}, without overflow."""
+    return max(z, 0.0) - y * z + math.log1p(math.exp(-abs(z)))
+
+
+def _reduce(per_sample: list[float], reduction: str) -> float:
+    total = sum(per_sample)
+    return total / len(per_sample) if reduction == "mean" else total
+
+
+def literal_gce(
+    logits: Matrix,
+    targets: Matrix,
+    q: float,
+    sample_weight: Sequence[float] | None = None,
+    reduction: str = "mean",
+) -> tuple[list[float], float, list[list[float]]]:
+    """GCE per label, ``L_q = (1 - p^q) / q`` with ``p`` the probability of the label's
+    target (paper Eq. 6 with one sigmoid per label), summed over labels.
+
+    Returns:
+        (per-sample weighted losses, reduced loss, gradient with respect to the logits),
+        the gradient from ``dL/dz = -sign p^q (1 - p)`` (``p = sigmoid(sign z)``).
+    """
+    scale = 1.0 / len(logits) if reduction == "mean" else 1.0
+    per_sample, grad = [], []
+    for i, (row, target) in enumerate(zip(logits, targets, strict=True)):
+        w = 1.0 if sample_weight is None else float(sample_weight[i])
+        total, g = 0.0, []
+        for z, t in zip(row, target, strict=True):
+            sign = 1.0 if float(t) == 1.0 else -1.0
+            p = sigmoid(sign * float(z))
+            total += (1.0 - p**q) / q
+            g.append(w * scale * (-sign * p**q * (1.0 - p)))
+        per_sample.append(w * total)
+        grad.append(g)
+    return per_sample, _reduce(per_sample, reduction), grad
+
+
+def literal_llr(
+    logits: Matrix,
+    targets: Matrix,
+    epoch: int,
+    delta_rel: float,
+    sample_weight: Sequence[float] | None = None,
+    reduction: str = "mean",
+) -> tuple[list[float], float, list[list[float]], set[tuple[int, int]]]:
+    """LL-R as the authors' ``compute_batch_loss`` (mod_scheme LL-R): in epoch ``epoch``
+    (0-based: the authors' epoch ``epoch + 1``) the rejection rate is ``epoch * delta_rel``
+    percent of the batch's ``N m`` entries, ``k = ceil(N m rate)`` (in exact rational
+    arithmetic here); the unobserved (negative) entries whose BCE is at least the ``k``-th
+    largest negative BCE are rejected, every negative when ``k`` exceeds their number.
+
+    Returns:
+        (per-sample weighted losses, reduced loss, gradient, rejected ``(i, j)``).
+    """
+    from fractions import Fraction
+
+    n, m = len(logits), len(logits[0])
+    y = [[1 if float(t) == 1.0 else 0 for t in target] for target in targets]
+    losses = [[bce(float(z), y[i][j]) for j, z in enumerate(logits[i])] for i in range(n)]
+    rate = min(Fraction(epoch) * Fraction(str(delta_rel)) / 100, Fraction(1))
+    k = math.ceil(n * m * rate)
+    negatives = [(losses[i][j], i, j) for i in range(n) for j in range(m) if y[i][j] == 0]
+    rejected: set[tuple[int, int]] = set()
+    if k >= len(negatives):
+        rejected = {(i, j) for _, i, j in negatives}
+    elif k > 0:
+        threshold = sorted((value for value, _, _ in negatives), reverse=True)[k - 1]
+        rejected = {(i, j) for value, i, j in negatives if value >= threshold}
+    scale = 1.0 / n if reduction == "mean" else 1.0
+    per_sample, grad = [], []
+    for i in range(n):
+        w = 1.0 if sample_weight is None else float(sample_weight[i])
+        kept = [j for j in range(m) if (i, j) not in rejected]
+        per_sample.append(w * sum(losses[i][j] for j in kept))
+        g = [0.0] * m
+        for j in kept:
+            g[j] = w * scale * (sigmoid(float(logits[i][j])) - y[i][j])
+        grad.append(g)
+    return per_sample, _reduce(per_sample, reduction), grad, rejected

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import io
 import json
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -22,6 +23,18 @@ from tests.train.conftest import write_mosaic_table
 METRIC_KEYS = {"mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"}
 
 
+@contextlib.contextmanager
+def _restored(handlers: dict):
+    """Put the signal handlers back after ``rmlc train``, which leaves its own installed
+    (the process ends after it): a later test's trainer would otherwise find them, and
+    with them a stop request it did not make."""
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """One tiny training run through the CLI on tags tables, shared by the tests below."""
@@ -30,7 +43,8 @@ def trained_run(tmp_path_factory):
     test = write_mosaic_table(folder, "test", 32, seed=2)
     out = folder / "run"
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    with contextlib.redirect_stdout(printed), _restored(handlers):
         code = main(
             [
                 "train",
@@ -373,3 +387,23 @@ def test_a_first_run_is_quiet_and_says_every_count(tmp_path, monkeypatch, capsys
     assert "val_mAP" in header and "val_accuracy" not in header
     metrics = json.loads((out / "metrics.json").read_text())
     assert "accuracy" not in metrics and metrics["rows"]["train"]["blank_lines"] == 1
+
+
+def test_fit_features_loss_names_mean_what_they_mean_in_training(tmp_path, capsys) -> None:
+    """Without --loss the estimator's default, the paper's RMLC (``rmlc-paper``); --loss
+    takes the registry's names that apply on features, and refuses others."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    Y = (X[:, :3] > 0).astype(np.int64)
+    np.savez(tmp_path / "train.npz", X=X, Y=Y)
+    base = ["fit-features", "--train", str(tmp_path / "train.npz"), "--params", "{max_epochs: 2}"]
+    assert main([*base, "--out", str(tmp_path / "default")]) == 0
+    assert RMLClassifier.load(tmp_path / "default" / "model.npz").loss == "rmlc-paper"
+    assert "loss: rmlc-paper" in (tmp_path / "default" / "config.yaml").read_text()
+    assert main([*base, "--out", str(tmp_path / "gce"), "--loss", "gce"]) == 0
+    assert RMLClassifier.load(tmp_path / "gce" / "model.npz").loss == "gce"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*base, "--out", str(tmp_path / "x"), "--loss", "hinge"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'hinge' (choose from 'rmlc', 'rmlc-paper'" in capsys.readouterr().err

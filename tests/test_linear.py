@@ -43,7 +43,9 @@ def structured_problem(n: int = 600, d: int = 20, m: int = 6, seed: int = 0):
     return X, Y
 
 
-@pytest.mark.parametrize("loss", ["rmlc", "rmlc-paper", "warp", "bce", "softmax", "asl"])
+@pytest.mark.parametrize(
+    "loss", ["rmlc", "rmlc-paper", "warp", "bce", "softmax", "asl", "gce", "llr"]
+)
 def test_every_loss_learns(loss: str) -> None:
     X, Y = structured_problem()
     model = RMLClassifier(loss=loss, random_state=0, max_epochs=20).fit(X[:400], Y[:400])
@@ -53,35 +55,63 @@ def test_every_loss_learns(loss: str) -> None:
     assert set(np.unique(model.predict(X))) <= {0, 1}
 
 
-def test_on_fixed_features_rmlc_is_the_papers_loss() -> None:
-    """On fixed features the paper's RMLC is the recommended one (the end-to-end remedies
-    cost 5 to 7 mAP under corrupted labels in the linear benchmark): ``"rmlc"`` and
-    ``"rmlc-paper"`` are the same loss, with the estimator's ``s`` and ``kappa``."""
-    import torch
-
+def test_loss_names_mean_what_they_mean_in_training() -> None:
+    """``"rmlc"`` is the recommended RMLC here too (balanced margin, the hinge for the first
+    half of ``max_epochs``' steps); the paper's loss, the default on fixed features, is
+    ``"rmlc-paper"``; both take the estimator's ``s``, ``kappa`` and ``rank``."""
     from rmlc.losses import RMLCLoss
     from rmlc.losses.ranking import PAPER
 
-    for name in ("rmlc", "rmlc-paper"):
-        loss = RMLClassifier(loss=name, kappa=2.0)._build_loss(torch.Generator())
-        assert isinstance(loss, RMLCLoss) and loss.kappa == 2.0 and loss.s == PAPER["s"]
-        assert loss.hinge_steps == 0 and loss.balance_margin == PAPER["balance_margin"]
-        assert loss.rounding == PAPER["rounding"]
+    assert RMLClassifier().loss == "rmlc-paper"
+    paper = RMLClassifier(loss="rmlc-paper", kappa=2.0)._build_loss(torch.Generator(), 40)
+    assert isinstance(paper, RMLCLoss) and paper.kappa == 2.0 and paper.s == PAPER["s"]
+    assert paper.hinge_steps == 0 and paper.balance_margin == PAPER["balance_margin"]
+    assert paper.rounding == PAPER["rounding"]
+    recommended = RMLClassifier(loss="rmlc", kappa=2.0, s=-0.5)._build_loss(torch.Generator(), 40)
+    assert isinstance(recommended, RMLCLoss) and recommended.balance_margin
+    assert (recommended.hinge_steps, recommended.kappa, recommended.s) == (20, 2.0, -0.5)
+
+
+def test_the_defaults_fit_the_papers_loss_as_before() -> None:
+    """RMLClassifier() fits the model it fitted when its default was ``loss="rmlc"`` (then
+    the paper's loss): the same as naming ``"rmlc-paper"``, and not the recommended RMLC."""
+    X, Y = structured_problem(200)
+    default = RMLClassifier(random_state=0, max_epochs=4).fit(X, Y)
+    paper = RMLClassifier(loss="rmlc-paper", random_state=0, max_epochs=4).fit(X, Y)
+    recommended = RMLClassifier(loss="rmlc", random_state=0, max_epochs=4).fit(X, Y)
+    np.testing.assert_array_equal(default.coef_, paper.coef_)
+    np.testing.assert_array_equal(default.intercept_, paper.intercept_)
+    assert not np.allclose(default.coef_, recommended.coef_)
 
 
 def test_each_loss_gets_the_ranking_settings_it_takes() -> None:
     """WARP takes the rank mode and the generator; the baselines none of them."""
-    import torch
-
-    from rmlc.losses import AsymmetricLoss, BCELoss, WARPLoss
+    from rmlc.losses import AsymmetricLoss, BCELoss, GeneralizedCrossEntropy, WARPLoss
 
     generator = torch.Generator()
-    warp = RMLClassifier(loss="warp", rank="exact")._build_loss(generator)
+    warp = RMLClassifier(loss="warp", rank="exact")._build_loss(generator, 10)
     assert isinstance(warp, WARPLoss) and warp.rank == "exact" and warp.generator is generator
-    for name, kind in (("bce", BCELoss), ("asl", AsymmetricLoss)):
-        assert type(RMLClassifier(loss=name, kappa=2.0)._build_loss(generator)) is kind
-    rmlc = RMLClassifier(loss="rmlc", s=-0.5, rank="exact")._build_loss(generator)
+    for name, kind in (("bce", BCELoss), ("asl", AsymmetricLoss), ("gce", GeneralizedCrossEntropy)):
+        assert type(RMLClassifier(loss=name, kappa=2.0)._build_loss(generator, 10)) is kind
+    rmlc = RMLClassifier(loss="rmlc-paper", s=-0.5, rank="exact")._build_loss(generator, 10)
     assert (rmlc.s, rmlc.rank, rmlc.generator) == (-0.5, "exact", generator)
+
+
+def test_large_loss_rejection_learns_the_epoch_from_the_estimator(monkeypatch) -> None:
+    """The estimator tells LL-R each epoch (0-based) before training it."""
+    from rmlc.losses import LargeLossRejection
+
+    seen: list[int] = []
+    original = LargeLossRejection.set_epoch
+
+    def spy(self, epoch: int) -> None:
+        seen.append(epoch)
+        original(self, epoch)
+
+    monkeypatch.setattr(LargeLossRejection, "set_epoch", spy)
+    X, Y = structured_problem(100)
+    RMLClassifier(loss="llr", max_epochs=3, tol=None, random_state=0).fit(X, Y)
+    assert seen == [0, 1, 2]
 
 
 def test_score_is_map_and_decision_function_consistent() -> None:
@@ -304,15 +334,57 @@ def test_trusted_reads_the_old_joblib_format(tmp_path) -> None:
 
     X, Y = structured_problem()
     model = RMLClassifier(random_state=0, max_epochs=2).fit(X, Y)
+    model.loss = "rmlc"  # what rmlc before 0.2 called the paper's loss
     joblib.dump(model, tmp_path / "old.joblib")
     loaded = RMLClassifier.load(tmp_path / "old.joblib", trusted=True)
     np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
+    assert loaded.loss == "rmlc-paper"
     joblib.dump({"not": "a model"}, tmp_path / "other.joblib")
     with pytest.raises(TypeError, match="does not hold an RMLClassifier"):
         RMLClassifier.load(tmp_path / "other.joblib", trusted=True)
     np.savez(tmp_path / "arrays.npz", x=np.zeros(3))
     with pytest.raises(ValueError, match="is not an RMLClassifier file"):
         RMLClassifier.load(tmp_path / "arrays.npz")
+
+
+def _rewrite_record(path: Path, **changes) -> None:
+    """Change the JSON record of a saved estimator, as an older rmlc would have written it."""
+    import json
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    record = json.loads(str(arrays["record"]))
+    for key, value in changes.items():
+        if key == "loss":
+            record["params"]["loss"] = value
+        else:
+            record[key] = value
+    arrays["record"] = np.array(json.dumps(record))
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize(("old", "new"), [("rmlc", "rmlc-paper"), ("warp", "warp")])
+def test_a_file_of_format_1_keeps_the_meaning_of_its_loss(tmp_path, old: str, new: str) -> None:
+    """In files of format 1, ``loss="rmlc"`` was the paper's loss: it loads as
+    ``"rmlc-paper"``, and a refit of the loaded estimator fits the saved model again."""
+    from sklearn.base import clone
+
+    X, Y = structured_problem(200)
+    model = RMLClassifier(loss=new, random_state=0, max_epochs=3).fit(X, Y)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    _rewrite_record(path, format="rmlc.RMLClassifier/1", loss=old)
+    loaded = RMLClassifier.load(path)
+    assert loaded.loss == new
+    np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
+    refit = clone(loaded).fit(X, Y)
+    np.testing.assert_array_equal(refit.coef_, model.coef_)
+    # A file of the current format keeps "rmlc" as the recommended RMLC.
+    RMLClassifier(loss="rmlc", random_state=0, max_epochs=2).fit(X, Y).save(path)
+    assert RMLClassifier.load(path).loss == "rmlc"
+    _rewrite_record(path, format="rmlc.RMLClassifier/9")
+    with pytest.raises(ValueError, match="format 'rmlc.RMLClassifier/9', expected"):
+        RMLClassifier.load(path)
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,8 @@ def _field_parser(annotation: Any):
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig key, its help from ``CONFIG_HELP``; only flags given on the
-    command line override."""
+    command line override. ``--loss`` lists the losses of the registry."""
+    from rmlc.losses import LOSS_REGISTRY
     from rmlc.train.config import TrainConfig
     from rmlc.train.config_help import CONFIG_HELP
 
@@ -101,13 +102,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                 help=about,
             )
         else:
+            choices = list(LOSS_REGISTRY) if field.name == "loss" else None
+            listed = f"; one of {', '.join(choices)}" if choices else ""
             group.add_argument(
                 flag,
                 dest=field.name,
                 type=_field_parser(annotation),
+                choices=choices,
                 default=argparse.SUPPRESS,
                 metavar=field.name.upper(),
-                help=about,
+                help=f"{about}{listed}",
             )
 
 
@@ -266,9 +270,9 @@ def command_fit_features(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.train} has no labels (array 'Y')")
     X_unlabeled = load_features(args.unlabeled)[0] if args.unlabeled else None
     params = yaml.safe_load(args.params) if args.params else {}
-    model = RMLClassifier(
-        loss=args.loss, random_state=args.seed, verbose=True, device=args.device, **params
-    )
+    if args.loss is not None:  # else the estimator's default, the paper's RMLC
+        params["loss"] = args.loss
+    model = RMLClassifier(random_state=args.seed, verbose=True, device=args.device, **params)
     model.fit(X, Y, X_unlabeled=X_unlabeled)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -505,6 +509,8 @@ def _add_extract_features_command(commands: _Commands) -> None:
 
 def _add_fit_features_command(commands: _Commands) -> None:
     """``rmlc fit-features``: the linear RMLClassifier on fixed features."""
+    from rmlc.losses import LOSS_REGISTRY
+
     fit = commands.add_parser(
         "fit-features", help="train the linear RMLClassifier on fixed features (CNN+RMLC)"
     )
@@ -512,7 +518,14 @@ def _add_fit_features_command(commands: _Commands) -> None:
     fit.add_argument("--unlabeled", help=".npz or .npy with X (semi-supervised)")
     fit.add_argument("--test", help=".npz with X and Y")
     fit.add_argument("--out", required=True, help="folder for model.npz, config, metrics")
-    fit.add_argument("--loss", default="rmlc", help="RMLClassifier's loss (rmlc, warp, bce...)")
+    on_features = [name for name, entry in LOSS_REGISTRY.items() if entry.on_features]
+    fit.add_argument(
+        "--loss",
+        choices=on_features,
+        metavar="LOSS",
+        help="one of " + ", ".join(on_features) + " (default: rmlc-paper, the paper's RMLC; "
+        "rmlc is the recommended end-to-end RMLC, as in rmlc train)",
+    )
     fit.add_argument("--params", help="YAML mapping of RMLClassifier parameters")
     fit.add_argument("--seed", type=int, default=0, help="random seed of the fit")
     fit.add_argument("--topk", type=int, default=3, help="k of the top-k test metrics")

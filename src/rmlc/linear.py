@@ -23,7 +23,7 @@ import joblib
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from tqdm.auto import tqdm
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from rmlc.atomic import atomic_write
 from rmlc.checks import check_integer
 from rmlc.labels import positive_mask_numpy
-from rmlc.losses import LOSSES, MultiLabelLoss, build_loss
+from rmlc.losses import LOSS_REGISTRY, MultiLabelLoss, loss_entry
 from rmlc.losses.functional import transductive_hinge
 from rmlc.losses.terms import RANK_MODES
 from rmlc.metrics import MultiLabelMeter, mean_average_precision
@@ -40,32 +40,32 @@ from rmlc.propagation import Propagation, check_temperature, propagate_labels
 __all__ = ["RMLClassifier"]
 
 _SEMI_SUPERVISED = ("propagation", "transductive")
-# What :meth:`RMLClassifier.save` writes: arrays in an ``.npz``, the rest as JSON.
-_FILE_FORMAT = "rmlc.RMLClassifier/1"
+# What :meth:`RMLClassifier.save` writes: arrays in an ``.npz``, the rest as JSON. Format 2:
+# loss names mean what they mean in training (``rmlc`` the recommended RMLC). In format 1
+# ``loss="rmlc"`` was the paper's loss, now named ``rmlc-paper``: files of format 1, and
+# the joblib files of rmlc before 0.2, are read with their old meaning.
+_FILE_FORMAT = "rmlc.RMLClassifier/2"
+# Format 1 (and the joblib files before it) meant the paper's loss by "rmlc" in all but a
+# short stretch of development (commits baa6039 to 9d356a7 and 523242c, where it was the
+# recommended RMLC): such files are read with the paper's, which only matters to a refit.
+_OLD_LOSS_NAMES = {"rmlc": "rmlc-paper"}
+_READ_FORMATS = ("rmlc.RMLClassifier/1", _FILE_FORMAT)
 _SAVED_ARRAYS = ("coef_", "intercept_", "mean_", "scale_", "loss_curve_")
 _PROPAGATION_ARRAYS = ("labels", "weights", "neighbors", "distances")
-
-
-# On fixed features the paper's loss is the recommended one: the end-to-end remedies (warm
-# start, balanced margin) cost 5 to 7 mAP here under corrupted labels
-# (benchmarks/results/linear-recommended-vs-paper.md).
-_LOSS_ON_FEATURES = {"rmlc": "rmlc-paper"}
-# The estimator's ranking settings, and the losses that take them (the others have none).
-_RANKING_SETTINGS = {
-    "rmlc-paper": ("s", "kappa", "rank", "generator"),
-    "warp": ("rank", "generator"),
-}
 
 
 class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     """Linear multi-label classifier trained with the RMLC loss (or a baseline loss).
 
     Args:
-        loss: ``"rmlc"`` (the RMLC loss as the paper states it,
-            :meth:`~rmlc.losses.RMLCLoss.paper`, also as ``"rmlc-paper"``: on fixed features
-            it is the recommended one; the end-to-end remedies of ``RMLCLoss()`` cost 5 to 7
-            mAP here under corrupted labels), ``"warp"``, ``"bce"``, ``"softmax"`` or
-            ``"asl"``.
+        loss: a loss of :data:`rmlc.losses.LOSS_REGISTRY` whose entry applies on features,
+            with the same meaning as in training. ``"rmlc-paper"`` (the default) is the RMLC
+            loss as the paper states it, :meth:`~rmlc.losses.RMLCLoss.paper`: on fixed
+            features it is the recommended one. ``"rmlc"`` is the recommended end-to-end
+            RMLC, ``RMLCLoss()``, with the hinge for the first half of the
+            ``max_epochs`` before the ramp; its remedies cost 5 to 7 mAP here under
+            corrupted labels. ``"warp"``, ``"bce"``, ``"softmax"``, ``"asl"``, ``"gce"``
+            and ``"llr"`` are the baselines (``llr`` rejects more each epoch).
         alpha: the ``lambda`` of Eq. 1: L2 penalty ``alpha / 2 ||W||^2`` (weight decay).
         kappa: weight of the RMLC margin term.
         s: ramp parameter of RMLC in ``(-1, 0]``.
@@ -111,7 +111,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict[str, list]] = {  # checked by fit (scikit-learn's)
-        "loss": [StrOptions(set(LOSSES))],
+        "loss": [str],  # one of the registry's names: checked by _validate_params
         "alpha": [Interval(Real, 0, math.inf, closed="left")],
         "kappa": [Interval(Real, 0, math.inf, closed="left")],
         "s": [Interval(Real, -1, 0, closed="right")],
@@ -135,7 +135,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        loss: str = "rmlc",
+        loss: str = "rmlc-paper",
         alpha: float = 1e-4,
         kappa: float = 5.0,
         s: float = -0.8,
@@ -186,11 +186,28 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _build_loss(self, generator: torch.Generator):
-        name = _LOSS_ON_FEATURES.get(self.loss, self.loss)
-        settings = {"s": self.s, "kappa": self.kappa, "rank": self.rank, "generator": generator}
-        taken = {key: settings[key] for key in _RANKING_SETTINGS.get(name, ())}
-        return build_loss(name, reduction="mean", **taken)
+    def _validate_params(self) -> None:
+        """scikit-learn's checks, and ``loss`` among the losses that apply on features."""
+        super()._validate_params()
+        names = sorted(name for name, entry in LOSS_REGISTRY.items() if entry.on_features)
+        if self.loss not in names:
+            raise InvalidParameterError(
+                f"The 'loss' parameter of RMLClassifier must be a str among {names}. "
+                f"Got {self.loss!r} instead."
+            )
+
+    def _build_loss(self, generator: torch.Generator, total_steps: int) -> MultiLabelLoss:
+        """The loss of ``self.loss`` as its registry entry says: the estimator's ``s``,
+        ``kappa`` and ``rank`` where it takes them, the ``generator`` of sampled ranks, and
+        the hinge for the entry's ``ramp_start`` of ``total_steps``."""
+        entry = loss_entry(self.loss)
+        settings = {"s": self.s, "kappa": self.kappa, "rank": self.rank}
+        params: dict[str, Any] = {key: settings[key] for key in entry.estimator_settings}
+        if entry.sampled_ranks:
+            params["generator"] = generator
+        if entry.ramp_start is not None:
+            params["hinge_steps"] = round(entry.ramp_start * total_steps)
+        return entry.build(reduction="mean", **params)
 
     def _encode_targets(self, y: np.ndarray) -> np.ndarray:
         """Targets as a float 0/1 ``(n, m)`` matrix; sets ``classes_`` and ``multilabel_``."""
@@ -281,20 +298,19 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         labels = torch.from_numpy(targets).to(device)
         sample_weight = torch.from_numpy(weights).to(device)
         extra = None if unlabeled is None else torch.from_numpy(unlabeled).to(device)
-        _, d = features.shape
-        m = labels.shape[1]
-        coef = torch.zeros(d, m, device=device, requires_grad=True)
-        intercept = torch.zeros(m, device=device, requires_grad=self.fit_intercept)
-        groups = [{"params": [coef], "weight_decay": self.alpha}]
-        if self.fit_intercept:
-            groups.append({"params": [intercept], "weight_decay": 0.0})
-        optimizer = torch.optim.SGD(groups, lr=self.learning_rate, momentum=self.momentum)
-        loss_fn = self._build_loss(loss_generator)
+        coef, intercept, optimizer = self._parameters(features.shape[1], labels.shape[1], device)
+        entry = loss_entry(self.loss)
+        total_steps = self.max_epochs * math.ceil(len(features) / self.batch_size)
+        loss_fn = self._build_loss(loss_generator, total_steps)
 
         self.loss_curve_: list[float] = []
-        best, stale = math.inf, 0
+        stopping = _StoppingRule(self.tol, self.n_iter_no_change)
         epochs = tqdm(range(self.max_epochs), desc="RMLClassifier", disable=not self.verbose)
-        for _ in epochs:
+        for epoch in epochs:
+            if entry.takes_epoch:
+                loss_fn.set_epoch(epoch)
+            # The stopping rule judges the ramp's epochs, not those of a hinge warm start.
+            warm_start = entry.warm_start and loss_fn.in_warm_start
             epoch_loss = self._train_epoch(
                 features,
                 labels,
@@ -313,16 +329,23 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 )
             self.loss_curve_.append(epoch_loss)
             epochs.set_postfix(loss=f"{epoch_loss:.4g}")
-            if self.tol is not None:
-                if epoch_loss > best - self.tol * max(abs(best), 1e-12):
-                    stale += 1
-                else:
-                    stale = 0
-                best = min(best, epoch_loss)
-                if stale >= self.n_iter_no_change:
-                    break
+            if not warm_start and stopping.stop_after(epoch_loss):
+                break
         self.n_iter_ = len(self.loss_curve_)
         self._set_coefficients(coef, intercept)
+
+    def _parameters(
+        self, d: int, m: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
+        """Zero ``(d, m)`` weights and ``(m,)`` biases, and SGD with ``alpha`` as the
+        weights' decay (none on the biases)."""
+        coef = torch.zeros(d, m, device=device, requires_grad=True)
+        intercept = torch.zeros(m, device=device, requires_grad=self.fit_intercept)
+        groups = [{"params": [coef], "weight_decay": self.alpha}]
+        if self.fit_intercept:
+            groups.append({"params": [intercept], "weight_decay": 0.0})
+        optimizer = torch.optim.SGD(groups, lr=self.learning_rate, momentum=self.momentum)
+        return coef, intercept, optimizer
 
     def _train_epoch(
         self,
@@ -406,7 +429,9 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         return top if self.multilabel_ else self.classes_[top]
 
     def score(self, X: Any, y: Any, sample_weight: Any | None = None) -> float:
-        """Multi-label: mean average precision in [0, 1]; single-label: accuracy."""
+        """scikit-learn's score, a fraction in [0, 1]: multi-label, the mean average
+        precision (0.987; :meth:`metrics` and :mod:`rmlc.metrics` give it in percent,
+        98.7); single-label, the accuracy."""
         if not getattr(self, "multilabel_", True) or np.ndim(y) == 1:
             return super().score(X, y, sample_weight=sample_weight)
         scores = torch.from_numpy(self.label_scores(X))
@@ -472,8 +497,10 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     def load(path: str | Path, trusted: bool = False) -> RMLClassifier:
         """Read an estimator written by :meth:`save`.
 
-        ``trusted=True`` also reads the joblib (pickle) files of rmlc before 0.2: unpickling
-        runs whatever code the file names, so pass it only for a file you made yourself.
+        Files of an earlier rmlc, whose ``loss="rmlc"`` meant the paper's loss, load with
+        ``loss="rmlc-paper"``, the same loss by its name now. ``trusted=True`` also reads
+        the joblib (pickle) files of rmlc before 0.2: unpickling runs whatever code the
+        file names, so pass it only for a file you made yourself.
 
         Raises:
             ValueError: not an RMLClassifier file, or a pickle file without ``trusted``.
@@ -489,6 +516,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             model = joblib.load(path)
             if not isinstance(model, RMLClassifier):
                 raise TypeError(f"{path} does not hold an RMLClassifier but {type(model).__name__}")
+            model.loss = _OLD_LOSS_NAMES.get(model.loss, model.loss)  # files of rmlc < 0.2
             return model
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -496,12 +524,15 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             record = json.loads(str(arrays.pop("record")))
         except (KeyError, ValueError) as error:
             raise ValueError(f"{path} is not an RMLClassifier file: {error}") from None
-        if record.get("format") != _FILE_FORMAT:
+        if record.get("format") not in _READ_FORMATS:
             raise ValueError(
                 f"{path} is not an RMLClassifier file (format {record.get('format')!r}, "
                 f"expected {_FILE_FORMAT!r})"
             )
-        model = RMLClassifier(**record["params"])
+        params = record["params"]
+        if record["format"] != _FILE_FORMAT:  # format 1: "rmlc" was the paper's loss
+            params["loss"] = _OLD_LOSS_NAMES.get(params["loss"], params["loss"])
+        model = RMLClassifier(**params)
         for name in _SAVED_ARRAYS:
             setattr(model, name, arrays[name])
         model.loss_curve_ = [float(value) for value in model.loss_curve_]
@@ -523,6 +554,25 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 t=record["propagation_t"],
             )
         return model
+
+
+class _StoppingRule:
+    """Stop when the epoch's mean loss improved by less than ``tol`` (relative) for
+    ``patience`` epochs in a row; never with ``tol`` None."""
+
+    def __init__(self, tol: float | None, patience: int) -> None:
+        self.tol, self.patience = tol, patience
+        self.best, self.stale = math.inf, 0
+
+    def stop_after(self, loss: float) -> bool:
+        if self.tol is None:
+            return False
+        if loss > self.best - self.tol * max(abs(self.best), 1e-12):
+            self.stale += 1
+        else:
+            self.stale = 0
+        self.best = min(self.best, loss)
+        return self.stale >= self.patience
 
 
 def whitening_matrix(features: np.ndarray, ridge: float) -> np.ndarray:

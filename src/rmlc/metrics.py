@@ -2,8 +2,11 @@
 
 The functions are pure: they take a score matrix ``(N, m)`` (``N`` samples, ``m``
 classes; a torch tensor or a NumPy array) and a target matrix of the same shape with
-values in {0, 1} or in {-1, +1}, and return Python floats in percent (0..100). They run
-on the CPU in float64, whatever the device and floating dtype of the input.
+values in {0, 1} or in {-1, +1}, and return Python floats in percent (0..100: mAP 98.7,
+not 0.987; only the building block :func:`average_precision_per_class` returns fractions).
+They run on the CPU in float64, whatever the device and floating dtype of the input. The
+one fraction of rmlc is ``RMLClassifier.score`` (:mod:`rmlc.linear`), which follows
+scikit-learn's convention for ``score``; ``RMLClassifier.metrics`` is in percent.
 
 * :func:`topk_metrics` -- the ML-GCN protocol: per-class (``P-C``, ``R-C``, ``F1-C``) and
   overall (``P-O``, ``R-O``, ``F1-O``) precision, recall and F1 of the top-k predictions.

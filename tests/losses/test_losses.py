@@ -11,12 +11,21 @@ from rmlc.losses import (
     LOSSES,
     AsymmetricLoss,
     BCELoss,
+    GeneralizedCrossEntropy,
+    LargeLossRejection,
     RMLCLoss,
     SoftmaxLoss,
     WARPLoss,
     build_loss,
 )
 from rmlc.losses import functional as F
+
+
+def _rejecting(epoch: int, delta_rel: float = 5.0) -> LargeLossRejection:
+    loss = LargeLossRejection(delta_rel=delta_rel)
+    loss.set_epoch(epoch)
+    return loss
+
 
 ALL_LOSSES = [
     RMLCLoss.paper(),
@@ -27,6 +36,8 @@ ALL_LOSSES = [
     BCELoss(),
     SoftmaxLoss(),
     AsymmetricLoss(),
+    GeneralizedCrossEntropy(),
+    _rejecting(2),  # 10% of each batch's entries rejected
 ]
 IDS = [
     "rmlc",
@@ -37,6 +48,8 @@ IDS = [
     "bce",
     "softmax",
     "asl",
+    "gce",
+    "llr",
 ]
 
 

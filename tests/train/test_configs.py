@@ -59,7 +59,10 @@ def test_recommended_rmlc_starts_the_ramp_half_way_and_the_paper_at_once() -> No
     [
         ({"ramp_start": 1.5}, "ramp_start must lie in"),
         ({"ramp_start": 0.5, "loss_params": {"hinge_steps": 3}}, "not both"),
-        ({"ramp_start": 0.5, "loss": "bce"}, "applies to the RMLC losses"),
+        (
+            {"ramp_start": 0.5, "loss": "bce"},
+            r"applies to the losses with a hinge warm start \('rmlc', 'rmlc-paper'\), not 'bce'",
+        ),
         ({"dynamics_every": -1}, "dynamics_every must be >= 0"),
     ],
 )

@@ -19,7 +19,7 @@ from tests.train.conftest import tiny_config
 METRIC_KEYS = {"mAP", "P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"}
 
 
-@pytest.mark.parametrize("loss", ["rmlc", "warp", "bce", "softmax", "asl"])
+@pytest.mark.parametrize("loss", ["rmlc", "warp", "bce", "softmax", "asl", "gce", "llr"])
 def test_supervised_run_writes_metrics_and_checkpoints(mosaic_tables, tmp_path, loss) -> None:
     config = tiny_config(mosaic_tables, tmp_path / "run", loss=loss)
     metrics = run(config)
@@ -173,6 +173,41 @@ def test_interrupted_run_resumes_to_the_same_weights(mosaic_tables, tmp_path, st
         torch.testing.assert_close(final_resumed[name], value, rtol=0, atol=0)
     assert resumed.history[-1]["val_mAP"] == straight.history[-1]["val_mAP"]
     assert len(resumed.history) == len(straight.history) == 3
+
+
+def test_large_loss_rejection_learns_each_epoch_and_resumes_exactly(
+    mosaic_tables, tmp_path, monkeypatch
+) -> None:
+    """LL-R's registry entry takes the epoch: the trainer sets it at each epoch's start
+    (again when resuming in an epoch's middle), the checkpoint keeps it, and a run stopped
+    in its second epoch, where entries are rejected, resumes to the same weights."""
+    from rmlc.losses import LargeLossRejection
+
+    told: list[int] = []
+    original = LargeLossRejection.set_epoch
+
+    def spy(self, epoch: int) -> None:
+        told.append(epoch)
+        original(self, epoch)
+
+    monkeypatch.setattr(LargeLossRejection, "set_epoch", spy)
+    settings = {"epochs": 3, "loss": "llr", "loss_params": {"delta_rel": 20.0}}
+    straight = build_trainer(tiny_config(mosaic_tables, tmp_path / "a", **settings))
+    straight.fit()
+    assert told == [0, 1, 2] and straight.loss_fn.rejection_rate == pytest.approx(0.4)
+    interrupted = build_trainer(tiny_config(mosaic_tables, tmp_path / "b", **settings))
+    signal_during_step(interrupted, 7, signal.SIGINT)  # 5 steps an epoch: the second
+    with pytest.raises(TrainingInterrupted):
+        interrupted.fit()
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["loss"]["_extra_state"] == {"epoch": 1}
+    told.clear()
+    resumed = build_trainer(tiny_config(mosaic_tables, tmp_path / "b", resume=True, **settings))
+    resumed.fit()
+    assert told == [1, 2]
+    final_straight = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    final_resumed = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    for name, value in final_straight.items():
+        torch.testing.assert_close(final_resumed[name], value, rtol=0, atol=0)
 
 
 def test_second_ctrl_c_aborts_without_saving(mosaic_tables, tmp_path) -> None:

@@ -1,13 +1,27 @@
-"""Baseline losses with the same call signature as :class:`~rmlc.losses.RMLCLoss`."""
+"""Baseline losses with the same call signature as :class:`~rmlc.losses.RMLCLoss`.
+
+Per-label and softmax losses (BCE, softmax, ASL), and two baselines made for noisy or
+missing labels: generalized cross-entropy (GCE) and large-loss rejection (LL-R).
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
+from rmlc.checks import ParameterError, check_fraction, check_integer
 from rmlc.losses import functional as F
 from rmlc.losses.base import MultiLabelLoss
 
-__all__ = ["AsymmetricLoss", "BCELoss", "SoftmaxLoss"]
+__all__ = [
+    "AsymmetricLoss",
+    "BCELoss",
+    "GeneralizedCrossEntropy",
+    "LargeLossRejection",
+    "SoftmaxLoss",
+]
 
 
 class BCELoss(MultiLabelLoss):
@@ -65,3 +79,94 @@ class AsymmetricLoss(MultiLabelLoss):
             clip=self.clip,
             eps=self.eps,
         )
+
+
+class GeneralizedCrossEntropy(MultiLabelLoss):
+    """GCE, generalized cross-entropy (Zhang & Sabuncu, NeurIPS 2018), per label.
+
+    ``loss_i = sum_j (1 - p_ij^q) / q`` with ``p_ij`` the probability of label ``j``'s
+    target: ``sigmoid(f_ij)`` for a positive, ``1 - sigmoid(f_ij)`` for a negative. It
+    interpolates between BCE (``q -> 0``) and the mean absolute error (``q = 1``), which is
+    robust to label noise but slow to fit; the paper's ``q = 0.7`` is the default. The
+    paper's truncated variant (``L_trunc``, with its pruning of samples every few epochs)
+    is not implemented.
+
+    Args:
+        q: the exponent, in ``(0, 1]``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+    """
+
+    def __init__(self, q: float = 0.7, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.q = check_fraction(q, "q", open_low=True)
+
+    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        return F.generalized_ce_per_sample(logits, positive, self.q)
+
+    def extra_repr(self) -> str:
+        return f"q={self.q}, reduction={self.reduction!r}"
+
+
+class LargeLossRejection(MultiLabelLoss):
+    """LL-R, large-loss rejection (Kim et al., "Large Loss Matters in Weakly Supervised
+    Multi-Label Classification", CVPR 2022), for missing labels.
+
+    BCE with every unobserved label taken as negative; in each batch the negative entries
+    with the largest BCE are rejected (left out of the loss, as the authors' code: the
+    ``k = ceil(N m rate)`` largest, where ``N m`` counts every entry of the batch, and any
+    tied with the ``k``-th). The rejection rate is ``epoch * delta_rel`` percent: none in
+    the first epoch (``epoch`` 0), growing by ``delta_rel`` each epoch, at most every
+    negative. The choice is made on the unweighted losses of the whole batch;
+    ``sample_weight`` then weights the rows. Summed over labels as :class:`BCELoss` (the
+    authors average over the ``N m`` entries: ``m`` times smaller).
+
+    The loss learns the epoch from :meth:`set_epoch`, which ``rmlc train`` and
+    ``RMLClassifier`` call at the start of each epoch; the epoch is kept in ``state_dict``.
+    In your own loop, call ``loss.set_epoch(epoch)`` (0-based) before each epoch.
+
+    Args:
+        delta_rel: the rejection rate's increase per epoch, in percent of the batch's
+            entries, in ``[0, 100]``: ``0.2`` is the authors' ``--delta_rel 0.2`` (their
+            configuration divides it by 100), 0.2 percent more entries rejected each epoch.
+            Their README lists 0.1 to 0.5; 0 is plain BCE.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Attributes:
+        epoch: the epoch in progress, 0-based (0 until :meth:`set_epoch` is called).
+    """
+
+    def __init__(self, delta_rel: float = 0.2, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        if (
+            isinstance(delta_rel, bool)
+            or not isinstance(delta_rel, numbers.Real)
+            or not (math.isfinite(delta_rel) and 0.0 <= delta_rel <= 100.0)
+        ):
+            raise ParameterError(
+                "delta_rel must lie in [0, 100] (percent of the batch's entries added to the "
+                f"rejection rate each epoch); got {delta_rel!r}"
+            )
+        self.delta_rel = float(delta_rel)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch about to be trained, 0-based: its rejection rate is ``epoch *
+        delta_rel`` percent."""
+        self.epoch = check_integer(epoch, "epoch", 0)
+
+    @property
+    def rejection_rate(self) -> float:
+        """The fraction of the batch's entries rejected in this epoch, in ``[0, 1]``."""
+        return min(self.epoch * self.delta_rel / 100.0, 1.0)
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"epoch": self.epoch}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.epoch = int(state["epoch"])
+
+    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        return F.large_loss_rejection_per_sample(logits, positive, self.rejection_rate)
+
+    def extra_repr(self) -> str:
+        return f"delta_rel={self.delta_rel}, epoch={self.epoch}, reduction={self.reduction!r}"

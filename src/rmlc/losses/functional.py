@@ -38,6 +38,7 @@ kernels' ``O(N m)``, the dense kernel's blocks hold at most about 4 M pairs.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Literal
 
@@ -70,10 +71,14 @@ __all__ = [
     "bce_per_sample",
     "choose_cuda_kernel",
     "choose_kernel",
+    "generalized_ce_per_sample",
     "hinge",
+    "large_loss_kept",
+    "large_loss_rejection_per_sample",
     "margin_term",
     "ramp",
     "ranking_loss",
+    "rejection_count",
     "softmax_per_sample",
     "transductive_hinge",
     "violation_penalty",
@@ -582,3 +587,63 @@ def asymmetric_per_sample(
             focus = torch.pow(1.0 - prob_true, gamma)
         log_likelihood = log_likelihood * focus
     return -log_likelihood.sum(dim=1)
+
+
+def generalized_ce_per_sample(
+    logits: torch.Tensor, positive: torch.Tensor, q: float = 0.7
+) -> torch.Tensor:
+    """Generalized cross-entropy ``L_q`` (Zhang & Sabuncu, NeurIPS 2018) per label, summed
+    over labels; ``(N,)``.
+
+    For each label the probability of its target, ``p = sigmoid(f)`` for a positive and
+    ``1 - sigmoid(f) = sigmoid(-f)`` for a negative, costs ``(1 - p^q) / q``: ``q -> 0`` is
+    the logistic loss (BCE), ``q = 1`` the mean absolute error ``1 - p``. Computed as
+    ``-expm1(q log sigmoid(+-f)) / q``, finite for any finite logit.
+    """
+    work = logits.to(_compute_dtype(logits))
+    sign = 2.0 * positive.to(work.dtype) - 1.0
+    log_p = torch.nn.functional.logsigmoid(sign * work)
+    return (-torch.expm1(q * log_p) / q).sum(dim=1)
+
+
+def large_loss_kept(losses: torch.Tensor, positive: torch.Tensor, count: int) -> torch.Tensor:
+    """Which entries Large-Loss Rejection keeps: ``(N, m)`` 0/1 of ``losses``' dtype.
+
+    Among the negative entries (``positive`` 0), those whose loss is at least the
+    ``count``-th largest negative loss of the batch are rejected (every entry tied with it
+    too, as the authors' ``torch.where(loss < threshold, ...)``); positives are always
+    kept. ``count`` beyond the number of negatives rejects every negative; 0 rejects none.
+    Runs without a host sync (``count`` comes from the shape, not the values).
+    """
+    kept = torch.ones_like(losses)
+    count = min(int(count), losses.numel())
+    if count <= 0:
+        return kept
+    target = positive.to(losses.dtype)
+    negative_losses = torch.where(target > 0, float("-inf"), losses.detach())
+    threshold = torch.topk(negative_losses.flatten(), count).values[-1]
+    rejected = (target == 0) & (negative_losses >= threshold)
+    return kept.masked_fill(rejected, 0.0)
+
+
+def rejection_count(entries: int, rate: float) -> int:
+    """``ceil(entries * rate)``, the authors' number of rejected entries, with the product
+    rounded to 9 decimals first so that float noise (``0.1 + 0.2``) adds no entry."""
+    return math.ceil(round(entries * rate, 9))
+
+
+def large_loss_rejection_per_sample(
+    logits: torch.Tensor, positive: torch.Tensor, rate: float
+) -> torch.Tensor:
+    """LL-R (Kim et al., CVPR 2022): BCE summed over labels without the rejected negatives.
+
+    The batch's ``k = ceil(N m rate)`` largest-loss negative entries are rejected
+    (:func:`large_loss_kept`; ``N m`` counts every entry, positives included, as the
+    authors' code). The rejection is a batch-level choice: a row's value depends on the
+    other rows. Gradients flow through the kept entries only. ``(N,)``.
+    """
+    work = logits.to(_compute_dtype(logits))
+    target = positive.to(work.dtype)
+    losses = torch.nn.functional.binary_cross_entropy_with_logits(work, target, reduction="none")
+    kept = large_loss_kept(losses, target, rejection_count(losses.numel(), rate))
+    return (losses * kept).sum(dim=1)

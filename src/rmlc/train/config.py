@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from rmlc.losses import LOSSES
-from rmlc.losses.ranking import RAMP_START
+from rmlc.losses import LOSS_REGISTRY
+from rmlc.losses.registry import registry_view
 from rmlc.models import BACKBONES, is_backbone
 from rmlc.propagation import check_temperature, index_settings, search_index
 from rmlc.thresholds import THRESHOLD_CHOICES
@@ -32,24 +32,16 @@ __all__ = [
     "load_config",
 ]
 
-# The ranking losses sum over (positive, negative) pairs, so their gradients are an order of
-# magnitude larger than those of per-label losses: their default step is smaller. RMLC's is
-# the one Table 3's search chose on its validation split (results/table3-tuning.json).
-DEFAULT_LEARNING_RATES = {
-    "rmlc": 0.006,
-    "rmlc-paper": 0.002,
-    "warp": 0.002,
-    "bce": 0.05,
-    "softmax": 0.05,
-    "asl": 0.05,
-}
+# Both read the losses' registry entries (rmlc.losses.registry), kept up to date with it:
+# the learning rate of each loss when ``lr`` is not given (the ranking losses, whose
+# gradients sum over pairs, take smaller steps), and the fraction of the run that a loss
+# with a hinge warm start trains with the hinge by default (the recommended RMLC: 0.5).
+DEFAULT_LEARNING_RATES = registry_view("default_lr")
+DEFAULT_RAMP_START = registry_view("ramp_start")
 # What a training table's rows with an empty labels field are (``empty_labels``), and which
 # epoch's network best.pt keeps (``select``).
 EMPTY_LABELS = ("unlabeled", "skip", "error")
 SELECT_CHOICES = ("best", "last")
-# The recommended RMLC (``loss: rmlc``) trains this fraction of the run with the hinge before
-# the ramp's cap is switched on (CCCP's warm start; see docs/results.md).
-DEFAULT_RAMP_START = {"rmlc": RAMP_START}
 
 
 @dataclass
@@ -95,9 +87,12 @@ class TrainConfig:
     (remove its run files first). ``tensorboard``: also write TensorBoard scalars; by
     default (None) when the ``tensorboard`` package is installed.
 
-    Loss: ``ramp_start`` is the fraction of the run's steps that an RMLC loss trains with the
-    hinge before the ramp's cap is switched on (sets ``RMLCLoss.hinge_steps``); by default
-    0.5 for ``rmlc`` (the recommended loss) and none for ``rmlc-paper``.
+    Loss: ``loss`` names an entry of :data:`rmlc.losses.LOSS_REGISTRY` (``rmlc``, the
+    recommended RMLC; ``rmlc-paper``, ``warp``, ``bce``, ``softmax``, ``asl``, ``gce``,
+    ``llr``), whose entry gives the default ``lr``. ``ramp_start`` is the fraction of the
+    run's steps that a loss with a hinge warm start (the RMLC losses) trains with the hinge
+    before the ramp's cap is switched on (sets ``RMLCLoss.hinge_steps``); by default the
+    entry's: 0.5 for ``rmlc`` and none for ``rmlc-paper``.
 
     Semi-supervised: ``propagation_index`` is the nearest-labeled-neighbour search of the
     label refresh: ``"exact"`` (default), or an approximate FAISS index, ``"ivf"`` or
@@ -201,11 +196,14 @@ class TrainConfig:
 
     def _fill_loss_defaults(self) -> None:
         """The learning rate and ramp start of the loss, where not given."""
-        if self.lr is None and self.loss in DEFAULT_LEARNING_RATES:
-            self.lr = DEFAULT_LEARNING_RATES[self.loss]
+        entry = LOSS_REGISTRY.get(self.loss)
+        if entry is None:  # refused by _check_model_and_loss
+            return
+        if self.lr is None:
+            self.lr = entry.default_lr
         explicit_steps = "hinge_steps" in self.loss_params
         if self.ramp_start is None and not explicit_steps:
-            self.ramp_start = DEFAULT_RAMP_START.get(self.loss)
+            self.ramp_start = entry.ramp_start
 
     def _check_model_and_loss(self) -> None:
         """The backbone, the loss, the schedule and the ramp's start."""
@@ -213,7 +211,10 @@ class TrainConfig:
             is_backbone(self.backbone),
             f"backbone must be one of {BACKBONES} or timm:NAME, got {self.backbone!r}",
         )
-        _require(self.loss in LOSSES, f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
+        _require(
+            self.loss in LOSS_REGISTRY,
+            f"loss must be one of {tuple(LOSS_REGISTRY)}, got {self.loss!r}",
+        )
         _require(
             self.schedule in SCHEDULES,
             f"schedule must be one of {SCHEDULES}, got {self.schedule!r}",
@@ -226,9 +227,11 @@ class TrainConfig:
             self.ramp_start is None or "hinge_steps" not in self.loss_params,
             "give ramp_start (a fraction of the run) or loss_params hinge_steps, not both",
         )
+        warm_starts = tuple(name for name, entry in LOSS_REGISTRY.items() if entry.warm_start)
         _require(
-            self.ramp_start is None or self.loss in ("rmlc", "rmlc-paper"),
-            f"ramp_start applies to the RMLC losses, not {self.loss!r}",
+            self.ramp_start is None or LOSS_REGISTRY[self.loss].warm_start,
+            f"ramp_start applies to the losses with a hinge warm start {warm_starts}, "
+            f"not {self.loss!r}",
         )
 
     def _check_optimisation(self) -> None:

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from rmlc.atomic import atomic_write_text
-from rmlc.losses import build_loss
+from rmlc.losses import loss_entry
 from rmlc.losses.dynamics import ramp_statistics
 from rmlc.metrics import MultiLabelMeter, mean_average_precision
 from rmlc.models import MultiLabelNet
@@ -145,12 +145,14 @@ class Trainer:
             self.network = torch.compile(self.network)
 
     def _set_up_loss(self) -> None:
-        """The loss, with its generator of sampled ranks and its hinge phase."""
+        """The loss, as its registry entry says: its generator of sampled ranks, its hinge
+        phase, and (``takes_epoch``) the epoch, set at each epoch's start."""
         config = self.config
+        self.loss_entry = loss_entry(config.loss)
         self.loss_generator = torch.Generator(device=self.device)
-        self.loss_fn = build_loss(config.loss, **config.loss_params)
-        if getattr(self.loss_fn, "generator", False) is None:  # sampled ranks: seeded per epoch
-            self.loss_fn.generator = self.loss_generator
+        self.loss_fn = self.loss_entry.build(**config.loss_params)
+        if self.loss_entry.sampled_ranks and self.loss_fn.generator is None:
+            self.loss_fn.generator = self.loss_generator  # seeded per epoch: _seed_epoch
         if config.ramp_start is not None:  # the hinge for that fraction of the run's steps
             self.loss_fn.hinge_steps = round(config.ramp_start * self.total_steps())
         # Targets are validated once, when the data is loaded; per-step value checks would
@@ -372,6 +374,8 @@ class Trainer:
         # it first, then seed (or restore) the epoch's random state.
         batches = iter(self._loader(self.data.train, sampler=sampler))
         self._seed_epoch(epoch)
+        if self.loss_entry.takes_epoch:  # also when resuming in the epoch's middle
+            self.loss_fn.set_epoch(epoch)
         self.network.train()
         bar = tqdm(
             batches,

@@ -199,3 +199,37 @@ def literal_ramp_statistics(logits: Matrix, targets: Matrix, s: float = -0.8) ->
         "negative_mean": neg_sum / counts["neg"],
         "positive_above_zero": above / counts["pos"],
     }
+
+
+def literal_tag_disagreement(
+    logits: Matrix, targets: Matrix, theta: Sequence[float] | None = None
+) -> list[list[float]]:
+    """rmlc.audit's per-tag disagreement, literally: for a given tag j,
+    ``(mean_{k absent} H_1(f_j - f_k) + H_1(f_j - theta_j)) / 2``; for an absent tag k,
+    ``(mean_{j given} H_1(f_j - f_k) + H_1(theta_k - f_k)) / 2`` (a mean over nothing is 0)."""
+    result = []
+    for f, y in zip(logits, targets, strict=True):
+        m = len(f)
+        boundary = theta if theta is not None else [0.0] * m
+        given = [j for j in range(m) if y[j] > 0]
+        absent = [k for k in range(m) if y[k] <= 0]
+        row = []
+        for j in range(m):
+            if j in given:
+                pairs = [hinge(f[j] - f[k]) for k in absent]
+                margin = hinge(f[j] - boundary[j])
+            else:
+                pairs = [hinge(f[g] - f[j]) for g in given]
+                margin = hinge(boundary[j] - f[j])
+            row.append(0.5 * ((sum(pairs) / len(pairs) if pairs else 0.0) + margin))
+        result.append(row)
+    return result
+
+
+def literal_audit_score(disagreement: Sequence[float], given: Sequence[float]) -> float:
+    """An image's audit score: half the mean disagreement of its given tags plus half that
+    of its absent tags (an empty group adds 0)."""
+    inside = [d for d, y in zip(disagreement, given, strict=True) if y > 0]
+    outside = [d for d, y in zip(disagreement, given, strict=True) if y <= 0]
+    mean = lambda values: sum(values) / len(values) if values else 0.0  # noqa: E731
+    return 0.5 * (mean(inside) + mean(outside))

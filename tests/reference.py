@@ -226,10 +226,13 @@ def literal_tag_disagreement(
     return result
 
 
-def literal_audit_score(disagreement: Sequence[float], given: Sequence[float]) -> float:
-    """An image's audit score: half the mean disagreement of its given tags plus half that
-    of its absent tags (an empty group adds 0)."""
-    inside = [d for d, y in zip(disagreement, given, strict=True) if y > 0]
-    outside = [d for d, y in zip(disagreement, given, strict=True) if y <= 0]
-    mean = lambda values: sum(values) / len(values) if values else 0.0  # noqa: E731
-    return 0.5 * (mean(inside) + mean(outside))
+def literal_audit_score(
+    disagreement: Sequence[float], given: Sequence[float], s: float = -0.8
+) -> float:
+    """An image's audit score: the sum of its tags' disagreements over the size of its tag
+    set, its given tags plus ``min(1, d / (1 - s))`` for each absent tag (at least 1)."""
+    total = sum(disagreement)
+    size = 0.0
+    for d, y in zip(disagreement, given, strict=True):
+        size += 1.0 if y > 0 else min(1.0, d / (1.0 - s))
+    return total / max(1.0, size)

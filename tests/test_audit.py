@@ -35,8 +35,8 @@ def _targets(given: list[list[int]], m: int = 6) -> np.ndarray:
 # ---- the function ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("theta", [None, "per-class"])
-def test_tag_disagreement_equals_the_literal_definition(theta) -> None:
+@pytest.mark.parametrize(("theta", "s"), [(None, -0.8), ("per-class", -0.5)])
+def test_tag_disagreement_equals_the_literal_definition(theta, s) -> None:
     """Random scores with ties and integer values (hinges exactly at their kinks), rows
     with no tags and with every tag, against the literal loops of tests/reference.py."""
     rng = np.random.default_rng(0)
@@ -48,9 +48,9 @@ def test_tag_disagreement_equals_the_literal_definition(theta) -> None:
     found = tag_disagreement(scores, targets, 0.0 if boundary is None else boundary)
     expected = reference.literal_tag_disagreement(scores.tolist(), targets.tolist(), boundary)
     np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-12)
-    result = audit_labels(scores, targets, threshold=0.0 if boundary is None else boundary)
+    result = audit_labels(scores, targets, s=s, threshold=0.0 if boundary is None else boundary)
     rows = zip(expected, targets.tolist(), strict=True)
-    literal = [reference.literal_audit_score(d, y) for d, y in rows]
+    literal = [reference.literal_audit_score(d, y, s) for d, y in rows]
     np.testing.assert_allclose(result.score, np.asarray(literal)[result.images], rtol=1e-12)
 
 
@@ -66,6 +66,18 @@ def test_a_swapped_tag_is_flagged_as_wrong_and_the_true_one_as_missing() -> None
     assert [m.tolist() for m in result.missing[1:]] == [[], []]
     assert result.score[2] == 0.0  # every tag agreed with by a margin of 1 or more
     assert np.all(np.diff(result.score) <= 0)
+
+
+def test_an_image_score_is_per_tag_of_its_tag_set() -> None:
+    """One wrong tag among two weighs more than one among five; a missing tag counts as a
+    tag of the image's set, so an image missing one of its two tags ranks like one given a
+    wrong tag beside a right one."""
+    scores = _scores([[0], [0, 1, 2, 3], [0, 1], [0]], m=8)
+    result = audit_labels(scores, _targets([[0, 5], [0, 1, 2, 3, 5], [0], [0]], m=8))
+    assert result.images.tolist()[:2] == [0, 2] and result.images.tolist()[-1] == 3
+    image = dict(zip(result.images.tolist(), result.score.tolist(), strict=True))
+    assert image[0] > image[1] > image[3] == 0.0
+    assert image[2] == pytest.approx(image[0], rel=0.2)
 
 
 def test_ties_keep_the_input_order_and_flags_come_most_suspect_first() -> None:
@@ -88,8 +100,9 @@ def test_images_without_tags() -> None:
     assert result.images.tolist() == [1, 0]
     assert result.missing[0].tolist() == [2] and result.wrong[0].tolist() == []
     assert result.score[1] == 0.0
-    # missing tag 2: margin hinge 1 + 3 = 4, no given tag to compare with: d = 2; mean / 2
-    assert result.score[0] == pytest.approx(0.5 * 2.0 / 6)
+    # missing tag 2: margin hinge 1 + 3 = 4, no given tag to compare with: d = 2, past the
+    # cap 1.8: one whole believed tag; the image's disagreement per tag is 2 / 1
+    assert result.score[0] == pytest.approx(2.0)
 
 
 def test_sparse_and_signed_targets_give_the_dense_result() -> None:

@@ -508,9 +508,9 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = markdown(report, seeds, args.epochs, header, relabel)
     (RESULTS / "audit.md").write_text(text)
-    (RESULTS / "audit.json").write_text(
-        json.dumps({**header, "seeds": seeds, "results": report}, indent=2)
-    )
+    record = {**header, "seeds": seeds, "epochs": args.epochs, "results": report}
+    record["relabel"] = relabel
+    (RESULTS / "audit.json").write_text(json.dumps(record, indent=2))
     print(text)
 
 

@@ -2,7 +2,7 @@
 
 Run from the repository root (about a minute a network on 2 cores; 20 networks a seed):
 
-    nice python benchmarks/bench_audit.py [--seeds 1] [--epochs 35] [--report-only]
+    nice python benchmarks/bench_audit.py [--seeds 1] [--epochs 35] [--relabel] [--cache DIR]
 
 On fashion-mosaic (the embedded Fashion-MNIST mosaics, the 20% subset, a width-8 small
 CNN), the training label vectors are corrupted by the paper's protocol (10%, 30%, 50% of
@@ -32,7 +32,8 @@ trainer carves is not scored):
 
 cleanlab is AGPL: it is imported by this benchmark only, never by rmlc
 (``pip install cleanlab``; without it, its rows are left out). The networks' scores are
-kept under ``--cache`` so that ``--report-only`` re-scores without training. Writes
+kept under ``--cache`` (one budget per folder): a second run re-scores them without
+training. Writes
 ``benchmarks/results/audit.md`` and ``audit.json``.
 """
 

@@ -293,3 +293,40 @@ def literal_llr(
             g[j] = w * scale * (sigmoid(float(logits[i][j])) - y[i][j])
         grad.append(g)
     return per_sample, _reduce(per_sample, reduction), grad, rejected
+
+
+def literal_tag_disagreement(
+    logits: Matrix, targets: Matrix, theta: Sequence[float] | None = None
+) -> list[list[float]]:
+    """rmlc.audit's per-tag disagreement, literally: for a given tag j,
+    ``(mean_{k absent} H_1(f_j - f_k) + H_1(f_j - theta_j)) / 2``; for an absent tag k,
+    ``(mean_{j given} H_1(f_j - f_k) + H_1(theta_k - f_k)) / 2`` (a mean over nothing is 0)."""
+    result = []
+    for f, y in zip(logits, targets, strict=True):
+        m = len(f)
+        boundary = theta if theta is not None else [0.0] * m
+        given = [j for j in range(m) if y[j] > 0]
+        absent = [k for k in range(m) if y[k] <= 0]
+        row = []
+        for j in range(m):
+            if j in given:
+                pairs = [hinge(f[j] - f[k]) for k in absent]
+                margin = hinge(f[j] - boundary[j])
+            else:
+                pairs = [hinge(f[g] - f[j]) for g in given]
+                margin = hinge(boundary[j] - f[j])
+            row.append(0.5 * ((sum(pairs) / len(pairs) if pairs else 0.0) + margin))
+        result.append(row)
+    return result
+
+
+def literal_audit_score(
+    disagreement: Sequence[float], given: Sequence[float], s: float = -0.8
+) -> float:
+    """An image's audit score: the sum of its tags' disagreements over the size of its tag
+    set, its given tags plus ``min(1, d / (1 - s))`` for each absent tag (at least 1)."""
+    total = sum(disagreement)
+    size = 0.0
+    for d, y in zip(disagreement, given, strict=True):
+        size += 1.0 if y > 0 else min(1.0, d / (1.0 - s))
+    return total / max(1.0, size)

@@ -145,7 +145,7 @@ LAYERS = [
     {"rmlc.labels", "rmlc.checks", "rmlc.atomic", "rmlc.torch_files", "rmlc.gather"}
     | {"rmlc.provenance"},
     {"rmlc.data", "rmlc.losses", "rmlc.metrics", "rmlc.propagation", "rmlc.models"}
-    | {"rmlc.thresholds"},
+    | {"rmlc.thresholds", "rmlc.audit"},
     {"rmlc.train", "rmlc.linear"},
     {"rmlc.experiments", "rmlc.inference", "rmlc.pretrain", "rmlc.export"},
     {"rmlc.cli", "rmlc"},

@@ -256,6 +256,22 @@ def command_extract_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_audit(args: argparse.Namespace) -> int:
+    from rmlc.audit import write_audit
+    from rmlc.inference import audit_table
+
+    if not str(args.out).lower().endswith(".csv"):
+        raise ValueError(f"--out must be a .csv file, got {args.out}")
+    folds_out = args.folds_out or f"{Path(args.out).with_suffix('')}.folds"
+    result, images, classes = audit_table(
+        args.checkpoint, args.table, args.image_root, args.folds, folds_out, args.device
+    )
+    write_audit(args.out, result, images, classes)
+    flagged = sum(bool(len(w) or len(m)) for w, m in zip(result.wrong, result.missing, strict=True))
+    print(f"wrote the audit of {len(images)} images to {args.out} ({flagged} with flagged tags)")
+    return 0
+
+
 # ---- fixed features ---------------------------------------------------------------------
 
 
@@ -409,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pretrain_command(commands)
     _add_reproduce_command(commands)
     _add_export_command(commands)
+    _add_audit_command(commands)
     return parser
 
 
@@ -659,6 +676,38 @@ def _add_export_command(commands: _Commands) -> None:
         help="compare onnxruntime's scores with rmlc's on random images before writing",
     )
     export.set_defaults(handler=command_export)
+
+
+def _add_audit_command(commands: _Commands) -> None:
+    """``rmlc audit``: which tags of a table look wrong or missing."""
+    audit = commands.add_parser(
+        "audit",
+        help="score every image of a tags table for wrong or missing tags, most suspect first",
+    )
+    audit.add_argument("--checkpoint", required=True, help="a training checkpoint (best.pt)")
+    audit.add_argument(
+        "--table", required=True, help="tags table (CSV or JSONL) or shard folder to audit"
+    )
+    audit.add_argument(
+        "--image-root", help="folder the table's image paths start from (default: its folder)"
+    )
+    audit.add_argument(
+        "--out", required=True, help="suspects.csv: image,score,wrong,missing, most suspect first"
+    )
+    audit.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        help="train this many networks with the checkpoint's training config, each on the "
+        "table less one fold, and score every image with the one that did not see it "
+        "(default: the checkpoint's own scores)",
+    )
+    audit.add_argument(
+        "--folds-out",
+        help="folder of the fold networks' runs (default: OUT less .csv, plus .folds)",
+    )
+    audit.add_argument("--device", default="cpu", help="where networks score and train")
+    audit.set_defaults(handler=command_audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

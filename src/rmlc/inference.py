@@ -1,4 +1,5 @@
-"""Using a trained network: load a checkpoint, score images, write tags, extract features."""
+"""Using a trained network: load a checkpoint, score images, write tags, extract features,
+audit a tags table."""
 
 from __future__ import annotations
 
@@ -6,18 +7,23 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from rmlc.atomic import atomic_write_text
+from rmlc.audit import AuditResult, audit_labels
 from rmlc.data.shards import ShardSet
-from rmlc.train.data import FileStore, ShardStore
+from rmlc.train.data import FileStore, ImageStore, ImageView, ShardStore
 from rmlc.train.trained import TrainedModel, as_uint8_images, load_trained_model, score_images
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "TrainedModel",
     "as_uint8_images",
+    "audit_table",
+    "cross_fitted_scores",
     "find_images",
     "load_trained_model",
     "score_images",
@@ -95,3 +101,135 @@ def write_predictions(
         atomic_write_text(buffer.getvalue(), path)
     else:
         raise ValueError(f"output must end in .csv or .json, got {path}")
+
+
+# ---- audit -----------------------------------------------------------------------------
+
+# What a fold network of ``rmlc audit --folds`` changes in the checkpoint's training config:
+# it trains on the table's other folds as they are (no subset, no added corruption, no
+# unlabeled pool, nothing resumed or loaded).
+_FOLD_SETTINGS: dict[str, Any] = {
+    "dataset": "tags",
+    "data_root": None,
+    "test": None,
+    "unlabeled": None,
+    "num_labeled": None,
+    "classes": None,
+    "max_unlabeled": None,
+    "subsample": None,
+    "label_noise": 0.0,
+    "missing_labels": 0.0,
+    "semi_supervised": False,
+    "resume": False,
+    "overwrite": True,  # each fold's run folder is the audit's own: a re-run replaces it
+    "init_checkpoint": None,
+}
+
+
+def cross_fitted_scores(
+    trained: TrainedModel,
+    store: ImageStore,
+    targets: scipy.sparse.csr_array,
+    labeled: np.ndarray,
+    folds: int,
+    out: str | Path,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Out-of-sample scores ``(N, m)`` of a store's images, by ``folds`` networks.
+
+    The rows are split into ``folds`` folds at random (the checkpoint's seed); network
+    ``k`` trains with the checkpoint's training config (its backbone, loss, budget, image
+    size and normalisation; see ``_FOLD_SETTINGS`` for what changes) on the labeled rows
+    of the other folds, with its run in ``out/fold-k``, and scores the rows of fold ``k``.
+
+    Args:
+        trained: the checkpoint's model (its config, classes and input settings).
+        store: the images.
+        targets: ``(N, m)`` given tags (sparse positives).
+        labeled: ``(N,)`` bool, rows whose tags are trained on (rows without tags are
+            scored, never trained on).
+        folds: number of folds, ``>= 2``.
+        out: folder of the fold networks' runs.
+        device: where they train and score.
+    """
+    from rmlc.checks import check_integer
+    from rmlc.train import TrainConfig, build_trainer
+    from rmlc.train.data import assemble
+    from rmlc.train.launch import run_with
+
+    folds = check_integer(folds, "folds", 2)
+    if not trained.config:
+        raise ValueError("the checkpoint holds no training config: --folds needs one to train")
+    if int(labeled.sum()) < folds:
+        raise ValueError(f"--folds {folds} needs at least {folds} images with tags")
+    seed = int(trained.config.get("seed", 0))
+    fold = np.random.default_rng(seed).permutation(len(labeled)) % folds
+    scores = np.zeros(targets.shape, dtype=np.float32)
+    for k in range(folds):
+        config = TrainConfig.from_dict(
+            {
+                **trained.config,
+                **_FOLD_SETTINGS,
+                "image_size": trained.normalization["size"],
+                "device": device,
+                "out": str(Path(out) / f"fold-{k}"),
+            },
+            source=f"the checkpoint's config (fold {k + 1} of {folds})",
+        )
+        data = assemble(
+            store,
+            targets,
+            np.flatnonzero(labeled & (fold != k)),
+            np.arange(0),
+            None,
+            trained.class_names,
+            config,
+            mean=trained.normalization["mean"],
+            std=trained.normalization["std"],
+        )
+        run_with(config, lambda context, c=config, d=data: build_trainer(c, context, d).fit())
+        best = Path(config.out) / "best.pt"
+        network = load_trained_model(best if best.is_file() else Path(config.out) / "last.pt")
+        rows = np.flatnonzero(fold == k)
+        scores[rows] = score_images(network, ImageView(store, rows), device)
+    return scores
+
+
+def audit_table(
+    checkpoint: str | Path,
+    table: str | Path,
+    image_root: str | Path | None = None,
+    folds: int | None = None,
+    folds_out: str | Path | None = None,
+    device: str = "cpu",
+) -> tuple[AuditResult, list[str], list[str]]:
+    """:func:`rmlc.audit.audit_labels` of every image of a tags table (or shard folder).
+
+    Scores come from the checkpoint's network (in sample, when it trained on the table),
+    or with ``folds`` from that many networks trained on the table's other folds
+    (:func:`cross_fitted_scores`, runs in ``folds_out``). The ramp's ``s`` is the
+    checkpoint's loss's (the paper's -0.8 for other losses), the boundary its threshold.
+
+    Returns:
+        the audit, the image names as the table writes them, and the class names.
+    """
+    from rmlc.train.datasets import read_tags
+
+    trained = load_trained_model(checkpoint, device)
+    tags, shards = read_tags(str(table), trained.class_names)
+    if shards is not None:
+        store: ImageStore = shard_store(trained, shards)
+    else:
+        root = Path(image_root or Path(table).parent)
+        store = file_store(trained, [root / path for path in tags.images])
+    if folds is None:
+        scores = score_images(trained, trained.view(store), device)
+    else:
+        out = folds_out or f"{str(table).rstrip('/')}.folds"
+        scores = cross_fitted_scores(trained, store, tags.targets, tags.labeled, folds, out, device)
+    loss_params = trained.config.get("loss_params") or {}
+    ramp = str(trained.config.get("loss", "")).startswith("rmlc")
+    s = float(loss_params.get("s", -0.8)) if ramp else -0.8
+    threshold = np.asarray(trained.threshold or 0.0, dtype=np.float64)
+    result = audit_labels(scores, tags.targets, s=s, threshold=threshold)
+    return result, list(tags.images), list(trained.class_names)

@@ -115,3 +115,19 @@ def test_a_positive_stored_twice_counts_once_and_the_input_is_unchanged() -> Non
         np.testing.assert_array_equal(targets.dense().numpy(), [[0, 1, 1, 0], [0, 0, 0, 0]])
         np.testing.assert_array_equal(targets.positives_per_class(), [0, 1, 1, 0])
     assert csr.nnz == 3 and coo.nnz == 3
+
+
+def test_set_rows_replaces_those_rows_only(dense: np.ndarray) -> None:
+    targets = SparseTargets(dense)
+    rows = np.array([3, 0, 39])
+    new = np.zeros((3, 13), dtype=np.float32)
+    new[0, [1, 2]] = new[2, 12] = 1.0  # row 0 gets no positive at all
+    expected = dense.copy()
+    expected[rows] = new
+    targets.set_rows(rows, new)
+    np.testing.assert_array_equal(targets.dense().numpy(), expected)
+    targets.set_rows(torch.tensor([5]), scipy.sparse.csr_array(dense[[1]]))
+    expected[5] = dense[1]
+    np.testing.assert_array_equal(targets.dense().numpy(), expected)
+    with pytest.raises(ValueError, match="3 rows of 13 classes to set, got shape"):
+        targets.set_rows(rows, new[:2])

@@ -100,6 +100,14 @@ class TrainConfig:
     ``propagation_index_params`` (e.g. ``{nprobe: 32}``; see
     :func:`rmlc.propagation.index_settings`).
 
+    Audited labels (beyond the paper, :mod:`rmlc.train.relabel`): ``relabel`` ``"drop"``
+    or ``"predict"`` audits the labeled training samples' given tags every
+    ``relabel_every`` epochs (:func:`rmlc.audit.tag_disagreement`); an entry flagged
+    (disagreement at least ``relabel_cutoff``, by default the ramp's cap ``1 - s``) by
+    ``relabel_patience`` consecutive audits sets its sample aside (``"drop"``: weight 0) or
+    takes the network's label (``"predict"``) until an audit no longer flags it. ``"off"``
+    (default): training as without it.
+
     Diagnostics: ``dynamics_every`` > 0 records, every that many steps, where the batch sits
     on the ramp and each loss term's gradient norm (:func:`rmlc.losses.dynamics.
     ramp_statistics`) into ``dynamics.csv``, and after each epoch the training set's fit
@@ -159,6 +167,11 @@ class TrainConfig:
     propagation_index: str = "exact"
     propagation_index_params: dict[str, int] = field(default_factory=dict)
     unlabeled_ratio: float | None = None
+    # audited labels while training (beyond the paper; rmlc.train.relabel)
+    relabel: str = "off"
+    relabel_every: int = 5
+    relabel_patience: int = 2
+    relabel_cutoff: float | None = None
     # evaluation
     topk: int = 3
     threshold: float | str | None = 0.0
@@ -193,6 +206,7 @@ class TrainConfig:
         self._check_phases_and_evaluation()
         self._check_runtime()
         self._check_label_propagation()
+        self._check_relabel()
 
     def _fill_loss_defaults(self) -> None:
         """The learning rate and ramp start of the loss, where not given."""
@@ -329,6 +343,23 @@ class TrainConfig:
             or importlib.util.find_spec("faiss") is not None,
             f"propagation_index {self.propagation_index!r} needs the faiss package: "
             "pip install faiss-cpu (or rmlc[faiss])",
+        )
+
+    def _check_relabel(self) -> None:
+        """The audited labels' mode, period, patience and cutoff."""
+        _require(
+            self.relabel in ("off", "drop", "predict"),
+            f"relabel must be 'off', 'drop' or 'predict', got {self.relabel!r}",
+        )
+        _require(self.relabel_every >= 1, f"relabel_every must be >= 1, got {self.relabel_every}")
+        _require(
+            self.relabel_patience >= 1,
+            f"relabel_patience must be >= 1, got {self.relabel_patience}",
+        )
+        _require(
+            self.relabel_cutoff is None
+            or (math.isfinite(self.relabel_cutoff) and self.relabel_cutoff >= 0),
+            f"relabel_cutoff must be a number >= 0 or null, got {self.relabel_cutoff}",
         )
 
     @classmethod

@@ -88,6 +88,12 @@ CONFIG_HELP: dict[str, str] = {
     "is installed)",
     "progress": "progress bars and messages on the terminal",
     "dynamics_every": "record the ramp's statistics every this many steps (dynamics.csv)",
+    "relabel": "audit the training tags while training: off, drop (set aside images with "
+    "flagged tags) or predict (flagged tags take the network's label)",
+    "relabel_every": "--relabel: epochs between audits",
+    "relabel_patience": "--relabel: consecutive audits that must flag a tag before it is acted on",
+    "relabel_cutoff": "--relabel: disagreement at which a tag is flagged (default: the ramp's "
+    "cap, 1 - s)",
     "test_every_epoch": "evaluate the test split after every epoch too (learning curves in "
     "log.csv; never used to choose)",
 }

@@ -108,6 +108,21 @@ class SparseTargets:
         take[rows] = sources
         self.matrix = self.matrix[take]
 
+    def set_rows(
+        self, rows: Rows, targets: np.ndarray | torch.Tensor | scipy.sparse.sparray
+    ) -> None:
+        """Set row ``rows[i]`` to row ``i`` of ``targets`` (``(len(rows), m)``, dense 0/1 or
+        SciPy sparse positives)."""
+        rows = _row_index(rows, len(self))
+        new = positives_csr(targets, "targets")
+        if new.shape != (len(rows), self.num_classes):
+            raise ValueError(
+                f"{len(rows)} rows of {self.num_classes} classes to set, got shape {new.shape}"
+            )
+        take = np.arange(len(self))
+        take[rows] = len(self) + np.arange(len(rows))
+        self.matrix = scipy.sparse.vstack([self.matrix, new], format="csr")[take]
+
     # ---- checkpoints ----------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -46,6 +46,7 @@ from rmlc.train.checkpoint import atomic_save, check_compatible, load_checkpoint
 from rmlc.train.config import TrainConfig
 from rmlc.train.data import BatchPreparation, FileStore, ShardStore, TrainingData
 from rmlc.train.distributed import DistributedContext, all_gather_rows, barrier
+from rmlc.train.relabel import Relabeling
 from rmlc.train.run_log import RunLog
 from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
 from rmlc.train.schedule import learning_rate
@@ -108,6 +109,7 @@ class Trainer:
         self.targets = data.targets.take(slice(None))  # a copy, sparse
         self.sample_weights = torch.ones(len(self.targets))
         self.propagation_epoch: int | None = None
+        self.relabeling, self.relabel_epoch = self._set_up_relabeling(), None
         self.prepare = BatchPreparation(
             data.normalization["mean"], data.normalization["std"], data.normalization["size"]
         )
@@ -158,6 +160,17 @@ class Trainer:
         # Targets are validated once, when the data is loaded; per-step value checks would
         # make every CUDA step wait for the GPU.
         self.loss_fn.check_values = False
+
+    def _set_up_relabeling(self) -> Relabeling | None:
+        """The audited labels' state (``config.relabel``), or None when off."""
+        config = self.config
+        if config.relabel == "off":
+            return None
+        cutoff = config.relabel_cutoff
+        if cutoff is None:  # the ramp's cap of the loss (the paper's for other losses)
+            cutoff = 1.0 - getattr(self.loss_fn, "s", -0.8)
+        shape = (len(self.data.labeled), self.data.targets.num_classes)
+        return Relabeling(config.relabel, config.relabel_patience, cutoff, shape)
 
     def _set_up_optimizer(self) -> None:
         """SGD (no weight decay on biases and norm parameters) and the AMP gradient scaler."""
@@ -319,12 +332,15 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> None:
         """Refresh propagated labels when due, train the epoch's steps, then validate, keep
         the best model, checkpoint and log."""
+        relabel_seconds = self._relabel_if_due(epoch)
         refresh_seconds = self._refresh_if_due(epoch)
         record = self._train_steps(epoch)
         self.position = Position(epoch + 1, 0, self.position.global_step)
         record.update(
             refresh_seconds=refresh_seconds, unlabeled_in_use=int(self.uses_unlabeled(epoch))
         )
+        if self.relabeling is not None:
+            record["relabel_seconds"] = relabel_seconds
         if self.config.dynamics_every:
             record.update(self._training_fit())
             self.log.dynamics(self.dynamics)
@@ -347,6 +363,42 @@ class Trainer:
         started = time.perf_counter()
         self.refresh_labels(epoch)
         return time.perf_counter() - started
+
+    def _relabel_if_due(self, epoch: int) -> float:
+        """Audit the labeled samples' tags every ``relabel_every`` epochs (not again when
+        resuming in the middle of an epoch); returns the seconds it took."""
+        if (
+            self.relabeling is None
+            or epoch == 0
+            or epoch % self.config.relabel_every
+            or (self.relabel_epoch == epoch and self.position.step_in_epoch > 0)
+        ):
+            return 0.0
+        started = time.perf_counter()
+        self.relabel_labels(epoch)
+        return time.perf_counter() - started
+
+    def relabel_labels(self, epoch: int) -> None:
+        """Audit the labeled samples' given tags with the current network and set aside or
+        correct the entries flagged often enough (:class:`~rmlc.train.relabel.Relabeling`)."""
+        labeled = self.data.labeled
+        scores, positions = self.predict_scores(
+            torch.utils.data.Subset(self.data.train, labeled.tolist())
+        )
+        ordered = torch.empty_like(scores)
+        ordered[positions] = scores
+        given = self.data.targets.take(labeled).matrix  # the tags as given, never corrected
+        threshold = self.threshold if isinstance(self.threshold, float | np.ndarray) else 0.0
+        acted = self.relabeling.update(ordered.numpy(), given, threshold)
+        targets, weights = self.relabeling.apply(given, acted)
+        self.targets.set_rows(labeled, targets)
+        self.sample_weights[labeled] = weights
+        self.relabel_epoch = epoch
+        action = "set aside" if self.config.relabel == "drop" else "relabeled"
+        self.log.message(
+            f"epoch {epoch + 1}: audited {len(labeled)} labeled images: {acted.nnz} tags of "
+            f"{int((np.diff(acted.indptr) > 0).sum())} images {action}"
+        )
 
     def _set_learning_rate(self, epoch: int, steps: int) -> None:
         """The schedule's rate at this step, for every parameter group."""
@@ -647,6 +699,7 @@ class Trainer:
             "targets": self.targets.state_dict(),
             "sample_weights": self.sample_weights,
             "propagation_epoch": self.propagation_epoch,
+            **self._relabel_state(),
             "rng": {"torch": torch.get_rng_state(), "loss": self.loss_generator.get_state()},
             "config": self.config.to_dict(),
             "backbone": self.model.name,
@@ -656,6 +709,13 @@ class Trainer:
             "normalization": self.data.normalization,
             "single_label": self.data.single_label,
         }
+
+    def _relabel_state(self) -> dict[str, Any]:
+        """The audited labels' consecutive flags, when on (checkpoints of runs without them
+        are as before)."""
+        if self.relabeling is None:
+            return {}
+        return {"relabel": self.relabeling.state_dict(), "relabel_epoch": self.relabel_epoch}
 
     def save_checkpoint(self, path: Path) -> None:
         atomic_save(self.state(), path)
@@ -676,6 +736,9 @@ class Trainer:
         self.targets = SparseTargets.from_state(checkpoint["targets"])
         self.sample_weights = checkpoint["sample_weights"]
         self.propagation_epoch = checkpoint["propagation_epoch"]
+        if self.relabeling is not None and "relabel" in checkpoint:
+            self.relabeling.load_state_dict(checkpoint["relabel"])
+            self.relabel_epoch = checkpoint["relabel_epoch"]
         self._saved_rng = checkpoint["rng"]
         self.log.message(
             f"resumed from {path} at epoch {self.position.epoch + 1}, "

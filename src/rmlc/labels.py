@@ -107,6 +107,7 @@ def positives_csr(targets: object, name: str = "targets") -> scipy.sparse.csr_ar
     sparse matrix (any format) must store 1 for each positive (stored zeros are dropped); a
     positive stored twice (a label listed twice) is one positive. The input is not changed.
     """
+    shape = getattr(targets, "shape", None)
     if scipy.sparse.issparse(targets):
         if targets.ndim != 2:
             raise ValueError(f"{name} must be 2-D (N, m), got shape {targets.shape}")
@@ -127,8 +128,9 @@ def positives_csr(targets: object, name: str = "targets") -> scipy.sparse.csr_ar
         if dense.ndim != 2:
             raise ValueError(f"{name} must be 2-D (N, m), got shape {dense.shape}")
         rows, columns = np.nonzero(positive_mask_numpy(dense, name))
+        shape = dense.shape  # a nested list has none of its own
     matrix = scipy.sparse.csr_array(
-        (np.ones(rows.size, np.uint8), (rows, columns)), shape=targets.shape
+        (np.ones(rows.size, np.uint8), (rows, columns)), shape=shape
     )  # duplicates are summed here...
     matrix.data[:] = 1  # ...and count once
     matrix.sort_indices()

@@ -5,17 +5,28 @@ image root, or absolute) and ``labels`` the image's labels separated by ``|``
 (``dog|person``). JSONL: one object per line with the same two fields,
 ``{"image": "a.jpg", "labels": ["dog", "person"]}`` (a ``"dog|person"`` string works too).
 
-An empty ``labels`` field (``""``, ``[]`` or ``null``) marks an *unlabeled* row (for
-semi-supervised training): its target row is empty and ``labeled`` is False. Hence a
-labeled image needs at least one label. Classes are given, or inferred (sorted) from the
-labels found. Blank lines are skipped and their numbers kept (``blank_lines``), as is
-the line of each row (``lines``), so that a caller can account for every line. Every
-problem (missing or wrong header, unknown label, duplicate image, missing labels where they
-are required, bad JSON) is a ``ValueError`` naming the file and the line(s).
+Tags verified absent (partial labels, as Open Images and LVIS give them): an optional third
+column ``negatives`` (CSV header ``image,labels,negatives``; JSONL key ``"negatives"``, in
+every record or in none), ``|``-separated like ``labels``. In a table with this column a
+tag is *positive* (in ``labels``), *negative* (in ``negatives``) or *unknown* (in neither);
+a tag listed in both is an error. Without it, every tag not in ``labels`` is negative (the
+usual multi-label reading).
+
+An empty ``labels`` field (``""``, ``[]`` or ``null``), and an empty ``negatives`` field
+where the table has one, marks an *unlabeled* row (for semi-supervised training): its target
+row is empty and ``labeled`` is False. Hence a labeled image needs at least one label (or,
+in a table with negatives, one verified-absent tag). Classes are given, or inferred
+(sorted) from the tags found. Blank lines are skipped and their numbers kept
+(``blank_lines``), as is the line of each row (``lines``), so that a caller can account for
+every line. Every
+problem (missing or wrong header, unknown label, a tag both present and absent, duplicate
+image, missing labels where they are required, bad JSON) is a ``ValueError`` naming the
+file and the line(s).
 
 Targets are kept sparse (a SciPy CSR matrix of the positive labels): a table of 200,000
 images and 20,000 classes with a few labels each takes megabytes, not the 4 GB of a dense
-uint8 matrix. ``table.targets.toarray()`` gives the dense matrix where it fits.
+uint8 matrix. ``table.targets.toarray()`` gives the dense matrix where it fits; so are the
+verified negatives, and :meth:`TagsTable.known_mask` gives the known entries of a batch.
 """
 
 from __future__ import annotations
@@ -37,9 +48,17 @@ from rmlc.checks import check_choice
 from rmlc.data._common import PathLike, as_path, shorten
 from rmlc.labels import positives_csr
 
-__all__ = ["TAGS_COLUMNS", "TagsTable", "read_tags_table", "tags_table_format", "write_tags_table"]
+__all__ = [
+    "NEGATIVES_COLUMN",
+    "TAGS_COLUMNS",
+    "TagsTable",
+    "read_tags_table",
+    "tags_table_format",
+    "write_tags_table",
+]
 
 TAGS_COLUMNS = ("image", "labels")
+NEGATIVES_COLUMN = "negatives"
 LABEL_SEPARATOR = "|"
 TableFormat = Literal["csv", "jsonl"]
 
@@ -58,6 +77,9 @@ class TagsTable:
         lines: int64 ``(N,)``, the line of the file each row was read from (None when the
             table was not read from a file).
         blank_lines: the lines of the file that were blank and skipped.
+        negatives: ``(N, m)`` uint8 CSR of the tags verified absent, or None for a table
+            without a ``negatives`` column (every tag not positive is then negative). With
+            it, an entry in neither ``targets`` nor ``negatives`` is unknown.
     """
 
     images: list[str]
@@ -66,6 +88,7 @@ class TagsTable:
     classes: list[str]
     lines: np.ndarray | None = None
     blank_lines: list[int] = field(default_factory=list)
+    negatives: scipy.sparse.csr_array | None = None
 
     def __post_init__(self) -> None:
         self.images = [str(image) for image in self.images]
@@ -81,6 +104,21 @@ class TagsTable:
         if (has_labels & ~labeled).any():
             rows = np.flatnonzero(~labeled & has_labels)
             raise ValueError(f"unlabeled rows {shorten(rows)} have positive targets")
+        if self.negatives is not None:
+            self.negatives = _as_csr(self.negatives, (n, m), "negatives")
+            has_negatives = np.diff(self.negatives.indptr) > 0
+            if (has_negatives & ~labeled).any():
+                rows = np.flatnonzero(~labeled & has_negatives)
+                raise ValueError(f"unlabeled rows {shorten(rows)} have verified negatives")
+            both = self.targets.multiply(self.negatives).tocoo()
+            if both.nnz:
+                entries = [
+                    f"row {i}: {self.classes[j]!r}"
+                    for i, j in zip(both.row.tolist(), both.col.tolist(), strict=True)
+                ]
+                raise ValueError(
+                    f"{both.nnz} tags are both positive and verified absent: {shorten(entries)}"
+                )
         if self.lines is not None:
             self.lines = np.asarray(self.lines, dtype=np.int64)
             if self.lines.shape != (n,):
@@ -89,18 +127,52 @@ class TagsTable:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def has_negatives(self) -> bool:
+        """Whether the table lists verified negatives (its other tags are then unknown)."""
+        return self.negatives is not None
+
     def labels_of(self, index: int) -> list[str]:
         """Class names of the positive labels of row ``index``."""
-        start, stop = self.targets.indptr[index], self.targets.indptr[index + 1]
-        return [self.classes[j] for j in self.targets.indices[start:stop]]
+        return _names(self.targets, index, self.classes)
+
+    def negatives_of(self, index: int) -> list[str]:
+        """Class names of the tags of row ``index`` verified absent (``[]`` without them)."""
+        return [] if self.negatives is None else _names(self.negatives, index, self.classes)
+
+    def known_mask(self, rows: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
+        """bool ``(len(rows), m)`` (all rows by default): the entries known to be present
+        or absent, positives plus verified negatives; all True without a negatives column.
+        Dense: ask for a batch of rows of a table with many classes."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if self.negatives is None:
+            return np.ones((rows.size, len(self.classes)), dtype=bool)
+        known = self.targets[rows] + self.negatives[rows]
+        return known.toarray() > 0
+
+    def known_fraction(self) -> np.ndarray:
+        """float64 ``(m,)``: per class, the fraction of labeled rows where it is known."""
+        labeled = int(self.labeled.sum())
+        if self.negatives is None or labeled == 0:
+            return np.full(len(self.classes), 1.0 if labeled else 0.0)
+        counts = np.bincount(self.targets.indices, minlength=len(self.classes))
+        counts = counts + np.bincount(self.negatives.indices, minlength=len(self.classes))
+        return counts / labeled
 
 
-def _as_csr(targets: object, shape: tuple[int, int]) -> scipy.sparse.csr_array:
+def _names(matrix: scipy.sparse.csr_array, index: int, classes: list[str]) -> list[str]:
+    start, stop = matrix.indptr[index], matrix.indptr[index + 1]
+    return [classes[j] for j in matrix.indices[start:stop]]
+
+
+def _as_csr(
+    targets: object, shape: tuple[int, int], name: str = "targets"
+) -> scipy.sparse.csr_array:
     """uint8 CSR matrix of the positives of dense 0/1 (or -1/+1) or sparse 0/1 targets."""
     found = tuple(getattr(targets, "shape", np.shape(targets)))
     if found != shape:
-        raise ValueError(f"targets must have shape {shape}, got {found}")
-    return positives_csr(targets, "targets")
+        raise ValueError(f"{name} must have shape {shape}, got {found}")
+    return positives_csr(targets, name)
 
 
 def _check_classes(classes: Sequence[str], where: str) -> None:
@@ -132,29 +204,43 @@ def _split_labels(text: str) -> list[str]:
     return [token.strip() for token in text.split(LABEL_SEPARATOR) if token.strip()]
 
 
-def _csv_rows(path: Path, blank_lines: list[int]) -> Iterable[tuple[int, str, list[str]]]:
+Row = tuple[int, str, list[str], list[str] | None]  # line, image, labels, negatives
+
+
+@dataclass
+class _Layout:
+    """What a file's first line (CSV header, first JSONL record) said about its columns."""
+
+    negatives: bool | None = None  # whether the table has a negatives column
+
+
+def _csv_rows(path: Path, blank_lines: list[int], layout: _Layout) -> Iterable[Row]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
             raise ValueError(f"{path}: empty file; expected the header 'image,labels'")
-        if [field.strip() for field in header] != list(TAGS_COLUMNS):
+        names = [field.strip() for field in header]
+        if names not in (list(TAGS_COLUMNS), [*TAGS_COLUMNS, NEGATIVES_COLUMN]):
             raise ValueError(
-                f"{path}: line 1: expected the header 'image,labels', found {','.join(header)!r}"
+                f"{path}: line 1: expected the header 'image,labels', found {','.join(header)!r} "
+                "(or 'image,labels,negatives' for a table with tags verified absent)"
             )
+        layout.negatives = len(names) == 3
         for fields in reader:
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 blank_lines.append(reader.line_num)
                 continue
-            if len(fields) != 2:
+            if len(fields) != len(names):
                 raise ValueError(
-                    f"{path}: line {reader.line_num}: expected 2 columns (image,labels), "
-                    f"found {len(fields)}: {fields!r}"
+                    f"{path}: line {reader.line_num}: expected {len(names)} columns "
+                    f"({','.join(names)}), found {len(fields)}: {fields!r}"
                 )
-            yield reader.line_num, fields[0].strip(), _split_labels(fields[1])
+            negatives = _split_labels(fields[2]) if layout.negatives else None
+            yield reader.line_num, fields[0].strip(), _split_labels(fields[1]), negatives
 
 
-def _json_labels(value: Any, path: Path, line: int) -> list[str]:
+def _json_labels(value: Any, path: Path, line: int, key: str = "labels") -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -166,12 +252,12 @@ def _json_labels(value: Any, path: Path, line: int) -> list[str]:
             raise ValueError(f"{path}: line {line}: label {bad[0]!r} contains '|'")
         return labels
     raise ValueError(
-        f"{path}: line {line}: 'labels' must be a list of strings, a '|'-separated string "
+        f"{path}: line {line}: '{key}' must be a list of strings, a '|'-separated string "
         f"or null, got {value!r}"
     )
 
 
-def _jsonl_rows(path: Path, blank_lines: list[int]) -> Iterable[tuple[int, str, list[str]]]:
+def _jsonl_rows(path: Path, blank_lines: list[int], layout: _Layout) -> Iterable[Row]:
     with path.open(encoding="utf-8-sig") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
@@ -183,19 +269,42 @@ def _jsonl_rows(path: Path, blank_lines: list[int]) -> Iterable[tuple[int, str, 
                 raise ValueError(f"{path}: line {line}: invalid JSON ({error})") from error
             if not isinstance(record, dict):
                 raise ValueError(f"{path}: line {line}: expected a JSON object, got {text!r}")
-            keys = set(record)
-            if keys != set(TAGS_COLUMNS):
-                missing = sorted(set(TAGS_COLUMNS) - keys)
-                extra = sorted(keys - set(TAGS_COLUMNS))
-                raise ValueError(
-                    f"{path}: line {line}: expected the fields 'image' and 'labels'"
-                    + (f"; missing {missing}" if missing else "")
-                    + (f"; unexpected {extra}" if extra else "")
-                )
+            _check_record_keys(set(record), path, line, layout)
             image = record["image"]
             if not isinstance(image, str):
                 raise ValueError(f"{path}: line {line}: 'image' must be a string, got {image!r}")
-            yield line, image.strip(), _json_labels(record["labels"], path, line)
+            labels = _json_labels(record["labels"], path, line)
+            negatives = (
+                _json_labels(record[NEGATIVES_COLUMN], path, line, NEGATIVES_COLUMN)
+                if layout.negatives
+                else None
+            )
+            yield line, image.strip(), labels, negatives
+
+
+def _check_record_keys(keys: set[str], path: Path, line: int, layout: _Layout) -> None:
+    """The fields 'image' and 'labels', and 'negatives' in every record or in none (the
+    first record decides)."""
+    if layout.negatives is None:
+        layout.negatives = NEGATIVES_COLUMN in keys
+    expected = {*TAGS_COLUMNS, NEGATIVES_COLUMN} if layout.negatives else set(TAGS_COLUMNS)
+    if keys == expected:
+        return
+    missing, extra = sorted(expected - keys), sorted(keys - expected)
+    if missing == [NEGATIVES_COLUMN] or extra == [NEGATIVES_COLUMN]:
+        raise ValueError(
+            f"{path}: line {line}: the first record "
+            + ("has a" if layout.negatives else "has no")
+            + " 'negatives' field and this one "
+            + ("has none" if layout.negatives else "has one")
+            + ": give 'negatives' in every record or in none"
+        )
+    raise ValueError(
+        f"{path}: line {line}: expected the fields 'image' and 'labels'"
+        + (" and 'negatives'" if layout.negatives else "")
+        + (f"; missing {missing}" if missing else "")
+        + (f"; unexpected {extra}" if extra else "")
+    )
 
 
 def read_tags_table(
@@ -208,20 +317,23 @@ def read_tags_table(
 
     Args:
         path: the ``.csv`` or ``.jsonl`` file.
-        classes: the class list (column order); default: the sorted set of labels found.
+        classes: the class list (column order); default: the sorted set of tags found
+            (positives and verified negatives).
         require_labels: if True, rows without labels are an error.
         format: ``"csv"`` or ``"jsonl"`` (default: from the suffix).
 
     Returns:
         a :class:`TagsTable`; ``targets`` a uint8 CSR matrix ``(N, m)``, ``labeled`` bool
-        ``(N,)``, ``lines`` int64 ``(N,)`` and the skipped ``blank_lines``. Memory grows
-        with the number of labels listed, not with ``N m``.
+        ``(N,)``, ``lines`` int64 ``(N,)``, the skipped ``blank_lines`` and, for a table
+        with a ``negatives`` column, ``negatives`` a uint8 CSR ``(N, m)``. Memory grows
+        with the number of tags listed, not with ``N m``.
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: naming the file and line(s), for a missing/wrong header or fields, an
-            unknown label (with ``classes`` given), duplicate images, empty image paths or
-            unlabeled rows (with ``require_labels``).
+            unknown label (with ``classes`` given), a tag both in ``labels`` and in
+            ``negatives``, duplicate images, empty image paths or unlabeled rows (with
+            ``require_labels``).
     """
     path = as_path(path)
     kind = tags_table_format(path, format)
@@ -231,7 +343,8 @@ def read_tags_table(
         classes = [str(name) for name in classes]
         _check_classes(classes, f"classes given for {path}")
     blank_lines: list[int] = []
-    rows = (_csv_rows if kind == "csv" else _jsonl_rows)(path, blank_lines)
+    layout = _Layout()
+    rows = (_csv_rows if kind == "csv" else _jsonl_rows)(path, blank_lines, layout)
     collected = _collect(rows, path, classes)
     _check_unique_images(collected.images, collected.lines, path)
     labeled = np.frombuffer(collected.labeled, dtype=bool)
@@ -241,7 +354,7 @@ def read_tags_table(
             f"{path}: {len(unlabeled_lines)} rows have no labels (labels are required): "
             f"lines {shorten(unlabeled_lines)}"
         )
-    indices = np.frombuffer(collected.indices, dtype=np.int32)
+    renumber = None
     if classes is None:  # columns were numbered as met: renumber them in sorted order
         classes = sorted(collected.columns)
         _check_classes(classes, str(path))
@@ -249,15 +362,40 @@ def read_tags_table(
         renumber = np.empty(len(classes), np.int32)
         for name, j in collected.columns.items():
             renumber[j] = place[name]
-        indices = renumber[indices]
-    targets = scipy.sparse.csr_array(
-        (np.ones(len(indices), np.uint8), indices, np.frombuffer(collected.indptr, np.int64)),
-        shape=(len(collected.images), len(classes)),
-    )
-    targets.sum_duplicates()  # in place: sorted columns, a label listed twice summed ...
-    targets.data[:] = 1  # ... and counted once
+    shape = (len(collected.images), len(classes))
+    targets = _tags_csr(collected.positives, renumber, shape)
+    negatives = _tags_csr(collected.negatives, renumber, shape) if layout.negatives else None
     lines = np.frombuffer(collected.lines, dtype=np.int64).copy()
-    return TagsTable(collected.images, targets, labeled.copy(), list(classes), lines, blank_lines)
+    return TagsTable(
+        collected.images, targets, labeled.copy(), list(classes), lines, blank_lines, negatives
+    )
+
+
+class _Tags:
+    """One CSR matrix of tags, built row by row (int64 row pointers, int32 columns)."""
+
+    def __init__(self) -> None:
+        self.indptr = array.array("q", [0])
+        self.indices = array.array("i")
+
+    def end_row(self) -> None:
+        self.indptr.append(len(self.indices))
+
+
+def _tags_csr(
+    tags: _Tags, renumber: np.ndarray | None, shape: tuple[int, int]
+) -> scipy.sparse.csr_array:
+    """uint8 CSR of the tags listed, columns renumbered, a tag listed twice counted once."""
+    indices = np.frombuffer(tags.indices, dtype=np.int32)
+    if renumber is not None:
+        indices = renumber[indices]
+    matrix = scipy.sparse.csr_array(
+        (np.ones(len(indices), np.uint8), indices, np.frombuffer(tags.indptr, np.int64)),
+        shape=shape,
+    )
+    matrix.sum_duplicates()  # in place: sorted columns, a tag listed twice summed ...
+    matrix.data[:] = 1  # ... and counted once
+    return matrix
 
 
 @dataclass
@@ -266,42 +404,51 @@ class _Collected:
 
     images: list[str]
     lines: array.array  # int64 line of each row
-    indptr: array.array  # int64, CSR row pointers
-    indices: array.array  # int32 column of each label listed
+    positives: _Tags
+    negatives: _Tags  # stays empty for a table without a negatives column
     labeled: bytearray  # 1 for rows with labels
-    columns: dict[str, int]  # label -> column (numbered as met when classes are inferred)
+    columns: dict[str, int]  # tag -> column (numbered as met when classes are inferred)
 
 
-def _collect(
-    rows: Iterable[tuple[int, str, list[str]]], path: Path, classes: list[str] | None
-) -> _Collected:
-    """One pass over the rows, keeping per row its path, line, labels' columns and flag.
+def _collect(rows: Iterable[Row], path: Path, classes: list[str] | None) -> _Collected:
+    """One pass over the rows, keeping per row its path, line, tags' columns and flag.
 
-    Memory is about the paths' strings plus 17 bytes per row and 4 per label: a table of
+    Memory is about the paths' strings plus 25 bytes per row and 4 per tag: a table of
     9 million images is read in a few GB, not as 9 million tuples of lists of strings.
     """
     given = classes is not None
     columns = {name: j for j, name in enumerate(classes)} if given else {}
-    collected = _Collected(
-        [], array.array("q"), array.array("q", [0]), array.array("i"), bytearray(), columns
-    )
-    for line, image, labels in rows:
+    collected = _Collected([], array.array("q"), _Tags(), _Tags(), bytearray(), columns)
+
+    def column(label: str, line: int) -> int:
+        j = columns.get(label)
+        if j is None:
+            if given:
+                raise ValueError(
+                    f"{path}: line {line} (row {len(collected.images) + 1}): unknown label "
+                    f"{label!r}, not among the {len(columns)} given classes"
+                )
+            j = columns[label] = len(columns)
+        return j
+
+    for line, image, labels, negatives in rows:
         if not image:
             raise ValueError(f"{path}: line {line}: empty image path")
-        for label in labels:  # a label listed twice is one positive (TagsTable merges them)
-            j = columns.get(label)
-            if j is None:
-                if given:
-                    raise ValueError(
-                        f"{path}: line {line} (row {len(collected.images) + 1}): unknown label "
-                        f"{label!r}, not among the {len(columns)} given classes"
-                    )
-                j = columns[label] = len(columns)
-            collected.indices.append(j)
+        # a tag listed twice is one entry (TagsTable merges them)
+        collected.positives.indices.extend(column(label, line) for label in labels)
+        if negatives:
+            both = sorted(set(labels) & set(negatives))
+            if both:
+                raise ValueError(
+                    f"{path}: line {line}: {', '.join(map(repr, both))} listed both in "
+                    "labels and in negatives"
+                )
+            collected.negatives.indices.extend(column(label, line) for label in negatives)
+        collected.positives.end_row()
+        collected.negatives.end_row()
         collected.images.append(image)
         collected.lines.append(line)
-        collected.indptr.append(len(collected.indices))
-        collected.labeled.append(1 if labels else 0)
+        collected.labeled.append(1 if labels or negatives else 0)
     return collected
 
 
@@ -347,21 +494,28 @@ def write_tags_table(
     kind = tags_table_format(path, format)
     if not isinstance(table, TagsTable):
         raise TypeError(f"table must be a TagsTable, got {type(table).__name__}")
-    empty = np.flatnonzero(table.labeled & (np.diff(table.targets.indptr) == 0))
+    listed = np.diff(table.targets.indptr)
+    if table.negatives is not None:
+        listed = listed + np.diff(table.negatives.indptr)
+    empty = np.flatnonzero(table.labeled & (listed == 0))
     if empty.size and not empty_as_unlabeled:
+        what = (
+            "no tag, positive or verified absent," if table.has_negatives else "no positive label"
+        )
         raise ValueError(
-            f"writing {path}: {empty.size} labeled rows have no positive label and would read "
+            f"writing {path}: {empty.size} labeled rows have {what} and would read "
             f"back as unlabeled (rows {shorten(empty)}); pass empty_as_unlabeled=True"
         )
-    labels = [table.labels_of(i) for i in range(len(table))]
+    columns = [*TAGS_COLUMNS, NEGATIVES_COLUMN] if table.has_negatives else list(TAGS_COLUMNS)
     handle = io.StringIO()
+    writer = csv.writer(handle, lineterminator="\n")
     if kind == "csv":
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(TAGS_COLUMNS)
-        for image, names in zip(table.images, labels, strict=True):
-            writer.writerow([image, LABEL_SEPARATOR.join(names)])
-    else:
-        for image, names in zip(table.images, labels, strict=True):
-            handle.write(json.dumps({"image": image, "labels": names}) + "\n")
+        writer.writerow(columns)
+    for i, image in enumerate(table.images):
+        tags = [table.labels_of(i), table.negatives_of(i)][: len(columns) - 1]
+        if kind == "csv":
+            writer.writerow([image, *(LABEL_SEPARATOR.join(names) for names in tags)])
+        else:
+            handle.write(json.dumps(dict(zip(columns, [image, *tags], strict=True))) + "\n")
     atomic_write_text(handle.getvalue(), path)
     return path

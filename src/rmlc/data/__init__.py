@@ -9,6 +9,9 @@
   :func:`load_nus_wide`, tags tables (:func:`read_tags_table`, :func:`write_tags_table`),
   :class:`ImageListDataset`, precomputed features (:func:`load_features`), WebDataset
   image shards of a tags table (:func:`write_shards`, :func:`read_shards`).
+* Partial labels (tags verified absent, the rest unknown): a tags table's ``negatives``;
+  readers of Open Images' and LVIS's verified labels (:func:`read_open_images_labels`,
+  :func:`read_lvis_labels`).
 * Label noise and splits: :func:`corrupt_labels`, :func:`drop_positives`,
   :func:`corrupt_file`, :func:`split_labeled`, :func:`subsample_multilabel`,
   :func:`train_validation_split`.
@@ -57,6 +60,7 @@ from rmlc.data.torchvision_sets import (
     load_cifar10,
     load_stl10,
 )
+from rmlc.data.verified_labels import read_lvis_labels, read_open_images_labels
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -96,6 +100,8 @@ __all__ = [
     "read_idx",
     "read_idx_images",
     "read_idx_labels",
+    "read_lvis_labels",
+    "read_open_images_labels",
     "read_shards",
     "read_tags_table",
     "save_features",

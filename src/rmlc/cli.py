@@ -323,7 +323,15 @@ def command_fit_features(args: argparse.Namespace) -> int:
 def command_corrupt(args: argparse.Namespace) -> int:
     from rmlc.data import corrupt_file
 
-    report = corrupt_file(args.input, args.output, rate=args.rate, drop=args.drop, seed=args.seed)
+    report = corrupt_file(
+        args.input,
+        args.output,
+        rate=args.rate,
+        drop=args.drop,
+        seed=args.seed,
+        hide=args.hide,
+        single_positive=args.single_positive,
+    )
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -560,7 +568,20 @@ def _add_corrupt_command(commands: _Commands) -> None:
     corrupt.add_argument("input", help="tags table (.csv, .jsonl) or features file (.npz)")
     corrupt.add_argument("output", help="the corrupted copy to write (a new file)")
     corrupt.add_argument("--rate", type=float, default=0.0, help="fraction of samples relabeled")
-    corrupt.add_argument("--drop", type=float, default=0.0, help="fraction of positives dropped")
+    corrupt.add_argument(
+        "--drop", type=float, default=0.0, help="fraction of positives dropped (made negative)"
+    )
+    corrupt.add_argument(
+        "--hide",
+        type=float,
+        default=0.0,
+        help="fraction of known tags hidden (made unknown; writes a negatives column)",
+    )
+    corrupt.add_argument(
+        "--single-positive",
+        action="store_true",
+        help="keep one positive tag per image, every other tag unknown (tags tables)",
+    )
     corrupt.add_argument("--seed", type=int, default=0, help="random seed of the corruption")
     corrupt.set_defaults(handler=command_corrupt)
 

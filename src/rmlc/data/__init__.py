@@ -10,6 +10,7 @@
   :class:`ImageListDataset`, precomputed features (:func:`load_features`), WebDataset
   image shards of a tags table (:func:`write_shards`, :func:`read_shards`).
 * Partial labels (tags verified absent, the rest unknown): a tags table's ``negatives``;
+  hiding tags as unknown (:func:`hide_tags`, :func:`keep_single_positive`);
   readers of Open Images' and LVIS's verified labels (:func:`read_open_images_labels`,
   :func:`read_lvis_labels`).
 * Label noise and splits: :func:`corrupt_labels`, :func:`drop_positives`,
@@ -33,6 +34,7 @@ from rmlc.data.fashion_mnist import (
 )
 from rmlc.data.features import load_features, save_features
 from rmlc.data.file_corruption import corrupt_file
+from rmlc.data.hiding import HideReport, hide_tags, keep_single_positive
 from rmlc.data.idx import read_idx, read_idx_images, read_idx_labels, write_idx
 from rmlc.data.image_dataset import (
     BadImageError,
@@ -73,6 +75,7 @@ __all__ = [
     "CooccurrencePrior",
     "CorruptionReport",
     "DropReport",
+    "HideReport",
     "ImageListDataset",
     "LabeledImages",
     "NusWideLabels",
@@ -87,7 +90,9 @@ __all__ = [
     "drop_positives",
     "fashion_mosaic",
     "format_statistics",
+    "hide_tags",
     "is_shard_folder",
+    "keep_single_positive",
     "load_cifar10",
     "load_coco",
     "load_embedded_fashion_mnist",

@@ -4,13 +4,21 @@
 :mod:`rmlc.data.tags_table`) or a features file with labels (``.npz`` with ``X`` and
 ``Y``, see :mod:`rmlc.data.features`), applies :func:`~rmlc.data.corrupt_labels` (label
 noise on a ``rate`` fraction of the labeled samples) and then
-:func:`~rmlc.data.drop_positives` (missing labels with probability ``drop``), writes the
-corrupted copy and returns a JSON-serialisable report of the realised noise.
+:func:`~rmlc.data.drop_positives` (missing labels with probability ``drop``) and, in a tags
+table, :func:`~rmlc.data.hide_tags` (each known entry made unknown with probability
+``hide``) or :func:`~rmlc.data.keep_single_positive`; writes the corrupted copy and
+returns a JSON-serialisable report of the realised noise.
 
 In a tags table only labeled rows are corrupted; unlabeled rows are copied unchanged. A
 labeled row that loses all its positives to ``drop`` is written as unlabeled (the format
 cannot hold a labeled row without labels) and counted in ``became_unlabeled``. In a
 ``.npz`` file every array other than ``Y`` is copied unchanged.
+
+Hiding writes a table with a ``negatives`` column: the tags still known to be absent (in a
+table without one, every absent tag was known). A table that already has negatives can be
+hidden further; ``rate`` and ``drop`` are refused on it (they redraw and remove positives
+of a label vector that is only partly known). A row left with no known tag is written as
+unlabeled (``became_unlabeled``).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from rmlc.checks import check_fraction, check_seed
 from rmlc.data._common import PathLike, as_path
 from rmlc.data.corruption import Protocol, corrupt_labels, drop_positives
 from rmlc.data.features import check_features
+from rmlc.data.hiding import hide_tags, keep_single_positive
 from rmlc.data.tags_table import TagsTable, read_tags_table, write_tags_table
 
 __all__ = ["corrupt_file"]
@@ -62,6 +71,8 @@ def corrupt_file(
     seed: int = 0,
     protocol: Protocol = "paper",
     overwrite: bool = False,
+    hide: float = 0.0,
+    single_positive: bool = False,
 ) -> dict[str, Any]:
     """Write a copy of a labels file with corrupted and/or dropped labels.
 
@@ -74,16 +85,24 @@ def corrupt_file(
         seed: seed of both steps.
         protocol: see :func:`rmlc.data.corrupt_labels`.
         overwrite: allow replacing an existing ``output_path``.
+        hide: probability of making each known tag unknown (tags tables only).
+        single_positive: keep one positive tag per labeled row and hide every other tag
+            (tags tables only; not with ``hide``).
 
     Returns:
         report dict: ``input``, ``output``, ``kind`` (``"tags"``/``"features"``),
         ``n_samples``, ``n_labeled``, ``rate``, ``drop``, ``seed``, ``protocol``,
         ``n_corrupted``, ``n_changed``, ``flipped_fraction``, ``corrupted_indices`` (row
         indices in the file) and, when ``drop > 0``, ``n_positives``, ``n_dropped``,
-        ``dropped_fraction``; for tags tables ``became_unlabeled``.
+        ``dropped_fraction``; for tags tables ``became_unlabeled``; when hiding, ``hide``,
+        ``single_positive``, ``n_positives_known``, ``n_negatives_known``,
+        ``hidden_positives``, ``hidden_negatives`` (counted over the labeled rows).
     """
     source, target = as_path(input_path, "input_path"), as_path(output_path, "output_path")
     rate, drop, seed = check_fraction(rate, "rate"), check_fraction(drop, "drop"), check_seed(seed)
+    hide = check_fraction(hide, "hide")
+    if hide > 0 and single_positive:
+        raise ValueError("hide and single_positive are two settings: choose one")
     if not source.is_file():
         raise FileNotFoundError(f"input file not found: {source}")
     if target.resolve() == source.resolve():
@@ -102,8 +121,14 @@ def corrupt_file(
     if in_suffix in _TABLE_SUFFIXES:
         if out_suffix not in _TABLE_SUFFIXES:
             raise ValueError(f"{target}: a tags table must be written as .csv or .jsonl")
-        report.update(_corrupt_table(source, target, rate, drop, seed, protocol))
+        hiding = {"hide": hide, "single_positive": single_positive}
+        report.update(_corrupt_table(source, target, rate, drop, seed, protocol, hiding))
     elif in_suffix == ".npz":
+        if hide > 0 or single_positive:
+            raise ValueError(
+                f"{source}: hide and single_positive apply to tags tables; a features file "
+                "has no place for unknown tags"
+            )
         if out_suffix != ".npz":
             raise ValueError(f"{target}: a features file must be written as .npz")
         report.update(_corrupt_features(source, target, rate, drop, seed, protocol))
@@ -116,17 +141,48 @@ def corrupt_file(
 
 
 def _corrupt_table(
-    source: Path, target: Path, rate: float, drop: float, seed: int, protocol: Protocol
+    source: Path,
+    target: Path,
+    rate: float,
+    drop: float,
+    seed: int,
+    protocol: Protocol,
+    hiding: dict[str, Any],
 ) -> dict[str, Any]:
     table = read_tags_table(source)
     rows = np.flatnonzero(table.labeled)
     targets = table.targets.toarray()  # the corruption protocols work on dense rows
-    noisy, result = _corrupt(targets[rows], rate, drop, seed, protocol)
-    targets[rows] = noisy
-    labeled = table.labeled & targets.any(axis=1)
+    result: dict[str, Any] = {}
+    if table.has_negatives and (rate > 0 or drop > 0):
+        raise ValueError(
+            f"{source}: rate and drop need a table without a negatives column (its label "
+            "vectors are only partly known); hide works on it"
+        )
+    if not table.has_negatives:
+        noisy, result = _corrupt(targets[rows], rate, drop, seed, protocol)
+        targets[rows] = noisy
+        result["corrupted_indices"] = rows[result["corrupted_indices"]].tolist()
+    negatives = None
+    if table.has_negatives or hiding["hide"] > 0 or hiding["single_positive"]:
+        known = table.known_mask()
+        if hiding["single_positive"]:
+            known[rows], hidden = keep_single_positive(targets[rows], seed, known[rows])
+        else:
+            known[rows], hidden = hide_tags(targets[rows], hiding["hide"], seed, known[rows])
+        targets = targets * known  # a hidden positive is unknown, not negative
+        negatives = known & ~targets.astype(bool) & table.labeled[:, None]
+        result.update(hiding)
+        result.update(
+            n_positives_known=hidden.n_positives,
+            n_negatives_known=hidden.n_negatives,
+            hidden_positives=hidden.hidden_positives,
+            hidden_negatives=hidden.hidden_negatives,
+        )
+    listed = targets.any(axis=1) | (negatives.any(axis=1) if negatives is not None else False)
+    labeled = table.labeled & listed
     became = np.flatnonzero(table.labeled & ~labeled)
-    result["corrupted_indices"] = rows[result["corrupted_indices"]].tolist()
-    write_tags_table(target, TagsTable(table.images, targets, labeled, table.classes))
+    corrupted = TagsTable(table.images, targets, labeled, table.classes, negatives=negatives)
+    write_tags_table(target, corrupted)
     return {
         "kind": "tags",
         "n_samples": len(table),

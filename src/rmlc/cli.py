@@ -359,9 +359,15 @@ def command_data_stats(args: argparse.Namespace) -> int:
         FASHION_MNIST_CLASSES,
         fashion_mosaic,
         format_statistics,
+        format_table_statistics,
         mosaic_statistics,
+        read_tags_table,
+        table_statistics,
     )
 
+    if args.table is not None:
+        print(format_table_statistics(table_statistics(read_tags_table(args.table))))
+        return 0
     _, targets = fashion_mosaic(args.split, source=args.source, n=args.n, seed=args.seed)
     print(format_statistics(mosaic_statistics(targets, FASHION_MNIST_CLASSES)))
     return 0
@@ -606,8 +612,16 @@ def _add_shard_command(commands: _Commands) -> None:
 
 
 def _add_data_stats_command(commands: _Commands) -> None:
-    """``rmlc data-stats``: statistics of the fashion-mosaic benchmark."""
-    stats = commands.add_parser("data-stats", help="statistics of the fashion-mosaic benchmark")
+    """``rmlc data-stats``: statistics of the fashion-mosaic benchmark or of a tags table."""
+    stats = commands.add_parser(
+        "data-stats", help="statistics of the fashion-mosaic benchmark or of a tags table"
+    )
+    stats.add_argument(
+        "--table",
+        default=None,
+        help="a tags table (.csv, .jsonl): its tags per class, verified negatives and known "
+        "fraction (instead of the benchmark)",
+    )
     stats.add_argument("--split", default="train", help="train or test mosaics")
     stats.add_argument(
         "--source",

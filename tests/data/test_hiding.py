@@ -116,3 +116,16 @@ def test_the_corrupt_command_hides_tags(tmp_path: Path, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["hide"] == 0.5 and report["hidden_negatives"] > 0
     assert read_tags_table(tmp_path / "out.csv").has_negatives
+
+
+def test_data_stats_reports_the_known_fraction_per_class(tmp_path: Path, capsys) -> None:
+    from rmlc.cli import main
+
+    path = tmp_path / "t.csv"
+    path.write_text("image,labels,negatives\na.jpg,dog,cat\nb.jpg,cat,\nc.jpg,,\nd.jpg,,dog\n")
+    assert main(["data-stats", "--table", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 images (3 labeled, 1 unlabeled), 2 classes, tags verified absent" in out
+    # cat: positive in b, absent in a, unknown in d: known in 2 of 3 labeled images
+    assert "  cat           1         1   66.67%" in out
+    assert "  dog           1         1   66.67%" in out

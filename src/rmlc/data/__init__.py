@@ -43,7 +43,12 @@ from rmlc.data.image_dataset import (
     describe_bad_files,
     scan_image_files,
 )
-from rmlc.data.label_statistics import format_statistics, mosaic_statistics
+from rmlc.data.label_statistics import (
+    format_statistics,
+    format_table_statistics,
+    mosaic_statistics,
+    table_statistics,
+)
 from rmlc.data.mosaics import (
     OUTFIT_PRIOR,
     CooccurrencePrior,
@@ -90,6 +95,7 @@ __all__ = [
     "drop_positives",
     "fashion_mosaic",
     "format_statistics",
+    "format_table_statistics",
     "hide_tags",
     "is_shard_folder",
     "keep_single_positive",
@@ -113,6 +119,7 @@ __all__ = [
     "scan_image_files",
     "split_labeled",
     "subsample_multilabel",
+    "table_statistics",
     "train_validation_split",
     "write_idx",
     "write_shards",

@@ -2,7 +2,10 @@
 
 :func:`mosaic_statistics` summarises a ``(N, m)`` target matrix (mosaics or any
 multi-label data set) as a JSON-serialisable dict; :func:`format_statistics` renders it as
-the text tables printed by ``rmlc data-stats``. The *lift* of a class pair ``(a, b)`` is
+the text tables printed by ``rmlc data-stats``; :func:`table_statistics` and
+:func:`format_table_statistics` do the same for a user's tags table, sparse (any number of
+classes), with per class the verified negatives and the fraction of images where the class
+is known (partial labels). The *lift* of a class pair ``(a, b)`` is
 ``P(a, b) / (P(a) P(b))``: 1 under independence, above 1 for pairs that co-occur more
 often than chance (Trouser and Sneaker in outfit mosaics), below 1 for pairs that avoid
 each other.
@@ -15,9 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from rmlc.data.tags_table import TagsTable
 from rmlc.labels import positive_mask_numpy
 
-__all__ = ["format_statistics", "mosaic_statistics"]
+__all__ = [
+    "format_statistics",
+    "format_table_statistics",
+    "mosaic_statistics",
+    "table_statistics",
+]
 
 
 def _pair_rows(
@@ -137,4 +146,69 @@ def format_statistics(stats: dict[str, Any]) -> str:
     above = "Pairs most above independence (lift = P(a,b) / P(a) P(b))"
     lines += ["", *_pair_table(above, stats["top_pairs"])]
     lines += ["", *_pair_table("Pairs most below independence", stats["bottom_pairs"])]
+    return "\n".join(lines)
+
+
+def table_statistics(table: TagsTable) -> dict[str, Any]:
+    """Per-class counts of a tags table, computed on its sparse matrices.
+
+    Returns:
+        dict with ``n_images``, ``n_labeled``, ``num_classes``, ``class_names``,
+        ``has_negatives``, ``labels_per_image`` (labeled images with 0, 1, 2, ...
+        positives), ``class_counts`` (positives), ``negative_counts`` (verified absent;
+        None without a negatives column) and ``known_fraction`` (per class, the fraction of
+        labeled images where it is known: 1 without a negatives column).
+    """
+    m = len(table.classes)
+    labeled = table.labeled
+    per_image = np.diff(table.targets.indptr)[labeled]
+    negatives = None
+    if table.negatives is not None:
+        negatives = np.bincount(table.negatives.indices, minlength=m).tolist()
+    return {
+        "n_images": len(table),
+        "n_labeled": int(labeled.sum()),
+        "num_classes": m,
+        "class_names": list(table.classes),
+        "has_negatives": table.has_negatives,
+        "labels_per_image": np.bincount(per_image, minlength=1).tolist(),
+        "class_counts": np.bincount(table.targets.indices, minlength=m).tolist(),
+        "negative_counts": negatives,
+        "known_fraction": table.known_fraction().tolist(),
+    }
+
+
+def format_table_statistics(stats: dict[str, Any]) -> str:
+    """Render the output of :func:`table_statistics` as plain-text tables."""
+    n, labeled = stats["n_images"], stats["n_labeled"]
+    lines = [
+        f"{n} images ({labeled} labeled, {n - labeled} unlabeled), {stats['num_classes']} "
+        "classes"
+        + (
+            ", tags verified absent listed (others unknown)"
+            if stats["has_negatives"]
+            else ", every tag not listed is negative"
+        ),
+        "",
+        "Positive tags per labeled image:",
+        f"  {'labels':>6}  {'images':>7}  {'percent':>7}",
+    ]
+    for k, count in enumerate(stats["labels_per_image"]):
+        lines.append(f"  {k:>6d}  {count:>7d}  {100 * count / max(labeled, 1):>6.2f}%")
+    width = max([len("class"), *(len(name) for name in stats["class_names"])])
+    negatives = stats["negative_counts"] or [None] * stats["num_classes"]
+    lines += [
+        "",
+        "Per class (known: labeled images where the tag is positive or verified absent):",
+        f"  {'class':<{width}}  {'positive':>8}  {'negative':>8}  {'known':>7}",
+    ]
+    for name, count, negative, known in zip(
+        stats["class_names"],
+        stats["class_counts"],
+        negatives,
+        stats["known_fraction"],
+        strict=True,
+    ):
+        shown = "all" if negative is None else f"{negative:d}"
+        lines.append(f"  {name:<{width}}  {count:>8d}  {shown:>8}  {100 * known:>6.2f}%")
     return "\n".join(lines)

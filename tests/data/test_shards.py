@@ -262,3 +262,27 @@ def test_rmlc_shard_command(tmp_path, capsys) -> None:
     (tmp_path / "img" / "00.png").write_bytes(b"")
     assert main(["shard", str(table_path), str(tmp_path / "again")]) == 2
     assert "00.png: empty file" in capsys.readouterr().err
+
+
+def test_shards_carry_a_tables_verified_negatives(tmp_path) -> None:
+    plain = write_images(tmp_path, count=12)
+    from rmlc.data import corrupt_file
+
+    hidden = tmp_path / "hidden.csv"
+    corrupt_file(plain, hidden, hide=0.5, seed=0)
+    table = read_tags_table(hidden)
+    assert table.has_negatives and table.negatives.nnz > 0
+    write_shards(hidden, tmp_path / "shards", samples_per_shard=5)
+    manifest = json.loads((tmp_path / "shards" / MANIFEST).read_text())
+    assert manifest["negatives"] is True
+    shards = read_shards(tmp_path / "shards")
+    assert (shards.table.negatives != table.negatives).nnz == 0
+    assert (shards.table.targets != table.targets).nnz == 0
+    np.testing.assert_array_equal(shards.table.labeled, table.labeled)
+    joined = shards.joined(shards)
+    assert joined.table.negatives.shape == (24, len(table.classes))
+    # a folder without negatives cannot join one with them: the meaning of a missing tag differs
+    write_shards(plain, tmp_path / "plain-shards", samples_per_shard=5)
+    with pytest.raises(ValueError, match="with and without verified negatives cannot be joined"):
+        shards.joined(read_shards(tmp_path / "plain-shards"))
+    assert "negatives" not in json.loads((tmp_path / "plain-shards" / MANIFEST).read_text())

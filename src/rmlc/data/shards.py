@@ -11,10 +11,12 @@ Layout of a shard folder:
   table's row ``k``, in order) is two members: ``{k:09d}.{ext}``, the image file's bytes
   as stored (never re-encoded; ``ext`` is the file's suffix, e.g. ``png``, ``jpg``), and
   ``{k:09d}.json``, ``{"image": "<path in the table>", "labels": ["dog", "person"]}``
-  (an empty list for an unlabeled row).
+  (an empty list for an unlabeled row), with ``"negatives": [...]`` (the tags verified
+  absent) when the table has a negatives column.
 - ``shard-000000.tar.index.json``, ...: each shard's index, ``{"samples": [[key, image
   offset, image size, record], ...]}`` (``record`` as in the ``.json`` member).
-- ``shards.json``, the manifest: format and version, the class list, each shard's name,
+- ``shards.json``, the manifest: format and version, the class list, whether the samples
+  list verified negatives (``"negatives": true``; absent = false), each shard's name,
   sample count and byte size and its index's name and byte size, the sample counts, and
   the source table and image root.
   The folder is written under a scratch name and renamed into place whole, so it is
@@ -103,13 +105,24 @@ class ShardSet:
         """These samples followed by ``other``'s (same classes)."""
         if other.table.classes != self.table.classes:
             raise ValueError("shard sets with different class lists cannot be joined")
+        if other.table.has_negatives != self.table.has_negatives:
+            raise ValueError(
+                "shard sets with and without verified negatives cannot be joined (in one, "
+                "a tag not listed is negative; in the other, unknown)"
+            )
         members = other.members.copy()
         members[:, 0] += len(self.files)
+        negatives = None
+        if self.table.has_negatives:
+            negatives = scipy.sparse.vstack(
+                [self.table.negatives, other.table.negatives], format="csr"
+            )
         table = TagsTable(
             self.table.images + other.table.images,
             scipy.sparse.vstack([self.table.targets, other.table.targets], format="csr"),
             np.concatenate([self.table.labeled, other.table.labeled]),
             self.table.classes,
+            negatives=negatives,
         )
         return ShardSet(
             table,
@@ -236,6 +249,8 @@ def _write_into(
     try:
         for number, row in enumerate(rows):
             record = {"image": tags.images[row], "labels": tags.labels_of(row)}
+            if tags.has_negatives:
+                record["negatives"] = tags.negatives_of(row)
             writer.write(
                 {
                     "__key__": f"{number:0{_KEY_DIGITS}d}",
@@ -261,6 +276,7 @@ def _manifest(
         "format": SHARD_FORMAT,
         "version": _VERSION,
         "classes": tags.classes,
+        **({"negatives": True} if tags.has_negatives else {}),
         "samples": len(rows),
         "labeled": labeled,
         "unlabeled": len(rows) - labeled,
@@ -369,12 +385,17 @@ def _index_shard(path: Path) -> list[tuple[str, int, int, dict]]:
 
 
 def _check_record(record: Any, where: str) -> None:
-    """Raise unless ``record`` is ``{"image": str, "labels": [str, ...]}``."""
+    """Raise unless ``record`` is ``{"image": str, "labels": [str, ...]}`` (and, if
+    present, ``"negatives": [str, ...]``)."""
+
+    def names(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(label, str) for label in value)
+
     if (
         not isinstance(record, dict)
         or not isinstance(record.get("image"), str)
-        or not isinstance(record.get("labels"), list)
-        or not all(isinstance(label, str) for label in record["labels"])
+        or not names(record.get("labels"))
+        or not names(record.get("negatives", []))
     ):
         raise ValueError(
             f"{where} must hold 'image' (a string) and 'labels' (a list of class names), "
@@ -461,10 +482,12 @@ def read_shards(
     own = list(manifest["classes"])
     classes = own if classes is None else list(classes)
     column = {name: j for j, name in enumerate(classes)}
+    has_negatives = bool(manifest.get("negatives", False))
     # compact accumulation: Python objects only for the paths and keys (about 200 bytes a
     # sample in all), as the tags table reader does
     images, keys, labeled = [], [], bytearray()
     members, indptr, indices = array.array("q"), array.array("q", [0]), array.array("i")
+    negative_indptr, negative_indices = array.array("q", [0]), array.array("i")
     for number, (path, entry) in enumerate(zip(files, entries, strict=True)):
         indexed = _read_index(folder, entry) if "index" in entry else _index_shard(path)
         if len(indexed) != entry["samples"]:
@@ -473,8 +496,18 @@ def read_shards(
             )
         for key, offset, size, record in indexed:
             labels = record["labels"]
+            negatives = record.get("negatives", [])
+            if has_negatives != ("negatives" in record):
+                raise ValueError(
+                    f"shard {path}: {key}.json "
+                    + ("lacks 'negatives'" if has_negatives else "has 'negatives'")
+                    + " where the manifest says "
+                    + ("every" if has_negatives else "no")
+                    + " sample lists them"
+                )
             try:
                 indices.extend([column[label] for label in labels])
+                negative_indices.extend([column[label] for label in negatives])
             except KeyError as error:
                 whose = "the manifest's" if classes is own else "the training data's"
                 raise ValueError(
@@ -485,15 +518,11 @@ def read_shards(
             keys.append(key)
             members.extend((number, offset, size))
             indptr.append(len(indices))
-            labeled.append(1 if labels else 0)
-    targets = scipy.sparse.csr_array(  # sparse, as a tags table's (TagsTable counts a
-        (  # label listed twice once)
-            np.ones(len(indices), np.uint8),
-            np.frombuffer(indices, np.int32),
-            np.frombuffer(indptr, np.int64),
-        ),
-        shape=(len(images), len(classes)),
-    )
+            negative_indptr.append(len(negative_indices))
+            labeled.append(1 if labels or negatives else 0)
+    shape = (len(images), len(classes))
+    targets = _csr(indices, indptr, shape)
+    negative_targets = _csr(negative_indices, negative_indptr, shape) if has_negatives else None
     labeled_flags = np.frombuffer(labeled, np.uint8).astype(bool)
     if require_labels and not labeled_flags.all():
         unlabeled = [keys[i] for i in np.flatnonzero(~labeled_flags)]
@@ -501,5 +530,19 @@ def read_shards(
             f"{folder}: {len(unlabeled)} samples have no labels (labels are required): "
             f"{shorten(unlabeled)}"
         )
-    table = TagsTable(images, targets, labeled_flags, classes)
+    table = TagsTable(images, targets, labeled_flags, classes, negatives=negative_targets)
     return ShardSet(table, files, np.frombuffer(members, np.int64).reshape(-1, 3), keys)
+
+
+def _csr(
+    indices: array.array, indptr: array.array, shape: tuple[int, int]
+) -> scipy.sparse.csr_array:
+    """Sparse, as a tags table's (TagsTable counts a label listed twice once)."""
+    return scipy.sparse.csr_array(
+        (
+            np.ones(len(indices), np.uint8),
+            np.frombuffer(indices, np.int32),
+            np.frombuffer(indptr, np.int64),
+        ),
+        shape=shape,
+    )

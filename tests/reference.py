@@ -296,19 +296,26 @@ def literal_llr(
 
 
 def literal_tag_disagreement(
-    logits: Matrix, targets: Matrix, theta: Sequence[float] | None = None
+    logits: Matrix,
+    targets: Matrix,
+    theta: Sequence[float] | None = None,
+    known: Matrix | None = None,
 ) -> list[list[float]]:
     """rmlc.audit's per-tag disagreement, literally: for a given tag j,
     ``(mean_{k absent} H_1(f_j - f_k) + H_1(f_j - theta_j)) / 2``; for an absent tag k,
-    ``(mean_{j given} H_1(f_j - f_k) + H_1(theta_k - f_k)) / 2`` (a mean over nothing is 0)."""
+    ``(mean_{j given} H_1(f_j - f_k) + H_1(theta_k - f_k)) / 2`` (a mean over nothing is 0).
+    With ``known``, "absent" means known absent, and an unknown absent tag gets 0."""
     result = []
-    for f, y in zip(logits, targets, strict=True):
+    for i, (f, y) in enumerate(zip(logits, targets, strict=True)):
         m = len(f)
         boundary = theta if theta is not None else [0.0] * m
         given = [j for j in range(m) if y[j] > 0]
-        absent = [k for k in range(m) if y[k] <= 0]
+        absent = [k for k in range(m) if y[k] <= 0 and (known is None or known[i][k])]
         row = []
         for j in range(m):
+            if j not in given and j not in absent:
+                row.append(0.0)
+                continue
             if j in given:
                 pairs = [hinge(f[j] - f[k]) for k in absent]
                 margin = hinge(f[j] - boundary[j])

@@ -295,3 +295,36 @@ def test_rmlc_audit_names_bad_input(audited, tmp_path, capsys, change, message) 
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_only_known_tags_are_scored_and_flagged() -> None:
+    """Partial labels: pairs between given and known absent tags only, as the literal
+    definition with a mask; an unknown tag is never flagged; dense, sparse and all-known
+    masks agree."""
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(30, 6)) * 2
+    targets = (rng.random((30, 6)) < 0.35).astype(np.int64)
+    known = (rng.random((30, 6)) < 0.6) | targets.astype(bool)
+    found = tag_disagreement(scores, targets, 0.0, known=known)
+    expected = reference.literal_tag_disagreement(
+        scores.tolist(), targets.tolist(), None, known.tolist()
+    )
+    np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-12)
+    assert (found[~known] == 0).all()
+    sparse = tag_disagreement(scores, targets, 0.0, known=scipy.sparse.csr_array(known))
+    np.testing.assert_array_equal(sparse, found)
+    everything = np.ones_like(known)
+    np.testing.assert_array_equal(
+        tag_disagreement(scores, targets, 0.0, known=everything), tag_disagreement(scores, targets)
+    )
+    # an unknown tag the network is sure of is not "missing"; known it would be
+    scores[0], targets[0] = [-5, 5, -5, -5, -5, -5], [1, 0, 0, 0, 0, 0]
+    known[0] = [True, False, True, True, True, True]
+    result = audit_labels(scores, targets, known=known)
+    row = list(result.images).index(0)
+    assert result.missing[row].tolist() == [] and result.wrong[row].tolist() == [0]
+    known[0, 1] = True
+    result = audit_labels(scores, targets, known=known)
+    assert result.missing[list(result.images).index(0)].tolist() == [1]
+    with pytest.raises(ValueError, match=r"known must be a bool \(N, m\) array"):
+        audit_labels(scores, targets, known=known.astype(np.uint8))

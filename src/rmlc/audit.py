@@ -28,6 +28,11 @@ aggregations (half the mean over given plus half over absent tags, the mean over
 ``m``, a soft Jaccard distance of capped terms) and per-tag terms (the ramp's capped ones,
 either part alone, the flat-pair share), and measured it against the top-``|Y|`` rule and
 cleanlab (docs/training.md, "Audit your tags").
+
+Partial labels (``known``, e.g. a tags table with verified negatives): only known entries
+are compared and scored. The pairs run between given tags and *known* absent tags, an
+unknown tag gets ``d = 0`` and is never flagged, and an image's tag set counts only the
+known absent tags it believes present.
 """
 
 from __future__ import annotations
@@ -116,24 +121,53 @@ def _thresholds(threshold: float | np.ndarray, m: int) -> np.ndarray:
     return values[None, :]
 
 
-def _pair_means(f: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """``mean_{k not in Y} H(f_j - f_k)`` at given tags and ``mean_{j in Y} H(f_j - f_k)``
-    at absent ones (0 where the other group is empty): ``O(n m log m)`` time.
+def _known(known: object, shape: tuple[int, int]) -> scipy.sparse.csr_array | np.ndarray | None:
+    """The known entries as a bool ``(N, m)`` array or a CSR matrix (its stored entries)."""
+    if known is None:
+        return None
+    if scipy.sparse.issparse(known):
+        matrix = scipy.sparse.csr_array(known)
+        if matrix.shape != shape:
+            raise ValueError(f"known has shape {matrix.shape}, scores {shape}: they must match")
+        return matrix
+    if isinstance(known, torch.Tensor):
+        known = known.detach().cpu().numpy()
+    array = np.asarray(known)
+    if array.shape != shape or array.dtype != bool:
+        raise ValueError(
+            f"known must be a bool (N, m) array of the scores' shape {shape}; got "
+            f"{array.dtype} {array.shape}"
+        )
+    return array
+
+
+def _rows(matrix: scipy.sparse.csr_array | np.ndarray, rows: slice) -> np.ndarray:
+    """Dense bool rows of a bool array or of a CSR matrix's stored entries."""
+    block = matrix[rows]
+    return block.toarray().astype(bool) if scipy.sparse.issparse(block) else block
+
+
+def _pair_means(f: np.ndarray, positive: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``mean_{k not in Y, known} H(f_j - f_k)`` at given tags and ``mean_{j in Y}
+    H(f_j - f_k)`` at known absent ones (0 where the other group is empty, and at unknown
+    entries): ``O(n m log m)`` time.
 
     A hinge ``max(0, 1 - f_j + f_k)`` is linear on the pairs it is positive on, so each
     sum is a count and a prefix sum of the other group's sorted scores.
     """
     values = torch.from_numpy(f)
-    is_positive = torch.from_numpy(positive)
+    is_known = torch.from_numpy(known)
+    is_positive = torch.from_numpy(positive) & is_known
+    is_negative = ~is_positive & is_known
     inf = torch.tensor(np.inf, dtype=values.dtype)
-    negatives = torch.where(is_positive, inf, values).sort(dim=1).values  # absent first
+    negatives = torch.where(is_negative, values, inf).sort(dim=1).values  # known absent first
     positives = torch.where(is_positive, values, inf).sort(dim=1).values  # given first
 
     def prefix(sorted_values: torch.Tensor) -> torch.Tensor:
         finite = torch.where(torch.isinf(sorted_values), 0.0, sorted_values)
         return torch.nn.functional.pad(finite.cumsum(dim=1), (1, 0))
 
-    n_negative = (~is_positive).sum(dim=1, keepdim=True)
+    n_negative = is_negative.sum(dim=1, keepdim=True)
     n_positive = is_positive.sum(dim=1, keepdim=True)
     # given j: the absent k with f_k > f_j - 1 each add 1 - f_j + f_k
     below = torch.searchsorted(negatives, values - 1.0, right=True).clamp(max=n_negative)
@@ -143,13 +177,14 @@ def _pair_means(f: np.ndarray, positive: np.ndarray) -> np.ndarray:
     # absent k: the given j with f_j < f_k + 1 each add 1 - f_j + f_k
     under = torch.searchsorted(positives, values + 1.0, right=False).clamp(max=n_positive)
     absent = ((1.0 + values) * under - prefix(positives).gather(1, under)) / n_positive.clamp(min=1)
-    return torch.where(is_positive, given, absent).numpy()
+    return torch.where(is_positive, given, torch.where(is_negative, absent, 0.0)).numpy()
 
 
 def tag_disagreement(
     scores: np.ndarray | torch.Tensor,
     targets: np.ndarray | torch.Tensor | scipy.sparse.sparray,
     threshold: float | np.ndarray = 0.0,
+    known: np.ndarray | torch.Tensor | scipy.sparse.sparray | None = None,
 ) -> np.ndarray:
     """How far each tag is from what the network believes (see the module's notes).
 
@@ -160,25 +195,29 @@ def tag_disagreement(
             SciPy sparse matrix of the positives (as rmlc keeps tags tables).
         threshold: the decision boundary ``theta`` of the margin part: a number, or ``(m,)``
             one per class (a checkpoint's, chosen on validation).
+        known: ``(N, m)`` the known entries (partial labels): a bool array or tensor, or a
+            SciPy sparse matrix whose stored entries are the known ones (a tags table's
+            positives plus its negatives); None: every entry is known.
 
     Returns:
         float64 ``(N, m)``: ``d >= 0``; at given tags, how strongly they look absent; at
-        absent tags, how strongly they look present.
+        absent tags, how strongly they look present; 0 at unknown entries.
     """
     f = _as_scores(scores)
     positives = _positives(targets, f.shape)
+    mask = _known(known, f.shape)
     theta = _thresholds(threshold, f.shape[1])
     result = np.empty_like(f)
     step = max(1, _CHUNK_ENTRIES // max(f.shape[1], 1))
     for start in range(0, f.shape[0], step):
         rows = slice(start, start + step)
-        block = positives[rows]
-        given = block.toarray().astype(bool) if scipy.sparse.issparse(block) else block
+        given = _rows(positives, rows)
         chunk = f[rows]
+        is_known = np.ones_like(given) if mask is None else _rows(mask, rows) | given
         margin = np.where(
             given, np.maximum(0.0, 1.0 - chunk + theta), np.maximum(0.0, 1.0 + chunk - theta)
         )
-        result[rows] = 0.5 * (_pair_means(chunk, given) + margin)
+        result[rows] = np.where(is_known, 0.5 * (_pair_means(chunk, given, is_known) + margin), 0.0)
     return result
 
 
@@ -188,6 +227,7 @@ def audit_labels(
     s: float = -0.8,
     threshold: float | np.ndarray = 0.0,
     cutoff: float | None = None,
+    known: np.ndarray | torch.Tensor | scipy.sparse.sparray | None = None,
 ) -> AuditResult:
     """Score every image for how likely its tags are wrong or incomplete, and name the tags.
 
@@ -198,6 +238,8 @@ def audit_labels(
             disagreement reaches the ramp's cap ``1 - s``.
         threshold: the decision boundary (a number or one a class).
         cutoff: flag tags at this disagreement instead of ``1 - s``.
+        known: the known entries (see :func:`tag_disagreement`): unknown tags are neither
+            scored nor flagged.
 
     Returns:
         the images most suspect first, with their scores and flagged tags
@@ -208,12 +250,14 @@ def audit_labels(
     cutoff = 1.0 - s if cutoff is None else float(cutoff)
     if not np.isfinite(cutoff) or cutoff < 0:
         raise ValueError(f"cutoff must be a finite number >= 0; got {cutoff!r}")
-    d = tag_disagreement(scores, targets, threshold)
-    positives = _positives(targets, d.shape)
-    given = positives.toarray().astype(bool) if scipy.sparse.issparse(positives) else positives
+    d = tag_disagreement(scores, targets, threshold, known)
+    given = _rows(_positives(targets, d.shape), slice(None))
+    mask = _known(known, d.shape)
     score = image_scores(d, given, s)
     order = np.argsort(-score, kind="stable")
     flagged = d >= cutoff
+    if mask is not None:
+        flagged &= _rows(mask, slice(None)) | given
     wrong = [_most_first(d[i], given[i] & flagged[i]) for i in order]
     missing = [_most_first(d[i], ~given[i] & flagged[i]) for i in order]
     return AuditResult(order.astype(np.int64), score[order], wrong, missing)

@@ -209,6 +209,8 @@ def audit_table(
     or with ``folds`` from that many networks trained on the table's other folds
     (:func:`cross_fitted_scores`, runs in ``folds_out``). The ramp's ``s`` is the
     checkpoint's loss's (the paper's -0.8 for other losses), the boundary its threshold.
+    In a table with verified negatives only known tags are scored (unknown ones are
+    neither wrong nor missing).
 
     Returns:
         the audit, the image names as the table writes them, and the class names.
@@ -231,5 +233,6 @@ def audit_table(
     ramp = str(trained.config.get("loss", "")).startswith("rmlc")
     s = float(loss_params.get("s", -0.8)) if ramp else -0.8
     threshold = np.asarray(trained.threshold or 0.0, dtype=np.float64)
-    result = audit_labels(scores, tags.targets, s=s, threshold=threshold)
+    known = None if tags.negatives is None else tags.targets + tags.negatives
+    result = audit_labels(scores, tags.targets, s=s, threshold=threshold, known=known)
     return result, list(tags.images), list(trained.class_names)

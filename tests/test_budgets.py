@@ -66,6 +66,7 @@ def _spec(**changes) -> dict:
         ({"methods": [{"name": "R", "set": {"loss": "rmlc"}}]}, "hinge_steps"),
         ({"methods": [{"name": "R", "set": {"loss": "rmlc", "ramp_start": 0.3}}]}, "hinge_steps"),
         ({"quick_variants": ["nope"]}, "quick_variants names 'nope'"),
+        ({"quick_methods": ["nope"]}, "quick_methods names 'nope'"),
     ],
 )
 def test_a_budget_spec_that_is_not_a_prefix_of_one_run_is_refused(changes, message) -> None:

@@ -42,12 +42,15 @@ def _plan(spec: ExperimentSpec, quick: bool, seeds: int) -> list[tuple]:
     variants = spec.variants
     if quick and spec.quick_variants:
         variants = [v for v in variants if v.name in spec.quick_variants]
+    methods = spec.methods
+    if quick and spec.quick_methods:  # a check of the pipeline, not of every method
+        methods = [m for m in methods if m.name in spec.quick_methods]
     return [
         (variant, value, seed, method)
         for variant in variants
         for value in axis_values
         for seed in range(seeds)
-        for method in spec.methods
+        for method in methods
     ]
 
 

@@ -43,6 +43,7 @@ EXPERIMENTS = (
     "fig3-pretrained",
     "missing",
     "budget",
+    "budget-pretrained",
     "remedies",
 )
 SPEC_FOLDER = Path(__file__).resolve().parent / "specs"  # package data: installed with rmlc
@@ -128,6 +129,7 @@ class ExperimentSpec:
     budgets: list[int] | None = None  # epochs read off each run's curve (budgets.py)
     quick_budgets: list[int] | None = None
     quick_variants: list[str] | None = None  # the variants --quick runs (default: all)
+    quick_methods: list[str] | None = None  # the methods --quick trains (default: all)
     notes: str = ""
     path: Path | None = None
 
@@ -179,6 +181,9 @@ class ExperimentSpec:
             if name not in variants:
                 raise TypeError(f"quick_variants names {name!r}, not a variant here")
         names = {m.name for m in self.methods}
+        for name in self.quick_methods or []:
+            if name not in names:
+                raise TypeError(f"quick_methods names {name!r}, not a method here")
         for claim in self.claims:
             for other in (claim.better, claim.worse):
                 if other not in names:

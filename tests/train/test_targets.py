@@ -131,3 +131,33 @@ def test_set_rows_replaces_those_rows_only(dense: np.ndarray) -> None:
     np.testing.assert_array_equal(targets.dense().numpy(), expected)
     with pytest.raises(ValueError, match="3 rows of 13 classes to set, got shape"):
         targets.set_rows(rows, new[:2])
+
+
+def test_negatives_make_the_other_entries_unknown_and_travel_with_their_rows(tmp_path) -> None:
+    positives = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 1]], np.uint8)
+    negatives = np.array([[0, 1, 0], [0, 0, 0], [0, 0, 0], [1, 1, 0]], np.uint8)
+    targets = SparseTargets(positives, negatives)
+    assert targets.has_negatives and SparseTargets(positives).known([0]) is None
+    np.testing.assert_array_equal(
+        targets.known(np.array([0, 3])).numpy(), [[True, True, False], [True, True, True]]
+    )
+    taken = targets.take(np.array([3, 0]))
+    np.testing.assert_array_equal(taken.known(slice(None)).numpy()[0], [True, True, True])
+    # propagation copies a labeled row, with what it knew absent, into an unlabeled one
+    targets.copy_rows(np.array([2]), np.array([0]))
+    np.testing.assert_array_equal(targets.known([2]).numpy(), [[True, True, False]])
+    np.testing.assert_array_equal(targets[2].numpy(), [1, 0, 0])
+    # a row set from a prediction is known everywhere
+    targets.set_rows(np.array([1]), np.array([[0, 0, 1]], np.uint8))
+    np.testing.assert_array_equal(targets.known([1]).numpy(), [[True, True, True]])
+    np.testing.assert_array_equal(targets[1].numpy(), [0, 0, 1])
+    # checkpoints keep the negatives, as plain tensors
+    path = tmp_path / "t.pt"
+    torch.save(targets.state_dict(), path)
+    again = SparseTargets.from_state(torch.load(path, weights_only=True))
+    np.testing.assert_array_equal(again.known(slice(None)).numpy(), targets.known(slice(None)))
+    np.testing.assert_array_equal(again.dense().numpy(), targets.dense().numpy())
+    with pytest.raises(ValueError, match="both positive and verified absent"):
+        SparseTargets(positives, positives)
+    with pytest.raises(ValueError, match=r"negatives have shape \(1, 3\), targets \(4, 3\)"):
+        SparseTargets(positives, negatives[:1])

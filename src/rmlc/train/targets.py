@@ -7,6 +7,12 @@ therefore keeps, per sample, the indices of its positive labels, and builds the 
 Label propagation gives an unlabeled sample the labels of its nearest labeled sample, so it
 replaces whole rows with copies of other rows (:meth:`SparseTargets.copy_rows`), and the
 targets stay sparse. Memory is ``O(N + nnz)`` instead of ``O(N m)``.
+
+Partial labels: targets may also hold the entries verified absent (``negatives``, a tags
+table's column); a tag then is known where it is positive or verified absent, unknown
+elsewhere, and :meth:`SparseTargets.known` gives a batch's bool mask for the losses.
+Without negatives every entry is known (absent = negative) and ``known`` is None. Rows are
+copied, taken and set with their negatives.
 """
 
 from __future__ import annotations
@@ -28,10 +34,24 @@ class SparseTargets:
     Args:
         targets: ``(N, m)`` targets in {0, 1} or {-1, +1} (array or tensor; dense), or a
             SciPy sparse matrix whose stored non-zero entries are the positives.
+        negatives: ``(N, m)`` the entries verified absent (same forms), or None: every
+            entry not positive is negative.
     """
 
-    def __init__(self, targets: np.ndarray | torch.Tensor | scipy.sparse.sparray) -> None:
+    def __init__(
+        self,
+        targets: np.ndarray | torch.Tensor | scipy.sparse.sparray,
+        negatives: np.ndarray | torch.Tensor | scipy.sparse.sparray | None = None,
+    ) -> None:
         self.matrix = positives_csr(targets, "targets")
+        self.negatives = None if negatives is None else positives_csr(negatives, "negatives")
+        if self.negatives is not None:
+            if self.negatives.shape != self.matrix.shape:
+                raise ValueError(
+                    f"negatives have shape {self.negatives.shape}, targets {self.matrix.shape}"
+                )
+            if self.matrix.multiply(self.negatives).nnz:
+                raise ValueError("an entry cannot be both positive and verified absent")
 
     @classmethod
     def from_indices(
@@ -70,8 +90,14 @@ class SparseTargets:
     def __len__(self) -> int:
         return self.matrix.shape[0]
 
+    @property
+    def has_negatives(self) -> bool:
+        """Whether entries not positive may be unknown (see the module's notes)."""
+        return self.negatives is not None
+
     def __repr__(self) -> str:
-        return f"SparseTargets(shape={self.shape}, positives={self.nnz})"
+        negatives = "" if self.negatives is None else f", negatives={self.negatives.nnz}"
+        return f"SparseTargets(shape={self.shape}, positives={self.nnz}{negatives})"
 
     # ---- reading --------------------------------------------------------------------------
 
@@ -81,9 +107,20 @@ class SparseTargets:
             return torch.from_numpy(self.matrix[[int(rows)]].toarray()[0].astype(np.float32))
         return torch.from_numpy(self.matrix[_row_index(rows)].toarray().astype(np.float32))
 
+    def known(self, rows: Rows) -> torch.Tensor | None:
+        """bool ``(B, m)`` mask of the known entries of ``rows`` (positive or verified
+        absent), or None when every entry is known (no negatives)."""
+        if self.negatives is None:
+            return None
+        index = _row_index(rows)
+        known = self.matrix[index] + self.negatives[index]
+        return torch.from_numpy(known.toarray() > 0)
+
     def take(self, rows: Rows) -> SparseTargets:
         """The targets of ``rows`` (in that order), still sparse."""
-        return SparseTargets(self.matrix[_row_index(rows)])
+        index = _row_index(rows)
+        negatives = None if self.negatives is None else self.negatives[index]
+        return SparseTargets(self.matrix[index], negatives)
 
     def positives_per_class(self) -> np.ndarray:
         """int64 ``(m,)`` number of positive samples of each class."""
@@ -107,12 +144,15 @@ class SparseTargets:
         take = np.arange(len(self))
         take[rows] = sources
         self.matrix = self.matrix[take]
+        if self.negatives is not None:  # a copied row brings what its source knew absent
+            self.negatives = self.negatives[take]
 
     def set_rows(
         self, rows: Rows, targets: np.ndarray | torch.Tensor | scipy.sparse.sparray
     ) -> None:
         """Set row ``rows[i]`` to row ``i`` of ``targets`` (``(len(rows), m)``, dense 0/1 or
-        SciPy sparse positives)."""
+        SciPy sparse positives). With negatives, the rows set are fully known: their
+        entries not positive become verified absent (a prediction covers every class)."""
         rows = _row_index(rows, len(self))
         new = positives_csr(targets, "targets")
         if new.shape != (len(rows), self.num_classes):
@@ -122,25 +162,37 @@ class SparseTargets:
         take = np.arange(len(self))
         take[rows] = len(self) + np.arange(len(rows))
         self.matrix = scipy.sparse.vstack([self.matrix, new], format="csr")[take]
+        if self.negatives is not None:
+            absent = scipy.sparse.csr_array(np.ones(new.shape, np.uint8) - new.toarray())
+            self.negatives = scipy.sparse.vstack([self.negatives, absent], format="csr")[take]
 
     # ---- checkpoints ----------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Plain tensors (loadable with ``torch.load(weights_only=True)``)."""
-        return {
+        state = {
             "indptr": torch.from_numpy(self.matrix.indptr.astype(np.int64)),
             "indices": torch.from_numpy(self.matrix.indices.astype(np.int64)),
             "num_classes": torch.tensor(self.num_classes),
         }
+        if self.negatives is not None:
+            state["negative_indptr"] = torch.from_numpy(self.negatives.indptr.astype(np.int64))
+            state["negative_indices"] = torch.from_numpy(self.negatives.indices.astype(np.int64))
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor] | torch.Tensor) -> SparseTargets:
         """Targets saved by :meth:`state_dict`, or a dense tensor (older checkpoints)."""
         if isinstance(state, torch.Tensor):
             return cls(state)
-        return cls.from_indices(
-            state["indptr"].numpy(), state["indices"].numpy(), int(state["num_classes"])
-        )
+        m = int(state["num_classes"])
+        targets = cls.from_indices(state["indptr"].numpy(), state["indices"].numpy(), m)
+        if "negative_indptr" in state:
+            negatives = cls.from_indices(
+                state["negative_indptr"].numpy(), state["negative_indices"].numpy(), m
+            )
+            return cls(targets.matrix, negatives.matrix)
+        return targets
 
 
 def _row_index(rows: Rows, length: int | None = None) -> np.ndarray | slice:

@@ -181,6 +181,17 @@ def test_the_all_known_mask_gives_todays_values_bit_for_bit(name: str, dtype) ->
         plain = loss_and_grad(name, logits, targets, seed, sample_weight=weight)
         masked = loss_and_grad(name, logits, targets, seed, sample_weight=weight, known=known)
         assert torch.equal(plain[0], masked[0]) and torch.equal(plain[1], masked[1])
+        # the masked kernels themselves (the module skips them when every entry is known)
+        results = []
+        for mask in (None, known):
+            x = logits.clone().requires_grad_()
+            torch.manual_seed(seed)
+            value = fresh(name).per_sample(x, targets, **({} if mask is None else {"known": mask}))
+            value.sum().backward()
+            results.append((value.detach(), x.grad))
+        assert torch.equal(results[0][0], results[1][0])
+        assert torch.equal(results[0][1], results[1][1])
+        torch.testing.assert_close(results[0][0] * weight, plain[0], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", list(LOSSES))

@@ -8,7 +8,7 @@ import torch
 
 from rmlc.checks import check_choice, check_integer
 from rmlc.gather import first_per_index, gather_objects
-from rmlc.metrics import (
+from rmlc.metrics.functional import (
     _CONVENTIONS,
     _F1_MODES,
     ArrayLike,

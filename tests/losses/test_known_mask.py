@@ -278,3 +278,21 @@ def test_masked_llr_rejects_among_known_negatives(epoch: int) -> None:
 def test_a_bad_mask_is_refused_with_its_name(name, known, error, message) -> None:
     with pytest.raises(error, match=message):
         build_loss(name)(torch.zeros(4, 5), torch.zeros(4, 5), known=known)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_masked_margin_terms_match_the_literal_sums(seed: int) -> None:
+    case = masked_case(seed)
+    logits = torch.tensor(case["logits"], requires_grad=True)
+    positive, known = torch.tensor(case["positive"]), torch.tensor(case["known"])
+    balanced = F.balanced_margin_term(logits, positive, -0.5, known=known)
+    plain = F.margin_term(logits, positive, -0.5, known=known)
+    (balanced.sum() + plain.sum()).backward()
+    assert torch.all(logits.grad[~known] == 0.0)
+    for i, (f, y, sure) in enumerate(zip(*case.values(), strict=True)):
+        signs = [1 if p else -1 for p in y]
+        expected = reference.literal_balanced_margin(f, signs, -0.5, known=sure)
+        assert float(balanced[i]) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        terms = zip(signs, f, sure, strict=True)
+        literal = sum(reference.ramp(v * x, -0.5) for v, x, k in terms if k)
+        assert float(plain[i]) == pytest.approx(literal, rel=1e-12, abs=1e-12)

@@ -184,3 +184,38 @@ def test_each_new_decision_draws_its_own_seed() -> None:
     hide = decision_seed(7, "hide_tags")
     assert hide != 7 and hide != decision_seed(7, "other") and hide != decision_seed(8, "hide_tags")
     assert hide == decision_seed(7, "hide_tags")
+
+
+def _write_coco(root) -> None:
+    """A tiny COCO folder (4 images per split; one image without annotations)."""
+    from PIL import Image
+
+    from tests.data.writers import write_coco
+
+    for year in ("train2014", "val2014"):
+        (root / "annotations").mkdir(parents=True, exist_ok=True)
+        dataset = write_coco(root / "annotations" / f"instances_{year}.json")
+        (root / year).mkdir()
+        for image in dataset["images"]:
+            Image.new("RGB", (8, 8), (image["id"], 0, 0)).save(root / year / image["file_name"])
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"num_labeled": 2, "semi_supervised": True}, (2, 2)),
+        ({"num_labeled": 2}, (2, 0)),
+        ({"subsample": 0.5, "semi_supervised": True}, (2, 0)),
+        ({"semi_supervised": True, "num_labeled": 1, "max_unlabeled": 2}, (1, 2)),
+    ],
+)
+def test_coco_takes_the_options_as_every_source_does(options, expected, tmp_path) -> None:
+    """num_labeled keeps that many labeled and the rest unlabeled (it no longer subsamples:
+    the paper's subsets are subsample's), as for the built-in sets and tags tables."""
+    pytest.importorskip("pycocotools")
+    _write_coco(tmp_path / "coco")
+    values = {"dataset": "coco", "data_root": str(tmp_path / "coco"), "image_size": 8}
+    values |= {"validation_fraction": 0.0, "out": str(tmp_path / "r"), **options}
+    data = build_training_data(TrainConfig.from_dict(values))
+    assert (len(data.labeled), len(data.unlabeled)) == expected
+    assert data.class_names == ["person", "car", "dog"] and len(data.test[0]) == 4

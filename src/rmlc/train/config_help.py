@@ -25,7 +25,7 @@ CONFIG_HELP: dict[str, str] = {
     "classes": "class indices kept labeled and tested (single-label sets), e.g. [0, 1]",
     "max_unlabeled": "at most this many unlabeled images (chosen at random)",
     "subsample": "keep this fraction of the labeled training images (class frequencies "
-    "kept), the paper's 10% and 20% subsets",
+    "kept), as the paper subsampled COCO and NUS-WIDE",
     "label_noise": "fraction of labeled training images whose labels are redrawn "
     "(the paper's protocol)",
     "missing_labels": "fraction of positive training labels dropped",

@@ -46,7 +46,10 @@ def fit(
         test: ``(images, targets)`` evaluated after training (metrics in ``out``).
         class_names: the ``m`` label names (default ``"0"`` ... ``"m-1"``).
         config: any :class:`~rmlc.train.TrainConfig` key, e.g. ``loss``, ``epochs``,
-            ``backbone``, ``out`` (where checkpoints and logs go; default ``runs/rmlc``).
+            ``backbone``, ``out`` (where checkpoints and logs go; default ``runs/rmlc``);
+            the data options (``num_labeled``, ``subsample``, ``label_noise``,
+            ``missing_labels``, ``max_unlabeled``) apply to the arrays as to any source
+            (:mod:`rmlc.train.protocol`; ``classes`` needs class labels: refused).
 
     Returns:
         the trained model: ``scores(images)`` ``(n, m)``, ``predict(images)`` 0/1 tags,

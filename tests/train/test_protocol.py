@@ -143,6 +143,11 @@ def test_multi_label_sources_refuse_classes_by_name(mosaic_tables, tmp_path) -> 
         ({"test": "t.csv"}, "test='t.csv' does not apply to dataset 'fashion-mosaic'"),
         ({"source": "full", "dataset": "cifar10"}, "source='full' does not apply to dataset"),
         ({"image_cache": "cache"}, "image_cache applies to image files; dataset 'fashion-mosaic'"),
+        ({"bad_images": "skip"}, "bad_images applies to image files; dataset 'fashion-mosaic'"),
+        (
+            {"empty_labels": "skip"},
+            "empty_labels='skip' does not apply to dataset 'fashion-mosaic'",
+        ),
     ],
 )
 def test_options_a_source_cannot_take_are_refused_by_name(values, message, tmp_path) -> None:

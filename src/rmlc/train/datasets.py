@@ -55,11 +55,12 @@ def training_data(rows: SourceRows, config: TrainConfig) -> TrainingData:
     """The :class:`TrainingData` of rows a source read, under the config's protocol."""
     split = apply_protocol(rows, config)
     if isinstance(rows.images, np.ndarray | torch.Tensor):
-        if config.image_cache is not None:
-            raise ValueError(
-                f"image_cache applies to image files; dataset {config.dataset!r} holds its "
-                "images in memory: leave it out"
-            )
+        for key, unset in (("image_cache", None), ("bad_images", "raise")):
+            if getattr(config, key) != unset:
+                raise ValueError(
+                    f"{key} applies to image files; dataset {config.dataset!r} holds its "
+                    "images in memory: leave it out"
+                )
         return _in_memory(rows, split, config)
     return _from_files(rows, split, config)
 

@@ -41,9 +41,10 @@ __all__ = [
     "unregister_source",
 ]
 
-# The config keys that say where a source's data is: each source reads some of them, and
-# a key given to a source that does not read it is refused by name (never ignored).
-SOURCE_KEYS = ("source", "data_root", "train", "test", "unlabeled", "image_root")
+# The config keys that say where a source's data is and how to read it: each source reads
+# some of them, and a key given to a source that does not read it is refused by name
+# (never ignored).
+SOURCE_KEYS = ("source", "data_root", "train", "test", "unlabeled", "image_root", "empty_labels")
 _UNSET: dict[str, Any] = {"source": "embedded"}  # the keys' values when not given
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 

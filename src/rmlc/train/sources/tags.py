@@ -108,5 +108,5 @@ ENTRY = SourceEntry(
     "tags",
     read,
     "tags tables or shard folders: --train, --unlabeled, --test, --image-root",
-    keys=("train", "test", "unlabeled", "image_root"),
+    keys=("train", "test", "unlabeled", "image_root", "empty_labels"),
 )

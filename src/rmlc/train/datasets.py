@@ -10,6 +10,7 @@ elsewhere (images in memory: :func:`rmlc.train.fit`).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from pathlib import Path
@@ -52,36 +53,24 @@ def build_training_data(config: TrainConfig) -> TrainingData:
 
 
 def training_data(rows: SourceRows, config: TrainConfig) -> TrainingData:
-    """The :class:`TrainingData` of rows a source read, under the config's protocol."""
+    """The :class:`TrainingData` of rows a source read: the protocol's split of them, the
+    image files it uses checked, then the stores."""
+    _check_in_memory_keys(rows, config)
     split = apply_protocol(rows, config)
-    if isinstance(rows.images, np.ndarray | torch.Tensor):
-        for key, unset in (("image_cache", None), ("bad_images", "raise")):
-            if getattr(config, key) != unset:
-                raise ValueError(
-                    f"{key} applies to image files; dataset {config.dataset!r} holds its "
-                    "images in memory: leave it out"
-                )
-        return _in_memory(rows, split, config)
-    return _from_files(rows, split, config)
+    split = _preflight_split(rows, split, config)
+    return _stores(rows, split, config)
 
 
-def _in_memory(rows: SourceRows, split: Split, config: TrainConfig) -> TrainingData:
-    """Images in memory: one :class:`ArrayStore` (no files to check)."""
-    test = split.test
-    test_split = None if test is None else (ArrayStore(test[0]), np.asarray(test[1], np.float32))
-    data = assemble(
-        ArrayStore(rows.images),
-        split.targets,
-        split.labeled,
-        split.unlabeled,
-        test_split,
-        split.classes,
-        config,
-        clean_targets=split.clean,
-    )
-    if rows.labels is not None:  # for analysis: the true class of each unlabeled sample
-        data.unlabeled_classes = torch.as_tensor(rows.labels[split.unlabeled])
-    return data
+def _check_in_memory_keys(rows: SourceRows, config: TrainConfig) -> None:
+    """Refuse, by name, the keys of image files for images held in memory."""
+    if not isinstance(rows.images, np.ndarray | torch.Tensor):
+        return
+    for key, unset in (("image_cache", None), ("bad_images", "raise")):
+        if getattr(config, key) != unset:
+            raise ValueError(
+                f"{key} applies to image files; dataset {config.dataset!r} holds its "
+                "images in memory: leave it out"
+            )
 
 
 def _default_image_size(images: list | ShardStore, rows: np.ndarray, backbone: str) -> int:
@@ -126,44 +115,66 @@ def _preflight(splits: dict[str, tuple[list, np.ndarray]], config: TrainConfig):
     return kept
 
 
-def _from_files(rows: SourceRows, split: Split, config: TrainConfig) -> TrainingData:
-    """Images as files (a list of paths) or in shards (a :class:`ShardSet`). Files are
-    checked by :func:`_preflight`; shards were checked when they were written (a damaged
+def _preflight_split(rows: SourceRows, split: Split, config: TrainConfig) -> Split:
+    """The split without the rows whose image files do not decode (:func:`_preflight`).
+    Images in memory need no check; shards were checked when they were written (a damaged
     image is an error naming its shard and key when it is read)."""
     images, test = rows.images, split.test
-    labeled, unlabeled = split.labeled, split.unlabeled
     splits = {}
     if isinstance(images, list):
-        splits.update(training=(images, labeled), unlabeled=(images, unlabeled))
+        splits.update(training=(images, split.labeled), unlabeled=(images, split.unlabeled))
     if test is not None and isinstance(test[0], list):
         splits["test"] = (test[0], np.arange(len(test[0])))
-    kept = _preflight(splits, config) if splits else {}
-    labeled, unlabeled = kept.get("training", labeled), kept.get("unlabeled", unlabeled)
+    if not splits:
+        return split
+    kept = _preflight(splits, config)
     if "test" in kept:
         test = ([test[0][row] for row in kept["test"]], test[1][kept["test"]])
-    cache = config.image_cache
-
-    def store(source: list | ShardSet, size: int) -> FileStore | ShardStore:
-        if isinstance(source, list):
-            return FileStore(source, None, size, cache=cache)
-        return ShardStore(source, size, cache=cache)
-
-    size = config.image_size or _default_image_size(
-        images if isinstance(images, list) else ShardStore(images, 0), labeled, config.backbone
+    return dataclasses.replace(
+        split,
+        labeled=kept.get("training", split.labeled),
+        unlabeled=kept.get("unlabeled", split.unlabeled),
+        test=test,
     )
+
+
+def _stores(rows: SourceRows, split: Split, config: TrainConfig) -> TrainingData:
+    """The stores of the images (in memory, files or shards) and the views of the split."""
+    images, test = rows.images, split.test
+    if isinstance(images, np.ndarray | torch.Tensor):
+        store = ArrayStore(images)
+        if test is not None:
+            test = (ArrayStore(test[0]), np.asarray(test[1], np.float32))
+    else:
+        size = config.image_size or _default_image_size(
+            images if isinstance(images, list) else ShardStore(images, 0),
+            split.labeled,
+            config.backbone,
+        )
+        store = _encoded_store(images, size, config.image_cache)
+        if test is not None:
+            test = (_encoded_store(test[0], size, config.image_cache), test[1])
     data = assemble(
-        store(images, size),
+        store,
         split.targets,
-        labeled,
-        unlabeled,
-        None if test is None else (store(test[0], size), test[1]),
+        split.labeled,
+        split.unlabeled,
+        test,
         split.classes,
         config,
         clean_targets=split.clean,
     )
+    if rows.labels is not None:  # for analysis: the true class of each unlabeled sample
+        data.unlabeled_classes = torch.as_tensor(rows.labels[split.unlabeled])
     if rows.tables is not None:
         data.rows = tags_table_rows(data, config, rows.tables, split.dropped)
     return data
+
+
+def _encoded_store(images: list | ShardSet, size: int, cache: str | None) -> FileStore | ShardStore:
+    if isinstance(images, list):
+        return FileStore(images, None, size, cache=cache)
+    return ShardStore(images, size, cache=cache)
 
 
 def load_split(name: str, split: str, data_root: str | None, trained) -> tuple[object, np.ndarray]:

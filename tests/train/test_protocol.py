@@ -224,3 +224,29 @@ def test_coco_takes_the_options_as_every_source_does(options, expected, tmp_path
     data = build_training_data(TrainConfig.from_dict(values))
     assert (len(data.labeled), len(data.unlabeled)) == expected
     assert data.class_names == ["person", "car", "dog"] and len(data.test[0]) == 4
+
+
+@pytest.mark.parametrize("semi", [False, True])
+def test_stl10_gives_its_unlabeled_images_as_its_own_unlabeled_rows(semi, tmp_path, monkeypatch):
+    """Fold ``seed % 10`` is labeled; semi-supervised runs get the unlabeled images first in
+    the pool (their true class unknown: -1), supervised runs do not read them."""
+    import functools
+
+    import rmlc.data
+    from tests.data.writers import write_stl10
+
+    written = write_stl10(tmp_path / "stl")
+    monkeypatch.setattr(  # the fixture's files fail torchvision's MD5 check
+        rmlc.data, "load_stl10", functools.partial(rmlc.data.load_stl10, verify=False)
+    )
+    values = {"dataset": "stl10", "data_root": str(tmp_path / "stl"), "seed": 12}
+    values |= {"validation_fraction": 0.0, "semi_supervised": semi, "out": str(tmp_path / "r")}
+    data = build_training_data(TrainConfig.from_dict(values))
+    pool = data.train.rows.numpy()
+    assert len(data.labeled) == len(written["folds"][2]) == 3
+    np.testing.assert_array_equal(pool[data.unlabeled.numpy()], [3, 4, 5] if semi else [])
+    assert data.unlabeled_classes.tolist() == ([-1, -1, -1] if semi else [])
+    np.testing.assert_array_equal(
+        data.train.store.images[3:].numpy(),
+        written["unlabeled_images"] if semi else np.zeros((0, 3, 96, 96), np.uint8),
+    )

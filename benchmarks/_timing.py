@@ -31,6 +31,7 @@ def time_interleaved(
     device: torch.device | None = None,
     warmup: int = 2,
     keep_samples: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, tuple[float, float]] | dict[str, list[float]]:
     """Seconds per call of each function, as ``(minimum, median)`` over interleaved rounds.
 
@@ -40,6 +41,8 @@ def time_interleaved(
         repeats: calls per round (default 1); the time of a round is divided by it.
         keep_samples: return each function's list of per-round times instead, in round
             order (for comparisons paired by round).
+        clock: seconds now; ``time.thread_time`` (this thread's CPU time) instead of the
+            wall clock makes single-threaded comparisons robust on a loaded machine.
     """
     repeats = repeats or {}
     device = device or torch.device("cpu")
@@ -51,11 +54,11 @@ def time_interleaved(
     for _ in range(rounds):
         for name, function in functions.items():
             count = repeats.get(name, 1)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(count):
                 function()
             synchronize(device)
-            samples[name].append((time.perf_counter() - start) / count)
+            samples[name].append((clock() - start) / count)
     if keep_samples:
         return samples
     return {name: (min(values), statistics.median(values)) for name, values in samples.items()}

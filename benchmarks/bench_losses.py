@@ -3,9 +3,14 @@
 Run from the repository root:
 
     python benchmarks/bench_losses.py [--device cuda] [--rounds 30] [--out benchmarks/results]
+    python benchmarks/bench_losses.py --known-only [--rounds 30] [--cpu-time]
 
-Writes ``losses-<device>.md``. Label density is COCO-like: 2.9 positives per image for
-m = 80 and 81, 1% for m = 1000. The literal loop is ``tests/reference.py`` (Python floats,
+Writes ``losses-<device>.md`` and ``losses-known-<device>.md``: the latter times each loss
+with ``known=None`` against an all-True ``known`` mask and a mask of one unknown entry
+(partial labels), paired by round (``--known-only`` runs that part alone; ``--cpu-time``
+times it on one thread by that thread's CPU time, which a loaded machine disturbs far less
+than the wall clock). Label density is COCO-like: 2.9 positives per image for m = 80 and
+81, 1% for m = 1000. The literal loop is ``tests/reference.py`` (Python floats,
 one sample, positive and negative at a time), timed on its forward pass only, on CPU.
 On CPU a last table times the RMLC loss's kernels against each other as positives grow.
 """
@@ -16,6 +21,7 @@ import argparse
 import platform
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -28,9 +34,12 @@ import reference
 from _timing import peak_cpu_memory, peak_cuda_memory, provenance_section, time_interleaved
 from rmlc.losses import AsymmetricLoss, BCELoss, RMLCLoss, WARPLoss
 from rmlc.losses import functional as F
+from rmlc.losses.base import check_known
 
 SHAPES = [(96, 80, 2.9 / 80), (96, 81, 2.9 / 81), (256, 1000, 0.01)]
 KERNEL_POSITIVES = [3, 10, 30, 100, 300]
+# (N, m, positives per image) of the known-mask comparison: COCO-like and Open-Images-like
+KNOWN_SHAPES = [(96, 80, 2.9), (96, 20_000, 8.0)]
 
 
 def make_batch(n: int, m: int, density: float, device: torch.device, seed: int = 0):
@@ -119,6 +128,92 @@ def bench_kernels(rounds: int) -> list[dict]:
         timings = time_interleaved(steps, max(rounds // 3, 3), {name: 2 for name in steps})
         rows.append({"positives": per_image} | {name: value[0] for name, value in timings.items()})
     return rows
+
+
+def bench_known_mask(device: torch.device, rounds: int, cpu_time: bool = False) -> list[dict]:
+    """Forward + backward with ``known=None``, with an all-True mask (the values are
+    bit-equal) and with a mask of one unknown entry (the masked kernels' cost, which the
+    all-True mask skips on CPU), in the same rounds."""
+    rows = []
+    for n, m, per_image in KNOWN_SHAPES:
+        logits, targets = make_batch(n, m, per_image / m, device)
+        leaf = logits.clone().requires_grad_(True)
+        everything = torch.ones(n, m, dtype=torch.bool, device=device)
+        almost = everything.clone()
+        almost[0, 0] = False
+        masks = {"plain": None, "all": everything, "one unknown": almost}
+        losses = {
+            "RMLC recommended (sampled)": RMLCLoss(hinge_steps=0),
+            "RMLC paper (sampled)": RMLCLoss.paper(),
+            "WARP (sampled)": WARPLoss(),
+            "BCE": BCELoss(),
+        }
+        steps = {}
+        for name, loss in losses.items():
+            for variant, mask in masks.items():
+
+                def run(loss=loss, known=mask, leaf=leaf, y=targets):
+                    leaf.grad = None
+                    loss(leaf, y, known=known).backward()
+
+                steps[(name, variant)] = run
+
+        def check(known=everything, leaf=leaf):  # all the all-known mask adds on CPU
+            return check_known(known, leaf) is not None and bool(known.numpy().all())
+
+        steps["check"] = check
+        repeats = dict.fromkeys(steps, 20 if m < 1000 else 2)
+        clock = time.thread_time if cpu_time else time.perf_counter
+        samples = time_interleaved(steps, rounds, repeats, device, keep_samples=True, clock=clock)
+        for name in losses:
+            row = {"shape": (n, m), "positives": float(targets.sum() / n), "name": name}
+            plain = samples[(name, "plain")]
+            row["check"] = min(samples["check"]) / min(plain)
+            for variant in masks:
+                times = samples[(name, variant)]
+                ratios = [b / a for a, b in zip(plain, times, strict=True)]
+                row[variant] = (min(times), statistics.median(times))
+                row[f"{variant} ratio"] = (statistics.median(ratios), min(times) / min(plain))
+            rows.append(row)
+    return rows
+
+
+def render_known(rows: list[dict], device: torch.device, rounds: int, cpu_time: bool) -> str:
+    clock = "the thread's CPU time (time.thread_time)" if cpu_time else "wall clock"
+    lines = [
+        f"# Losses with an all-known mask on {device.type.upper()}",
+        "",
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} thread(s), {rounds} rounds, {clock}",
+        "",
+        "Forward + backward per call with `known=None`, with `known` an all-True `(N, m)` "
+        "bool mask (values and gradients bit-equal: tests/losses/test_known_mask.py; on CPU "
+        "the loss sees that every entry is known and takes the unmasked path) and with a "
+        "mask of one unknown entry (the masked kernels, as for any partially labelled "
+        "batch), timed in the same interleaved rounds: minimum (median) in ms, and the "
+        "median over rounds of the time / the `known=None` time in the same round (paired) "
+        "with the ratio of the fastest rounds. Target: the all-known mask at most 1.1x. "
+        "'check' is what the all-known mask adds to the unmasked path on CPU (the mask's "
+        "check and one `known.numpy().all()`), timed alone in the same rounds: 1 + its "
+        "fastest time / the fastest `known=None` time, a bound on the ratio that the noise "
+        "of a shared machine does not move.",
+        "",
+        "| (N, m) | pos. / image | loss | known=None (ms) | all-known (ms) | ratio paired "
+        "/ minima | check | one unknown (ms) | ratio paired / minima |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [str(r["shape"]), f"{r['positives']:.1f}", r["name"]]
+        for variant in ("plain", "all", "one unknown"):
+            cells.append(f"{r[variant][0] * 1e3:.3f} ({r[variant][1] * 1e3:.3f})")
+            if variant != "plain":
+                paired, minima = r[f"{variant} ratio"]
+                cells.append(f"{paired:.3f} / {minima:.3f}")
+            if variant == "all":
+                cells.append(f"{1 + r['check']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
 
 
 def gpu_seconds_per_call(function, calls: int = 20) -> float:
@@ -257,8 +352,26 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--known-only", action="store_true", help="only the known=None vs all-known mask table"
+    )
+    parser.add_argument(
+        "--cpu-time", action="store_true", help="known-mask table: one thread, its CPU time"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    if args.cpu_time:
+        torch.set_num_threads(1)
+    known_rows = bench_known_mask(device, args.rounds, args.cpu_time)
+    known = render_known(known_rows, device, args.rounds, args.cpu_time)
+    torch.set_num_threads(threads)
+    known += provenance_section(args.device)
+    (args.out / f"losses-known-{device.type}.md").write_text(known)
+    print(known)
+    if args.known_only:
+        return
     rows = bench_shapes(device, args.rounds)
     step = bench_training_step(device, args.rounds)
     kernels = bench_kernels(args.rounds) if device.type == "cpu" else []

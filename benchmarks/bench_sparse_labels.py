@@ -84,7 +84,7 @@ _METRICS = (
     _PRELUDE
     + """
 import numpy as np, torch
-import rmlc.metrics as metrics
+import rmlc.metrics.functional as metrics
 n, m, one_block = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 rng = np.random.default_rng(0)
 scores = torch.from_numpy(rng.standard_normal((n, m), dtype=np.float32))

@@ -62,13 +62,18 @@ def literal_loss(
     orders: dict[tuple[int, int], list[int]] | None = None,
     rng: random.Random | None = None,
     reduction: str = "mean",
+    known: Matrix | None = None,
 ) -> tuple[list[float], float, dict[tuple[int, int], int]]:
     """RMLC loss (or WARP with ``hinge_only=True``) by the book.
 
     Args:
         logits, targets: N rows of m numbers; targets in {0, 1} or {-1, +1}.
         orders: for ``rank="sampled"``, ``orders[(i, j)]`` is the order in which positive j
-            of sample i draws its negatives; otherwise ``rng`` shuffles them.
+            of sample i draws its (known) negatives; otherwise ``rng`` shuffles them.
+        known: N rows of m truth values (None: all known). Positives and negatives are the
+            known ones only: pairs join a known positive to a known negative, the exact rank
+            counts known violators, the sampled one draws among known negatives (``m`` in
+            ``(m - 1) / q`` stays the number of labels), the margin sums over known entries.
 
     Returns:
         (per-sample weighted losses, reduced loss, ranks used {(i, j): r}).
@@ -79,8 +84,9 @@ def literal_loss(
         f = [float(x) for x in logits[i]]
         y = [1 if float(t) == 1.0 else -1 for t in targets[i]]
         m = len(f)
-        positives = [j for j in range(m) if y[j] == 1]
-        negatives = [k for k in range(m) if y[k] == -1]
+        sure = [True] * m if known is None else [bool(v) for v in known[i]]
+        positives = [j for j in range(m) if y[j] == 1 and sure[j]]
+        negatives = [k for k in range(m) if y[k] == -1 and sure[k]]
         ranking = 0.0
         for j in positives:
             if rank == "exact":
@@ -98,7 +104,9 @@ def literal_loss(
             for k in negatives:
                 t = f[j] - f[k]
                 ranking += weight * (hinge(t) if hinge_only else ramp(t, s, beta))
-        margin = 0.0 if hinge_only else sum(ramp(y[j] * f[j], s, beta) for j in range(m))
+        margin = 0.0
+        if not hinge_only:
+            margin = sum(ramp(y[j] * f[j], s, beta) for j in range(m) if sure[j])
         w = 1.0 if sample_weight is None else float(sample_weight[i])
         per_sample.append(w * (ranking + kappa * margin))
     total = sum(per_sample)
@@ -116,8 +124,12 @@ def literal_subgradient(
     kappa: float = 5.0,
     hinge_only: bool = False,
     reduction: str = "mean",
+    known: Matrix | None = None,
 ) -> list[list[float]]:
     """Subgradient of the loss with respect to the scores, paper Eq. 7 and 8.
+
+    With ``known``, only known entries take part (as :func:`literal_loss`): an unknown
+    entry's subgradient is 0.
 
     A ranking pair (j, k) contributes -L(r_j) to f_j and +L(r_j) to f_k when
     ``s < f_j - f_k < 1`` (for WARP's hinge: when ``f_j - f_k < 1``); a margin term
@@ -132,8 +144,9 @@ def literal_subgradient(
         m = len(f)
         w = (1.0 if sample_weight is None else float(sample_weight[i])) * scale
         g = [0.0] * m
-        positives = [j for j in range(m) if y[j] == 1]
-        negatives = [k for k in range(m) if y[k] == -1]
+        sure = [True] * m if known is None else [bool(v) for v in known[i]]
+        positives = [j for j in range(m) if y[j] == 1 and sure[j]]
+        negatives = [k for k in range(m) if y[k] == -1 and sure[k]]
         for j in positives:
             weight = harmonic(ranks[(i, j)])
             for k in negatives:
@@ -144,22 +157,30 @@ def literal_subgradient(
                     g[k] += w * weight
         if not hinge_only:
             for j in range(m):
-                if s < y[j] * f[j] < 1.0:
+                if sure[j] and s < y[j] * f[j] < 1.0:
                     g[j] -= w * kappa * y[j]
         grad.append(g)
     return grad
 
 
 def literal_balanced_margin(
-    f: Sequence[float], y: Sequence[int], s: float = -0.8, beta: float = 1.0
+    f: Sequence[float],
+    y: Sequence[int],
+    s: float = -0.8,
+    beta: float = 1.0,
+    known: Sequence[bool] | None = None,
 ) -> float:
     """Margin term with each side's weights summing to m / 2: w = m / (2 |C+|) on
-    positives, m / (2 |C-|) on negatives (y in {-1, +1})."""
-    m = len(f)
-    positives = sum(1 for v in y if v == 1)
+    positives, m / (2 |C-|) on negatives (y in {-1, +1}). With ``known``, ``m``, ``C+``
+    and ``C-`` count the known entries only, and the unknown add nothing."""
+    sure = [True] * len(f) if known is None else [bool(v) for v in known]
+    m = sum(sure)
+    positives = sum(1 for v, k in zip(y, sure, strict=True) if v == 1 and k)
     negatives = m - positives
     total = 0.0
-    for fj, yj in zip(f, y, strict=True):
+    for fj, yj, kj in zip(f, y, sure, strict=True):
+        if not kj:
+            continue
         count = positives if yj == 1 else negatives
         total += m / (2.0 * count) * ramp(yj * fj, s, beta)
     return total
@@ -228,9 +249,10 @@ def literal_gce(
     q: float,
     sample_weight: Sequence[float] | None = None,
     reduction: str = "mean",
+    known: Matrix | None = None,
 ) -> tuple[list[float], float, list[list[float]]]:
     """GCE per label, ``L_q = (1 - p^q) / q`` with ``p`` the probability of the label's
-    target (paper Eq. 6 with one sigmoid per label), summed over labels.
+    target (paper Eq. 6 with one sigmoid per label), summed over (known) labels.
 
     Returns:
         (per-sample weighted losses, reduced loss, gradient with respect to the logits),
@@ -241,7 +263,11 @@ def literal_gce(
     for i, (row, target) in enumerate(zip(logits, targets, strict=True)):
         w = 1.0 if sample_weight is None else float(sample_weight[i])
         total, g = 0.0, []
-        for z, t in zip(row, target, strict=True):
+        sure = [True] * len(row) if known is None else known[i]
+        for z, t, k in zip(row, target, sure, strict=True):
+            if not k:
+                g.append(0.0)
+                continue
             sign = 1.0 if float(t) == 1.0 else -1.0
             p = sigmoid(sign * float(z))
             total += (1.0 - p**q) / q
@@ -258,12 +284,15 @@ def literal_llr(
     delta_rel: float,
     sample_weight: Sequence[float] | None = None,
     reduction: str = "mean",
+    known: Matrix | None = None,
 ) -> tuple[list[float], float, list[list[float]], set[tuple[int, int]]]:
     """LL-R as the authors' ``compute_batch_loss`` (mod_scheme LL-R): in epoch ``epoch``
     (0-based: the authors' epoch ``epoch + 1``) the rejection rate is ``epoch * delta_rel``
     percent of the batch's ``N m`` entries, ``k = ceil(N m rate)`` (in exact rational
     arithmetic here); the unobserved (negative) entries whose BCE is at least the ``k``-th
     largest negative BCE are rejected, every negative when ``k`` exceeds their number.
+    With ``known``, ``N m`` becomes the number of known entries, only known negatives can
+    be rejected and the unknown entries are left out of the loss.
 
     Returns:
         (per-sample weighted losses, reduced loss, gradient, rejected ``(i, j)``).
@@ -271,11 +300,15 @@ def literal_llr(
     from fractions import Fraction
 
     n, m = len(logits), len(logits[0])
+    sure = [[True] * m for _ in range(n)] if known is None else [list(r) for r in known]
     y = [[1 if float(t) == 1.0 else 0 for t in target] for target in targets]
     losses = [[bce(float(z), y[i][j]) for j, z in enumerate(logits[i])] for i in range(n)]
     rate = min(Fraction(epoch) * Fraction(str(delta_rel)) / 100, Fraction(1))
-    k = math.ceil(n * m * rate)
-    negatives = [(losses[i][j], i, j) for i in range(n) for j in range(m) if y[i][j] == 0]
+    entries = sum(1 for i in range(n) for j in range(m) if sure[i][j])
+    k = math.ceil(entries * rate)
+    negatives = [
+        (losses[i][j], i, j) for i in range(n) for j in range(m) if y[i][j] == 0 and sure[i][j]
+    ]
     rejected: set[tuple[int, int]] = set()
     if k >= len(negatives):
         rejected = {(i, j) for _, i, j in negatives}
@@ -286,7 +319,7 @@ def literal_llr(
     per_sample, grad = [], []
     for i in range(n):
         w = 1.0 if sample_weight is None else float(sample_weight[i])
-        kept = [j for j in range(m) if (i, j) not in rejected]
+        kept = [j for j in range(m) if (i, j) not in rejected and sure[i][j]]
         per_sample.append(w * sum(losses[i][j] for j in kept))
         g = [0.0] * m
         for j in kept:

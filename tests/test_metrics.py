@@ -61,7 +61,7 @@ def test_metrics_in_blocks_equal_metrics_in_one_block(
 ) -> None:
     """Row blocks of 1-3 rows (top-k) and column blocks of 1-3 classes (AP) give exactly
     the one-block values: blocks only bound the working memory."""
-    import rmlc.metrics as metrics
+    import rmlc.metrics.functional as metrics
 
     scores, targets = random_case(seed)
     scores32 = scores.astype(np.float32)
@@ -80,7 +80,7 @@ def test_metrics_in_blocks_equal_metrics_in_one_block(
 
 def test_metrics_do_not_copy_the_scores_to_float64_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     """No float64 block larger than the block budget is made (the scores stay float32)."""
-    import rmlc.metrics as metrics
+    import rmlc.metrics.functional as metrics
 
     rng = np.random.default_rng(0)
     scores = torch.from_numpy(rng.normal(size=(300, 50)).astype(np.float32))

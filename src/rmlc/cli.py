@@ -167,15 +167,14 @@ def _labeled_images(
     """A view, targets and names of the images a command was pointed at (a tags table or
     a shard folder, a folder of images, or a built-in dataset)."""
     from rmlc.inference import file_store, find_images, shard_store
-    from rmlc.train.datasets import read_tags
+    from rmlc.train.datasets import read_tags, table_images
 
     if getattr(args, "table", None):
         table, shards = read_tags(args.table, trained.class_names, require_labels)
         if shards is not None:
             store = shard_store(trained, shards)
         else:
-            root = Path(args.image_root or Path(args.table).parent)
-            store = file_store(trained, [root / path for path in table.images])
+            store = file_store(trained, table_images(table, None, args.image_root, args.table))
         targets = table.targets.toarray().astype(np.float32)
         return trained.view(store), targets, list(table.images)
     if getattr(args, "images", None):

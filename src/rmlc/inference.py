@@ -215,15 +215,14 @@ def audit_table(
     Returns:
         the audit, the image names as the table writes them, and the class names.
     """
-    from rmlc.train.datasets import read_tags
+    from rmlc.train.datasets import read_tags, table_images
 
     trained = load_trained_model(checkpoint, device)
     tags, shards = read_tags(str(table), trained.class_names)
     if shards is not None:
         store: ImageStore = shard_store(trained, shards)
     else:
-        root = Path(image_root or Path(table).parent)
-        store = file_store(trained, [root / path for path in tags.images])
+        store = file_store(trained, table_images(tags, None, image_root, table))
     if folds is None:
         scores = score_images(trained, trained.view(store), device)
     else:

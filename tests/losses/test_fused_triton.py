@@ -30,13 +30,14 @@ def kernel_and_device() -> tuple[object, str]:
     return fused_triton.interpreted(), "cpu"
 
 
-def run_triton(f, positive, terms, positive_count=None):
+def run_triton(f, positive, terms, positive_count=None, known=None):
     """``fused_kernel``'s signature, computed by the Triton kernel (results on CPU)."""
     kernel, device = kernel_and_device()
     if isinstance(terms.rank, torch.Tensor):
         terms = dataclasses.replace(terms, rank=terms.rank.to(device))
+    known = None if known is None else known.to(device)
     per_sample, grad = fused_triton.fused_triton_kernel(
-        f.to(device), positive.to(device), terms, kernel
+        f.to(device), positive.to(device), terms, kernel, known=known
     )
     return per_sample.cpu(), grad.cpu()
 

@@ -1,4 +1,6 @@
-"""Losses for multi-label learning, all called as ``loss(logits, targets, sample_weight=None)``.
+"""Losses for multi-label learning, all called as
+``loss(logits, targets, sample_weight=None, *, known=None)`` (``known``: an optional
+``(N, m)`` bool mask of the entries whose label is known, for partial labels).
 
 ``RMLCLoss`` is the paper's robust loss (``RMLCLoss()`` the recommended configuration,
 ``RMLCLoss.paper()`` the paper's own); ``WARPLoss``, ``BCELoss``, ``SoftmaxLoss`` and

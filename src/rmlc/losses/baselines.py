@@ -27,8 +27,10 @@ __all__ = [
 class BCELoss(MultiLabelLoss):
     """Binary relevance: an independent logistic loss per label, summed over labels."""
 
-    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-        return F.bce_per_sample(logits, positive)
+    def per_sample(
+        self, logits: torch.Tensor, positive: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return F.bce_per_sample(logits, positive, known)
 
 
 class SoftmaxLoss(MultiLabelLoss):
@@ -38,8 +40,10 @@ class SoftmaxLoss(MultiLabelLoss):
     the ordinary softmax classifier. Samples without positives contribute 0.
     """
 
-    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-        return F.softmax_per_sample(logits, positive)
+    def per_sample(
+        self, logits: torch.Tensor, positive: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return F.softmax_per_sample(logits, positive, known)
 
 
 class AsymmetricLoss(MultiLabelLoss):
@@ -70,7 +74,9 @@ class AsymmetricLoss(MultiLabelLoss):
             raise ValueError(f"clip must lie in [0, 1), got clip={clip}")
         self.gamma_neg, self.gamma_pos, self.clip, self.eps = gamma_neg, gamma_pos, clip, eps
 
-    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    def per_sample(
+        self, logits: torch.Tensor, positive: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return F.asymmetric_per_sample(
             logits,
             positive,
@@ -78,6 +84,7 @@ class AsymmetricLoss(MultiLabelLoss):
             gamma_pos=self.gamma_pos,
             clip=self.clip,
             eps=self.eps,
+            known=known,
         )
 
 
@@ -100,8 +107,10 @@ class GeneralizedCrossEntropy(MultiLabelLoss):
         super().__init__(reduction)
         self.q = check_fraction(q, "q", open_low=True)
 
-    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-        return F.generalized_ce_per_sample(logits, positive, self.q)
+    def per_sample(
+        self, logits: torch.Tensor, positive: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return F.generalized_ce_per_sample(logits, positive, self.q, known)
 
     def extra_repr(self) -> str:
         return f"q={self.q}, reduction={self.reduction!r}"
@@ -165,8 +174,10 @@ class LargeLossRejection(MultiLabelLoss):
     def set_extra_state(self, state: dict[str, int]) -> None:
         self.epoch = int(state["epoch"])
 
-    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-        return F.large_loss_rejection_per_sample(logits, positive, self.rejection_rate)
+    def per_sample(
+        self, logits: torch.Tensor, positive: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return F.large_loss_rejection_per_sample(logits, positive, self.rejection_rate, known)
 
     def extra_repr(self) -> str:
         return f"delta_rel={self.delta_rel}, epoch={self.epoch}, reduction={self.reduction!r}"

@@ -38,7 +38,6 @@ kernels' ``O(N m)``, the dense kernel's blocks hold at most about 4 M pairs.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Literal
 
@@ -46,6 +45,16 @@ import torch
 
 from rmlc.checks import check_choice
 from rmlc.losses import fused_triton
+from rmlc.losses.elementwise import (
+    asymmetric_per_sample,
+    bce_per_sample,
+    generalized_ce_per_sample,
+    large_loss_kept,
+    large_loss_rejection_per_sample,
+    rejection_count,
+    softmax_per_sample,
+)
+from rmlc.losses.elementwise import compute_dtype as _compute_dtype
 from rmlc.losses.fused_triton import fused_triton_kernel
 from rmlc.losses.ranks import RankMode, RankRounding, rank_weight_table, sample_draws
 from rmlc.losses.terms import RankingTerms
@@ -125,29 +134,52 @@ def transductive_hinge(logits: torch.Tensor) -> torch.Tensor:
 
 
 def margin_term(
-    logits: torch.Tensor, positive: torch.Tensor, s: float = -0.8, beta: float = 1.0
+    logits: torch.Tensor,
+    positive: torch.Tensor,
+    s: float = -0.8,
+    beta: float = 1.0,
+    known: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-sample margin term ``sum_j R_s(y_j f_j)``, ``y = +1`` on positives, -1 else.
 
     Args:
         logits: ``(N, m)`` scores.
         positive: ``(N, m)`` bool mask.
+        known: optional ``(N, m)`` bool mask: the sum runs over known entries only.
 
     Returns:
         ``(N,)``, differentiable by autograd.
     """
-    return ramp(torch.where(positive, logits, -logits), s, beta).sum(dim=1)
+    terms = ramp(torch.where(positive, logits, -logits), s, beta)
+    return (terms if known is None else torch.where(known, terms, 0.0)).sum(dim=1)
 
 
-def balanced_margin_weights(positive: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``(N, m)`` weights ``m / (2 |C+|)`` on positives and ``m / (2 |C-|)`` on negatives."""
-    m = positive.shape[1]
+def balanced_margin_weights(
+    positive: torch.Tensor, dtype: torch.dtype, known: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``(N, m)`` weights ``m / (2 |C+|)`` on positives and ``m / (2 |C-|)`` on negatives.
+
+    With a ``(N, m)`` bool ``known`` mask, ``m``, ``C+`` and ``C-`` count the known entries
+    of each row only, and unknown entries weigh 0.
+    """
+    if known is None:
+        m = positive.shape[1]
+        num_positive = positive.sum(dim=1, keepdim=True).to(dtype)
+        return torch.where(
+            positive,
+            m / (2.0 * num_positive.clamp(min=1.0)),
+            m / (2.0 * (m - num_positive).clamp(min=1.0)),
+        )
+    positive = positive & known
     num_positive = positive.sum(dim=1, keepdim=True).to(dtype)
-    return torch.where(
+    size = known.sum(dim=1, keepdim=True).to(dtype)
+    # reciprocal() * size: the operation order of ``m / tensor``, so all-known is bit-equal
+    weights = torch.where(
         positive,
-        m / (2.0 * num_positive.clamp(min=1.0)),
-        m / (2.0 * (m - num_positive).clamp(min=1.0)),
+        (2.0 * num_positive.clamp(min=1.0)).reciprocal() * size,
+        (2.0 * (size - num_positive).clamp(min=1.0)).reciprocal() * size,
     )
+    return torch.where(known, weights, 0.0)
 
 
 def _scaled_gradient(ctx, grad_output: torch.Tensor) -> torch.Tensor:
@@ -161,22 +193,33 @@ class _BalancedMarginFunction(torch.autograd.Function):
     """Per-sample balanced margin term; its gradient is formed in the forward pass."""
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, positive: torch.Tensor, s: float, beta: float):
+    def forward(
+        ctx,
+        logits: torch.Tensor,
+        positive: torch.Tensor,
+        s: float,
+        beta: float,
+        known: torch.Tensor | None,
+    ):
         f = logits.detach().to(_compute_dtype(logits))
         per_sample, grad = f.new_zeros(f.shape[0]), torch.zeros_like(f)
-        weight = balanced_margin_weights(positive, f.dtype)
-        _add_margin_term(f, positive.to(f.dtype), per_sample, grad, s, beta, weight)
+        weight = balanced_margin_weights(positive, f.dtype, known)
+        _add_margin_term(f, positive.to(f.dtype), per_sample, grad, s, beta, weight, known)
         ctx.save_for_backward(grad)
         ctx.logits_dtype = logits.dtype
         return per_sample
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
-        return _scaled_gradient(ctx, grad_output), None, None, None
+        return _scaled_gradient(ctx, grad_output), None, None, None, None
 
 
 def balanced_margin_term(
-    logits: torch.Tensor, positive: torch.Tensor, s: float = -0.8, beta: float = 1.0
+    logits: torch.Tensor,
+    positive: torch.Tensor,
+    s: float = -0.8,
+    beta: float = 1.0,
+    known: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-sample margin term with positives and negatives weighted to equal totals.
 
@@ -191,11 +234,13 @@ def balanced_margin_term(
     Args:
         logits: ``(N, m)`` scores.
         positive: ``(N, m)`` bool mask.
+        known: optional ``(N, m)`` bool mask of the known entries; the sum, ``m``, ``C+``
+            and ``C-`` are over those only (unknown entries: no term, zero gradient).
 
     Returns:
         ``(N,)``, differentiable in ``logits``.
     """
-    return _BalancedMarginFunction.apply(logits, positive.bool(), s, beta)
+    return _BalancedMarginFunction.apply(logits, positive.bool(), s, beta, known)
 
 
 def violation_penalty(
@@ -228,13 +273,16 @@ def _add_margin_term(
     s: float,
     beta: float,
     kappa: float | torch.Tensor,
+    known: torch.Tensor | None = None,
 ) -> None:
     """Add ``sum_j kappa_j P(1 - y_j f_j)`` and its gradient in place (``y = 2 positive - 1``;
-    ``kappa`` a number, or ``(N, m)`` weights)."""
+    ``kappa`` a number, or ``(N, m)`` weights), over the ``known`` entries if given."""
     violation = torch.addcmul(1.0 + f, positive, f, value=-2.0)  # 1 - y f
     value, slope, _ = violation_penalty(violation, s, beta)
     # d P(1 - y f) / d f = -y slope = slope - 2 positive slope
     slope = torch.addcmul(slope, positive, slope, value=-2.0)
+    if known is not None:  # replaced, not multiplied: all-known stays bit-equal
+        value, slope = torch.where(known, value, 0.0), torch.where(known, slope, 0.0)
     if isinstance(kappa, torch.Tensor):
         per_sample.add_((kappa * value).sum(dim=1))
         grad.addcmul_(kappa, slope)
@@ -269,7 +317,8 @@ def _slot_weights(
 def _pairs_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
-    num_positive: torch.Tensor,
+    negative: torch.Tensor,
+    num_negative: torch.Tensor,
     terms: RankingTerms,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking term and gradient with one row of violations per positive label.
@@ -280,17 +329,18 @@ def _pairs_kernel(
 
     Args:
         f: ``(N, m)`` scores (float32 or float64).
-        positive: ``(N, m)`` float 0/1 indicator.
-        num_positive: ``(N,)`` positives per sample.
+        positive: ``(N, m)`` float 0/1 indicator of the (known) positives.
+        negative: ``(N, m)`` float 0/1 indicator of the (known) negatives: ``1 - positive``
+            when every label is known; an entry that is neither takes no part.
+        num_negative: ``(N,)`` negatives per sample.
 
     Returns:
         ``(per_sample (N,), grad (N, m))`` with ``grad[i] = d per_sample[i] / d f[i]``.
     """
     n_rows, m = f.shape
     flat_positives = positive.reshape(-1).nonzero().squeeze(1)
-    # Positives pushed far below every threshold never violate: only negatives count.
-    negatives_only = torch.add(f, positive, alpha=-_EXCLUDED[f.dtype])
-    negatives = m - num_positive
+    # Non-negatives pushed far below every threshold never violate: only negatives count.
+    negatives_only = torch.add(f, 1.0 - negative, alpha=-_EXCLUDED[f.dtype])
     per_sample, grad = f.new_zeros(n_rows), f.new_zeros(n_rows, m)
     chunk = max(_ROWS_PER_SAMPLE * n_rows, _MIN_CHUNK_ROWS)  # memory O(N m), not O(P m)
     for start in range(0, max(flat_positives.shape[0], 1), chunk):
@@ -307,7 +357,7 @@ def _pairs_kernel(
         weights = _slot_weights(
             rank.reshape(-1).take(flat) if isinstance(rank, torch.Tensor) else rank,
             violated.sum(dim=1),
-            negatives.index_select(0, rows),
+            num_negative.index_select(0, rows),
             m,
             terms.rounding,
             terms.generator,
@@ -322,7 +372,8 @@ def _pairs_kernel(
 def _dense_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
-    num_positive: torch.Tensor,
+    negative: torch.Tensor,
+    num_negative: torch.Tensor,
     terms: RankingTerms,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking term and gradient over blocks of ``(N, c, m)`` pairs, without host syncs.
@@ -336,8 +387,7 @@ def _dense_kernel(
     Args and returns: as :func:`_pairs_kernel`.
     """
     n_rows, m = f.shape
-    negative = 1.0 - positive
-    negatives = (m - num_positive).unsqueeze(1)
+    negatives = num_negative.unsqueeze(1)
     block = max(1, min(m, _DENSE_BLOCK_PAIRS // max(n_rows * m, 1)))
     per_sample, grad = f.new_zeros(n_rows), f.new_zeros(n_rows, m)
     for start in range(0, m, block):
@@ -362,7 +412,8 @@ def _dense_kernel(
 def _sorted_kernel(
     f: torch.Tensor,
     positive: torch.Tensor,
-    num_positive: torch.Tensor,
+    negative: torch.Tensor,
+    num_negative: torch.Tensor,
     terms: RankingTerms,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss and gradient from sorted positive thresholds and prefix sums.
@@ -378,11 +429,13 @@ def _sorted_kernel(
     """
     n_rows, m = f.shape
     s, beta, rank = terms.s, terms.beta, terms.rank
-    negative = 1.0 - positive
-    num_negative = (m - num_positive).unsqueeze(1)
-    k = max(int(num_positive.max()), 1)
+    num_negative = num_negative.unsqueeze(1)
+    k = max(int(positive.sum(dim=1).max()), 1)
     padding = _EXCLUDED[f.dtype]  # larger than any score: never violated
-    scores, slot_index = torch.topk(torch.add(f, negative, alpha=padding), k, dim=1, largest=False)
+    not_positive = 1.0 - positive
+    scores, slot_index = torch.topk(
+        torch.add(f, not_positive, alpha=padding), k, dim=1, largest=False
+    )
     thresholds = scores - 1.0
     below = torch.searchsorted(thresholds, f, right=False)
     if beta != 0.0:
@@ -449,38 +502,54 @@ def choose_cuda_kernel(num_samples: int, num_labels: int, device: torch.device) 
     return "dense" if num_samples * num_labels**2 <= _DENSE_MAX_PAIRS else "sorted"
 
 
-def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
-    """Float64 logits are computed in float64, all others in float32."""
-    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+def _negatives(
+    indicator: torch.Tensor, num_positive: torch.Tensor, known: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(negative (N, m), num_negative (N,))``: the 0/1 indicator of the (known) negatives
+    and their count per row, for the (known) positives ``indicator``."""
+    if known is None:
+        return 1.0 - indicator, indicator.shape[1] - num_positive
+    negative = torch.where(known, 1.0 - indicator, 0.0)
+    return negative, negative.sum(dim=1)
 
 
 def _loss_and_gradient(
-    f: torch.Tensor, positive: torch.Tensor, terms: RankingTerms, kernel: Kernel
+    f: torch.Tensor,
+    positive: torch.Tensor,
+    terms: RankingTerms,
+    kernel: Kernel,
+    known: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(per_sample (N,), grad (N, m))`` of the ranking and margin terms for detached
-    scores ``f``, by the kernel asked for (``"auto"``: by device and shape)."""
+    scores ``f``, by the kernel asked for (``"auto"``: by device and shape), over the
+    ``known`` entries if a ``(N, m)`` bool mask is given."""
     if kernel == "auto" and f.is_cuda:
         kernel = choose_cuda_kernel(f.shape[0], f.shape[1], f.device)
     if kernel == "fused" and f.device.type != "cpu":
         # reads any dtype and layout of positives as they are: one launch, no casts
-        return fused_triton_kernel(f, positive, terms)
+        return fused_triton_kernel(f, positive, terms, known=known)
     dtype = _compute_dtype(f)
     f = f if f.dtype == dtype else f.to(dtype)
     indicator = positive if positive.dtype == dtype else positive.to(dtype)
+    if known is not None:  # the known positives
+        indicator = torch.where(known, indicator, 0.0)
     num_positive = indicator.sum(dim=1)
     if kernel == "auto":  # a host sync: taken on CPU only, where it is free
         kernel = choose_kernel(f.shape[0], f.shape[1], int(num_positive.sum()))
     if kernel == "fused":
         if fused_kernel is None:
             raise ImportError("kernel='fused' needs numba: pip install numba")
-        return fused_kernel(f, indicator, terms, num_positive)
+        if known is None:
+            return fused_kernel(f, indicator, terms, num_positive)
+        return fused_kernel(f, indicator, terms, num_positive, known=known)
     compute = {"pairs": _pairs_kernel, "sorted": _sorted_kernel, "dense": _dense_kernel}
-    per_sample, grad = compute[kernel](f, indicator, num_positive, terms)
+    negative, num_negative = _negatives(indicator, num_positive, known)
+    per_sample, grad = compute[kernel](f, indicator, negative, num_negative, terms)
     if terms.kappa != 0.0:
         weight = terms.kappa
         if terms.balance_margin:
-            weight = terms.kappa * balanced_margin_weights(indicator.bool(), f.dtype)
-        _add_margin_term(f, indicator, per_sample, grad, terms.s, terms.beta, weight)
+            weight = terms.kappa * balanced_margin_weights(indicator.bool(), f.dtype, known)
+        _add_margin_term(f, indicator, per_sample, grad, terms.s, terms.beta, weight, known)
     return per_sample, grad
 
 
@@ -489,16 +558,21 @@ class _RankingLossFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, logits: torch.Tensor, positive: torch.Tensor, terms: RankingTerms, kernel: Kernel
+        ctx,
+        logits: torch.Tensor,
+        positive: torch.Tensor,
+        terms: RankingTerms,
+        kernel: Kernel,
+        known: torch.Tensor | None,
     ) -> torch.Tensor:
-        per_sample, grad = _loss_and_gradient(logits.detach(), positive, terms, kernel)
+        per_sample, grad = _loss_and_gradient(logits.detach(), positive, terms, kernel, known)
         ctx.save_for_backward(grad)
         ctx.logits_dtype = logits.dtype
         return per_sample
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
-        return _scaled_gradient(ctx, grad_output), None, None, None
+        return _scaled_gradient(ctx, grad_output), None, None, None, None
 
 
 def ranking_loss(
@@ -507,6 +581,7 @@ def ranking_loss(
     terms: RankingTerms | None = None,
     *,
     kernel: Kernel = "auto",
+    known: torch.Tensor | None = None,
     **settings,
 ) -> torch.Tensor:
     """Per-sample ``sum_{j in C+} L(r_j) sum_{k in C-} P(u_jk) + kappa sum_j P(1 - y_j f_j)``.
@@ -523,6 +598,10 @@ def ranking_loss(
             (``ranking_loss(logits, positive, kappa=0.0, rank="exact")``), not both.
         kernel: ``"auto"``, ``"fused"`` (numba on CPU, Triton on a GPU), ``"pairs"``,
             ``"sorted"`` or ``"dense"`` (see the module docstring).
+        known: optional ``(N, m)`` bool mask of the entries whose label is known (partial
+            labels; None: all known). Pairs join a known positive to a known negative,
+            ranks count (or draw among) the known negatives, the margin term sums over
+            known entries; unknown entries get a zero gradient (docs/losses.md).
 
     Returns:
         ``(N,)`` losses, differentiable in ``logits``.
@@ -532,118 +611,4 @@ def ranking_loss(
     elif settings:
         raise TypeError(f"give terms or its settings, not both (got {sorted(settings)})")
     check_choice(kernel, KERNELS, "kernel")
-    return _RankingLossFunction.apply(logits, positive, terms, kernel)
-
-
-def bce_per_sample(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """Binary relevance: ``sum_j`` binary cross-entropy with logits; ``(N,)``.
-
-    ``positive`` is a bool mask or a 0/1 tensor, as for every per-sample loss here.
-    """
-    work = logits.to(_compute_dtype(logits))
-    return torch.nn.functional.binary_cross_entropy_with_logits(
-        work, positive.to(work.dtype), reduction="none"
-    ).sum(dim=1)
-
-
-def softmax_per_sample(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against the target vector normalised to sum 1; ``(N,)``.
-
-    A sample with no positive label contributes 0.
-    """
-    work = logits.to(_compute_dtype(logits))
-    target = positive.to(work.dtype)
-    target = target / target.sum(dim=1, keepdim=True).clamp(min=1.0)
-    return -(target * torch.log_softmax(work, dim=1)).sum(dim=1)
-
-
-def asymmetric_per_sample(
-    logits: torch.Tensor,
-    positive: torch.Tensor,
-    *,
-    gamma_neg: float = 4.0,
-    gamma_pos: float = 1.0,
-    clip: float = 0.05,
-    eps: float = 1e-8,
-) -> torch.Tensor:
-    """Asymmetric loss (Ridnik et al., ICCV 2021), summed over labels; ``(N,)``.
-
-    As the authors' reference ``AsymmetricLoss``: negatives' probabilities are shifted by
-    ``clip``, focusing weights ``(1 - p_t)^gamma`` are treated as constants.
-    """
-    work = logits.to(_compute_dtype(logits))
-    target = positive.to(work.dtype)
-    prob_pos = torch.sigmoid(work)
-    prob_neg = 1.0 - prob_pos
-    if clip > 0:
-        prob_neg = (prob_neg + clip).clamp(max=1.0)
-    log_likelihood = target * torch.log(prob_pos.clamp(min=eps)) + (1.0 - target) * torch.log(
-        prob_neg.clamp(min=eps)
-    )
-    if gamma_neg > 0 or gamma_pos > 0:
-        with torch.no_grad():
-            prob_true = target * prob_pos + (1.0 - target) * prob_neg
-            gamma = target * gamma_pos + (1.0 - target) * gamma_neg
-            focus = torch.pow(1.0 - prob_true, gamma)
-        log_likelihood = log_likelihood * focus
-    return -log_likelihood.sum(dim=1)
-
-
-def generalized_ce_per_sample(
-    logits: torch.Tensor, positive: torch.Tensor, q: float = 0.7
-) -> torch.Tensor:
-    """Generalized cross-entropy ``L_q`` (Zhang & Sabuncu, NeurIPS 2018) per label, summed
-    over labels; ``(N,)``.
-
-    For each label the probability of its target, ``p = sigmoid(f)`` for a positive and
-    ``1 - sigmoid(f) = sigmoid(-f)`` for a negative, costs ``(1 - p^q) / q``: ``q -> 0`` is
-    the logistic loss (BCE), ``q = 1`` the mean absolute error ``1 - p``. Computed as
-    ``-expm1(q log sigmoid(+-f)) / q``, finite for any finite logit.
-    """
-    work = logits.to(_compute_dtype(logits))
-    sign = 2.0 * positive.to(work.dtype) - 1.0
-    log_p = torch.nn.functional.logsigmoid(sign * work)
-    return (-torch.expm1(q * log_p) / q).sum(dim=1)
-
-
-def large_loss_kept(losses: torch.Tensor, positive: torch.Tensor, count: int) -> torch.Tensor:
-    """Which entries Large-Loss Rejection keeps: ``(N, m)`` 0/1 of ``losses``' dtype.
-
-    Among the negative entries (``positive`` 0), those whose loss is at least the
-    ``count``-th largest negative loss of the batch are rejected (every entry tied with it
-    too, as the authors' ``torch.where(loss < threshold, ...)``); positives are always
-    kept. ``count`` beyond the number of negatives rejects every negative; 0 rejects none.
-    Runs without a host sync (``count`` comes from the shape, not the values).
-    """
-    kept = torch.ones_like(losses)
-    count = min(int(count), losses.numel())
-    if count <= 0:
-        return kept
-    target = positive.to(losses.dtype)
-    negative_losses = torch.where(target > 0, float("-inf"), losses.detach())
-    threshold = torch.topk(negative_losses.flatten(), count).values[-1]
-    rejected = (target == 0) & (negative_losses >= threshold)
-    return kept.masked_fill(rejected, 0.0)
-
-
-def rejection_count(entries: int, rate: float) -> int:
-    """``ceil(entries * rate)``, the authors' number of rejected entries, with the product
-    rounded to 9 decimals first so that float noise (``0.1 + 0.2``) adds no entry."""
-    return math.ceil(round(entries * rate, 9))
-
-
-def large_loss_rejection_per_sample(
-    logits: torch.Tensor, positive: torch.Tensor, rate: float
-) -> torch.Tensor:
-    """LL-R (Kim et al., CVPR 2022): BCE summed over labels without the rejected negatives.
-
-    The batch's ``k = ceil(N m rate)`` largest-loss negative entries are rejected
-    (:func:`large_loss_kept`; ``N m`` counts every entry, positives included, as the
-    authors' code). The rejection is a batch-level choice: a row's value depends on the
-    other rows. Gradients flow through the kept entries only. ``(N,)``.
-    """
-    work = logits.to(_compute_dtype(logits))
-    target = positive.to(work.dtype)
-    losses = torch.nn.functional.binary_cross_entropy_with_logits(work, target, reduction="none")
-    kept = large_loss_kept(losses, target, rejection_count(losses.numel(), rate))
-    return (losses * kept).sum(dim=1)
+    return _RankingLossFunction.apply(logits, positive, terms, kernel, known)

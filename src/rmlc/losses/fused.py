@@ -136,6 +136,8 @@ def draws_by_inversion(
 def _fused_loop(
     f: np.ndarray,
     positive: np.ndarray,
+    known: np.ndarray,
+    masked: bool,
     mode: int,
     uniforms: np.ndarray,
     given: np.ndarray,
@@ -149,10 +151,13 @@ def _fused_loop(
 ) -> None:
     """Per-sample loss into ``per_sample`` ``(N,)`` and gradient into ``grad`` ``(N, m)``.
 
-    ``f``, ``positive``: ``(N, m)``; ``uniforms``: one per positive in row-major order
-    (sampled mode); ``given``: ``(N, m)`` ranks (given mode); ``table``: ``L`` indexed by
-    the number of draws (sampled) or by the rank (exact, given). ``balance``: the margin
-    term weighs positives ``m / (2 |C+|)`` and negatives ``m / (2 |C-|)`` (else 1).
+    ``f``, ``positive``: ``(N, m)`` (``positive`` nonzero at known positives only);
+    ``known``: ``(N, m)`` bool, read only when ``masked`` (an unknown entry is neither a
+    positive nor a negative, and has no margin term); ``uniforms``: one per positive in
+    row-major order (sampled mode); ``given``: ``(N, m)`` ranks (given mode); ``table``:
+    ``L`` indexed by the number of draws (sampled) or by the rank (exact, given).
+    ``balance``: the margin term weighs positives ``m / (2 |C+|)`` and negatives
+    ``m / (2 |C-|)`` (else 1), ``m``, ``C+`` and ``C-`` counting known entries.
     """
     n_rows, m = f.shape
     cap, soft = 1.0 - s, 1.0 - beta
@@ -163,17 +168,31 @@ def _fused_loop(
     thresholds, weights = np.empty(_GROUP, np.float64), np.empty(_GROUP, np.float64)
     slot = 0  # index of the next positive's uniform number
     for i in range(n_rows):
-        count = 0
+        count, unknown = 0, 0
         for k in range(m):
             slopes[k] = 0.0
             if positive[i, k] != 0:
                 scores[k] = -np.inf
                 members[count] = k
                 count += 1
+            elif masked and not known[i, k]:
+                scores[k] = -np.inf  # never a violator
+                unknown += 1
             else:
                 scores[k] = np.float64(f[i, k])
+        negatives = m - count - unknown
         total, finite = _margin_row(
-            f[i], positive[i], m - count, kappa, cap, soft, balance, gradient
+            f[i],
+            positive[i],
+            known[i],
+            masked,
+            count,
+            negatives,
+            kappa,
+            cap,
+            soft,
+            balance,
+            gradient,
         )
         for start in range(0, count, _GROUP):  # ranking term, four positives per pass
             thresholds[:] = np.inf  # an unused place matches no negative
@@ -188,7 +207,7 @@ def _fused_loop(
                     slot += 1
                     if violators == 0:
                         continue
-                    weight = table[_draws_by_inversion(violators, m - count, uniform)]
+                    weight = table[_draws_by_inversion(violators, negatives, uniform)]
                 elif violators == 0:
                     continue
                 elif mode == _EXACT:
@@ -218,6 +237,9 @@ def _fused_loop(
 def _margin_row(
     f: np.ndarray,
     positive: np.ndarray,
+    known: np.ndarray,
+    masked: bool,
+    positives: int,
     negatives: int,
     kappa: float,
     cap: float,
@@ -225,16 +247,21 @@ def _margin_row(
     balance: bool,
     gradient: np.ndarray,
 ) -> tuple[float, bool]:
-    """The margin term ``kappa sum_j P(1 - y_j f_j)`` of one row ``f`` ``(m,)``, and whether
-    every score is finite; the term's gradient is written into ``gradient`` ``(m,)``."""
+    """The margin term ``kappa sum_j P(1 - y_j f_j)`` of one row ``f`` ``(m,)`` over its
+    known entries (all unless ``masked``), and whether every score is finite; the term's
+    gradient is written into ``gradient`` ``(m,)`` (0 at unknown entries)."""
     m = f.shape[0]
+    size = positives + negatives  # the known labels: m unless masked
     positive_weight, negative_weight = kappa, kappa
     if balance:
-        positive_weight = kappa * m / (2.0 * max(m - negatives, 1))
-        negative_weight = kappa * m / (2.0 * max(negatives, 1))
+        positive_weight = kappa * size / (2.0 * max(positives, 1))
+        negative_weight = kappa * size / (2.0 * max(negatives, 1))
     total, finite = 0.0, True
     for k in range(m):
         finite &= np.isfinite(f[k])
+        if masked and not known[k]:
+            gradient[k] = 0.0
+            continue
         is_positive = positive[k] != 0
         sign = 1.0 if is_positive else -1.0
         weight = positive_weight if is_positive else negative_weight
@@ -295,6 +322,7 @@ def fused_kernel(
     positive: torch.Tensor,
     terms: RankingTerms,
     num_positive: torch.Tensor | None = None,
+    known: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking and margin terms with their gradient, in one compiled pass (CPU only).
 
@@ -303,9 +331,10 @@ def fused_kernel(
 
     Args:
         f: ``(N, m)`` float32 or float64 scores on CPU.
-        positive: ``(N, m)`` 0/1 indicator of ``f``'s dtype.
+        positive: ``(N, m)`` 0/1 indicator of ``f``'s dtype, 0 at unknown entries.
         terms: what to compute (the margin term included here, unlike the torch kernels).
         num_positive: ``(N,)`` positives per row, if the caller has counted them.
+        known: optional ``(N, m)`` bool mask of the known entries (None: all known).
 
     Returns:
         ``(per_sample (N,), grad (N, m))`` with ``grad[i] = d per_sample[i] / d f[i]``.
@@ -314,6 +343,8 @@ def fused_kernel(
         raise ValueError(f"kernel='fused' runs on CPU; the logits are on {f.device}")
     n_rows, m = f.shape
     f, positive = f.contiguous(), positive.contiguous()
+    masked = known is not None
+    known_array = known.contiguous().numpy() if masked else np.empty((n_rows, 0), np.bool_)
     uniforms = np.empty(0, np.float64)
     given = np.empty((n_rows, 0), np.int64)
     first_slots = np.zeros(n_rows + 1, np.int64)  # row i's uniforms start at first_slots[i]
@@ -342,6 +373,8 @@ def fused_kernel(
         _fused_loop(
             f_array[rows],
             positive_array[rows],
+            known_array[rows],
+            masked,
             mode,
             uniforms[slots],
             given[rows],

@@ -105,6 +105,7 @@ if triton is not None:
     def _ranking_kernel(
         f_ptr,
         positive_ptr,
+        known_ptr,
         uniform_ptr,
         given_ptr,
         table_ptr,
@@ -113,13 +114,16 @@ if triton is not None:
         grad_ptr,
         m,
         MODE: tl.constexpr,
+        HAS_KNOWN: tl.constexpr,
         ACC: tl.constexpr,
         BLOCK: tl.constexpr,
     ):
         """Loss and gradient of row ``program_id``.
 
         All tensors are contiguous. ``f_ptr``: ``(N, m)`` scores, any float dtype;
-        ``positive_ptr``: ``(N, m)``, nonzero at positives, any dtype; ``uniform_ptr``:
+        ``positive_ptr``: ``(N, m)``, nonzero at positives, any dtype; ``known_ptr``:
+        ``(N, m)`` bool, read when ``HAS_KNOWN`` (an unknown entry is neither a positive
+        nor a negative, and has no margin term); ``uniform_ptr``:
         ``(N, m)`` uniforms (sampled mode); ``given_ptr``: ``(N, m)`` int64 ranks (given
         mode); ``table_ptr``: ``(m + 1,)`` weights ``L`` indexed by the draws (sampled) or
         the rank (exact, given); ``constants_ptr``: ``(cap, soft, kappa, balance)`` with
@@ -133,8 +137,12 @@ if triton is not None:
         valid = labels < m
         offsets = row * m + labels
         f = tl.load(f_ptr + offsets, mask=valid, other=0.0).to(ACC)
-        is_positive = (tl.load(positive_ptr + offsets, mask=valid, other=0) != 0) & valid
-        is_negative = valid & (is_positive == 0)
+        if HAS_KNOWN:
+            known = (tl.load(known_ptr + offsets, mask=valid, other=0) != 0) & valid
+        else:
+            known = valid
+        is_positive = (tl.load(positive_ptr + offsets, mask=valid, other=0) != 0) & known
+        is_negative = known & (is_positive == 0)
         cap = tl.load(constants_ptr)
         soft = tl.load(constants_ptr + 1)
         kappa = tl.load(constants_ptr + 2)
@@ -157,8 +165,8 @@ if triton is not None:
         u = one - sign * f
         penalty = tl.minimum(tl.maximum(u, 0.0), cap) + soft * tl.maximum(u - cap, 0.0)
         slope = ((u > 0.0) & (u < cap)).to(ACC) + soft * (u >= cap).to(ACC)
-        total = tl.sum(tl.where(valid, weight * penalty, 0.0))
-        grad = tl.where(valid, -weight * sign * slope, 0.0)
+        total = tl.sum(tl.where(known, weight * penalty, 0.0))
+        grad = tl.where(known, -weight * sign * slope, 0.0)
 
         # Ranking term, one positive at a time.
         negative_scores = tl.where(is_negative, f, -float("inf"))
@@ -240,7 +248,9 @@ def interpreted() -> KernelInterface:
     return _ranking_kernel
 
 
-def _check_inputs(f: torch.Tensor, positive: torch.Tensor, rank: object) -> None:
+def _check_inputs(
+    f: torch.Tensor, positive: torch.Tensor, rank: object, known: torch.Tensor | None
+) -> None:
     """Shapes and devices, which the kernel would otherwise read past or fault on."""
     if f.dim() != 2:
         raise ValueError(f"logits must have shape (N, m), got shape {tuple(f.shape)}")
@@ -250,6 +260,7 @@ def _check_inputs(f: torch.Tensor, positive: torch.Tensor, rank: object) -> None
             f"{f.shape[1]}; use kernel='sorted' or 'dense'"
         )
     named = {"positive": positive} | ({"rank": rank} if isinstance(rank, torch.Tensor) else {})
+    named |= {"known": known} if known is not None else {}
     for name, tensor in named.items():
         if tensor.shape != f.shape:
             raise ValueError(
@@ -264,6 +275,7 @@ def fused_triton_kernel(
     positive: torch.Tensor,
     terms: RankingTerms,
     launcher: KernelInterface | None = None,
+    known: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ranking and margin terms with their gradient, one launch for the batch (GPU).
 
@@ -273,6 +285,7 @@ def fused_triton_kernel(
         positive: ``(N, m)``, nonzero at positive labels (bool or numbers of any dtype).
         terms: what to compute (the margin term included here).
         launcher: the compiled kernel by default; :func:`interpreted` runs on CPU tensors.
+        known: optional ``(N, m)`` bool mask of the known entries (None: all known).
 
     Returns:
         ``(per_sample (N,), grad (N, m))`` in the compute dtype, with
@@ -283,10 +296,11 @@ def fused_triton_kernel(
     if launcher is None and f.device.type != "cuda":
         raise ValueError(f"the fused GPU kernel runs on CUDA; the logits are on {f.device}")
     rank, rounding = terms.rank, terms.rounding
-    _check_inputs(f, positive, rank)
+    _check_inputs(f, positive, rank, known)
     n_rows, m = f.shape
     compute = torch.float64 if f.dtype == torch.float64 else torch.float32
     f, positive = f.contiguous(), positive.contiguous()
+    known_rows = positive if known is None else known.contiguous()  # read if given
     per_sample = torch.empty(n_rows, dtype=compute, device=f.device)
     grad = torch.empty(n_rows, m, dtype=compute, device=f.device)
     uniforms = given = per_sample  # placeholders for the pointers a mode does not read
@@ -312,6 +326,7 @@ def fused_triton_kernel(
         kernel[(n_rows,)](
             f,
             positive,
+            known_rows,
             uniforms,
             given,
             table,
@@ -320,6 +335,7 @@ def fused_triton_kernel(
             grad,
             m,
             MODE=mode,
+            HAS_KNOWN=known is not None,
             ACC=tl.float64 if compute == torch.float64 else tl.float32,
             BLOCK=block,
             num_warps=min(max(block // 256, 1), 16),

@@ -128,7 +128,9 @@ class RMLCLoss(MultiLabelLoss):
     def set_extra_state(self, state: dict[str, int]) -> None:
         self.steps_done = int(state["steps_done"])
 
-    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    def per_sample(
+        self, logits: torch.Tensor, positive: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
         beta = self.ramp_beta
         if self.training and self.hinge_steps:
             beta = self.current_beta
@@ -142,7 +144,7 @@ class RMLCLoss(MultiLabelLoss):
             generator=self.generator,
             balance_margin=self.balance_margin,
         )
-        return F.ranking_loss(logits, positive, terms, kernel=self.kernel)
+        return F.ranking_loss(logits, positive, terms, kernel=self.kernel, known=known)
 
     def extra_repr(self) -> str:
         return (
@@ -176,9 +178,11 @@ class WARPLoss(MultiLabelLoss):
         check_choice(kernel, F.KERNELS, "kernel")
         self.rank, self.rounding, self.generator, self.kernel = rank, rounding, generator, kernel
 
-    def per_sample(self, logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    def per_sample(
+        self, logits: torch.Tensor, positive: torch.Tensor, known: torch.Tensor | None = None
+    ) -> torch.Tensor:
         terms = RankingTerms.warp(self.rank, self.rounding, self.generator)
-        return F.ranking_loss(logits, positive, terms, kernel=self.kernel)
+        return F.ranking_loss(logits, positive, terms, kernel=self.kernel, known=known)
 
     def extra_repr(self) -> str:
         return (

@@ -15,6 +15,7 @@ once, in the run's log.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,18 +155,22 @@ def _count_below(rows: Any, limit: int) -> int:
 def tags_table_rows(
     data: TrainingData,
     config: TrainConfig,
-    train: tuple[str, TagsTable],
-    unlabeled: tuple[str, TagsTable] | None = None,
-    test: tuple[str, TagsTable] | None = None,
+    tables: Mapping[str, tuple[str, TagsTable]],
+    dropped: Mapping[str, np.ndarray] | None = None,
 ) -> list[TableRows]:
-    """The :class:`TableRows` of the tables a run read (``(path, table)`` each), from the
-    :class:`TrainingData` built from them: the training table's rows come first in the
-    training store, then the unlabeled table's. Rows that the choices made (empty labels,
-    ``num_labeled``, a supervised run) do not explain were left out by ``bad_images``."""
-    report = _training_table_rows(data, config, *train)
+    """The :class:`TableRows` of the tables a run read (``role -> (path, table)``: ``train``,
+    optional ``unlabeled`` and ``test``), from the :class:`TrainingData` built from them:
+    the training table's rows come first in the training store, then the unlabeled
+    table's. ``dropped``: the rows (of the store) each decision of the protocol left out
+    (:attr:`rmlc.train.protocol.Split.dropped`). Rows that neither explains were left out
+    by ``bad_images``."""
+    dropped = dropped or {}
+    path, table = tables["train"]
+    report = _training_table_rows(data, config, path, table, dropped)
     rows = [report]
-    if unlabeled is not None:
-        path, extra = unlabeled
+    if "unlabeled" in tables:
+        path, extra = tables["unlabeled"]
+        start = len(table)
         in_pool = len(data.unlabeled) - report.used["unlabeled"]  # after the training table's
         report = TableRows(
             "unlabeled", path, len(extra), {"unlabeled": in_pool}, blank_lines=extra.blank_lines
@@ -176,10 +181,11 @@ def tags_table_rows(
                 len(extra),
                 "unused: training is supervised (--semi-supervised trains on them)",
             )
+        _drop_decided(report, dropped, (start, start + len(extra)), config)
         _drop_the_rest(report)
         rows.append(report)
-    if test is not None:
-        path, tested = test
+    if "test" in tables:
+        path, tested = tables["test"]
         used = {"test": len(data.test[0]) if data.test else 0}
         report = TableRows("test", path, len(tested), used, blank_lines=tested.blank_lines)
         _drop_the_rest(report)
@@ -187,8 +193,35 @@ def tags_table_rows(
     return rows
 
 
+# The protocol's decisions that leave rows of a table out (the rows a supervised run does
+# not use are counted by reasons of their own: empty_labels, beyond_num_labeled).
+_DECIDED = {
+    "subsample": ("subsampled", "left out by --subsample {subsample}"),
+    "max_unlabeled": ("beyond_max_unlabeled", "unlabeled beyond --max-unlabeled {max_unlabeled}"),
+}
+
+
+def _drop_decided(
+    report: TableRows,
+    dropped: Mapping[str, np.ndarray],
+    rows: tuple[int, int],
+    config: TrainConfig,
+) -> None:
+    """Count the rows ``start:stop`` of the store that the protocol's decisions left out."""
+    start, stop = rows
+    for decision, (reason, note) in _DECIDED.items():
+        left_out = np.asarray(dropped.get(decision, ()))
+        count = int(((left_out >= start) & (left_out < stop)).sum())
+        settings = {"subsample": config.subsample, "max_unlabeled": config.max_unlabeled}
+        report.drop(reason, count, note.format(**settings))
+
+
 def _training_table_rows(
-    data: TrainingData, config: TrainConfig, path: str, table: TagsTable
+    data: TrainingData,
+    config: TrainConfig,
+    path: str,
+    table: TagsTable,
+    dropped: Mapping[str, np.ndarray],
 ) -> TableRows:
     """The training table's rows: trained on, validation, unlabeled pool, or dropped."""
     n, semi = len(table), config.semi_supervised
@@ -207,13 +240,15 @@ def _training_table_rows(
     elif not semi:
         why = "with empty labels, unlabeled images that supervised training does not use: "
         report.drop("empty_labels", empty.size, why + _where(table, empty))
-    labeled = n - empty.size
     if config.num_labeled is not None and not semi:
+        unused = np.asarray(dropped.get("supervised", ()), dtype=np.int64)
+        beyond = int(table.labeled[unused[unused < n]].sum())  # labeled rows left unused
         report.drop(
             "beyond_num_labeled",
-            labeled - min(labeled, config.num_labeled),
+            beyond,
             f"labeled beyond --num-labeled {config.num_labeled}, unused by supervised training",
         )
+    _drop_decided(report, dropped, (0, n), config)
     _drop_the_rest(report)
     return report
 

@@ -16,8 +16,9 @@ import torch
 from torch.utils.data import Dataset
 
 from rmlc.train.config import TrainConfig
-from rmlc.train.data import ArrayStore, assemble
+from rmlc.train.datasets import training_data
 from rmlc.train.launch import build_trainer, run_with
+from rmlc.train.sources import SourceRows
 from rmlc.train.trained import TrainedModel, as_uint8_images, load_trained_model
 
 __all__ = ["fit"]
@@ -45,7 +46,10 @@ def fit(
         test: ``(images, targets)`` evaluated after training (metrics in ``out``).
         class_names: the ``m`` label names (default ``"0"`` ... ``"m-1"``).
         config: any :class:`~rmlc.train.TrainConfig` key, e.g. ``loss``, ``epochs``,
-            ``backbone``, ``out`` (where checkpoints and logs go; default ``runs/rmlc``).
+            ``backbone``, ``out`` (where checkpoints and logs go; default ``runs/rmlc``);
+            the data options (``num_labeled``, ``subsample``, ``label_noise``,
+            ``missing_labels``, ``max_unlabeled``) apply to the arrays as to any source
+            (:mod:`rmlc.train.protocol`; ``classes`` needs class labels: refused).
 
     Returns:
         the trained model: ``scores(images)`` ``(n, m)``, ``predict(images)`` 0/1 tags,
@@ -73,22 +77,22 @@ def fit(
                 f"test targets have {test_targets.shape[1]} labels, training targets "
                 f"{targets.shape[1]}"
             )
-        test_split = (ArrayStore(test_images), test_targets)
+        test_split = (test_images, test_targets)
     names = (
         list(class_names) if class_names is not None else [str(j) for j in range(targets.shape[1])]
     )
     if len(names) != targets.shape[1]:
         raise ValueError(f"class_names has {len(names)} names for {targets.shape[1]} labels")
     settings = TrainConfig.from_dict({**config, "dataset": IN_MEMORY}, source="rmlc.train.fit")
-    data = assemble(
-        ArrayStore(store_images),
-        all_targets,
-        np.arange(len(images)),
-        unlabeled_rows,
-        test_split,
-        names,
-        settings,
+    rows = SourceRows(
+        images=store_images,
+        targets=all_targets,
+        classes=names,
+        test=test_split,
+        labeled=np.arange(len(images)),
+        unlabeled=unlabeled_rows,
     )
+    data = training_data(rows, settings)  # the protocol of every source: num_labeled ...
     run_with(settings, lambda context: build_trainer(settings, context, data).fit())
     out = Path(settings.out)
     best = out / "best.pt"

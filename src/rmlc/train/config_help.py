@@ -8,8 +8,9 @@ __all__ = ["CONFIG_HELP"]
 
 CONFIG_HELP: dict[str, str] = {
     # data
-    "dataset": "a built-in set (fashion-mosaic, fashion-mnist, cifar10, stl10, coco, "
-    "nus-wide) or tags for your own tables (set by --train/--test)",
+    "dataset": "a source: a built-in set (fashion-mosaic, fashion-mnist, cifar10, stl10, "
+    "coco, nus-wide), tags for your own tables (set by --train/--test), or one registered "
+    "with rmlc.train.sources.register_source",
     "source": "fashion-mosaic and fashion-mnist: the embedded subset or the full set",
     "data_root": "folder of a built-in dataset's files (cifar10, stl10, coco, nus-wide)",
     "train": "training tags table (CSV or JSONL, header image,labels) or shard folder",
@@ -22,8 +23,9 @@ CONFIG_HELP: dict[str, str] = {
     "image_cache": "folder keeping decoded, resized images between epochs and runs",
     "num_labeled": "keep this many training images labeled, the rest unlabeled",
     "classes": "class indices kept labeled and tested (single-label sets), e.g. [0, 1]",
-    "max_unlabeled": "at most this many unlabeled images",
-    "subsample": "keep this fraction of a multi-label training set (class frequencies kept)",
+    "max_unlabeled": "at most this many unlabeled images (chosen at random)",
+    "subsample": "keep this fraction of the labeled training images (class frequencies "
+    "kept), as the paper subsampled COCO and NUS-WIDE",
     "label_noise": "fraction of labeled training images whose labels are redrawn "
     "(the paper's protocol)",
     "missing_labels": "fraction of positive training labels dropped",

@@ -1,21 +1,5 @@
-"""Multi-label evaluation metrics, in percent: top-k P/R/F1, mAP, accuracy and a meter.
-
-The functions are pure: they take a score matrix ``(N, m)`` (``N`` samples, ``m``
-classes; a torch tensor or a NumPy array) and a target matrix of the same shape with
-values in {0, 1} or in {-1, +1}, and return Python floats in percent (0..100: mAP 98.7,
-not 0.987; only the building block :func:`average_precision_per_class` returns fractions).
-They run on the CPU in float64, whatever the device and floating dtype of the input. The
-one fraction of rmlc is ``RMLClassifier.score`` (:mod:`rmlc.linear`), which follows
-scikit-learn's convention for ``score``; ``RMLClassifier.metrics`` is in percent.
-
-* :func:`topk_metrics` -- the ML-GCN protocol: per-class (``P-C``, ``R-C``, ``F1-C``) and
-  overall (``P-O``, ``R-O``, ``F1-O``) precision, recall and F1 of the top-k predictions.
-* :func:`mean_average_precision` -- mAP, uninterpolated (identical to scikit-learn's
-  ``average_precision_score``, ties included), VOC 2010+ all-point or VOC2007 11-point.
-* :func:`accuracy` -- single-label top-1 accuracy.
-* :class:`MultiLabelMeter` -- accumulates batches (and gathers them across
-  ``torch.distributed`` ranks) and then calls the functions above.
-"""
+"""The metric functions of :mod:`rmlc.metrics` (top-k P/R/F1, mAP, accuracy), in percent,
+and their input checks; re-exported by the package, which documents them."""
 
 from __future__ import annotations
 
@@ -27,14 +11,12 @@ import numpy as np
 import torch
 
 from rmlc.checks import check_choice, check_integer
-from rmlc.gather import first_per_index, gather_objects
 from rmlc.labels import positive_mask, positive_mask_numpy
 
 __all__ = [
     "Convention",
     "F1Mode",
     "Interpolation",
-    "MultiLabelMeter",
     "Threshold",
     "accuracy",
     "average_precision_per_class",
@@ -149,6 +131,20 @@ def _check_threshold(threshold: Threshold, num_classes: int | None = None):
     return float(threshold)
 
 
+def _check_known(known: ArrayLike | None, shape: torch.Size) -> torch.Tensor | None:
+    """Validate an optional mask of known entries; return it as a bool CPU tensor."""
+    if known is None:
+        return None
+    mask = _as_tensor(known, "known")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"known must be a bool mask (True = label known), got {mask.dtype}")
+    if mask.shape != shape:
+        raise ValueError(
+            f"known must have the shape of scores {tuple(shape)}, got {tuple(mask.shape)}"
+        )
+    return mask
+
+
 def _present_classes(positive: torch.Tensor, what: str) -> torch.Tensor:
     """Boolean ``(m,)`` mask of the classes with at least one positive; error if none."""
     present = positive.any(dim=0)
@@ -226,6 +222,7 @@ def topk_metrics(
     threshold: Threshold = 0.0,
     f1c: F1Mode = "harmonic",
     convention: Convention = "rmlc",
+    known: ArrayLike | None = None,
 ) -> dict[str, float]:
     """Per-class and overall precision, recall and F1 of the top-k predictions, in percent.
 
@@ -259,6 +256,10 @@ def topk_metrics(
             :func:`rmlc.thresholds.choose_threshold`), or ``None`` for no minimum.
         f1c: ``"harmonic"`` or ``"mean"``, how ``F1-C`` is formed.
         convention: ``"rmlc"`` (the definition above) or ``"ml-gcn"``.
+        known: optional ``(N, m)`` bool mask of the known entries (partial labels). The
+            top ``k`` are still chosen among all labels, but an unknown entry counts in
+            none of ``Nc``, ``Np``, ``Ng``: each class is scored over the images where it
+            is known, and classes without a known positive are left out.
 
     Returns:
         dict with keys ``"P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"``, values in percent.
@@ -268,6 +269,9 @@ def topk_metrics(
     """
     score_matrix = _check_scores(scores)
     positive = _check_targets(targets, score_matrix.shape)
+    known = _check_known(known, score_matrix.shape)
+    if known is not None:
+        positive = positive & known
     k = check_integer(k, "k", 1)
     threshold = _check_threshold(threshold, score_matrix.shape[1])
     check_choice(f1c, _F1_MODES, "f1c")
@@ -286,6 +290,8 @@ def topk_metrics(
     for start in range(0, score_matrix.shape[0], block):
         rows = slice(start, start + block)
         predicted = topk_predictions(score_matrix[rows].double(), k, threshold)
+        if known is not None:
+            predicted &= known[rows]
         num_correct += (predicted & positive[rows]).sum(dim=0)
         num_predicted += predicted.sum(dim=0)
     num_positive = _count_positives(positive, dim=0)
@@ -377,7 +383,10 @@ def average_precision_per_class(
 
 
 def mean_average_precision(
-    scores: ArrayLike, targets: ArrayLike, interpolation: Interpolation = "none"
+    scores: ArrayLike,
+    targets: ArrayLike,
+    interpolation: Interpolation = "none",
+    known: ArrayLike | None = None,
 ) -> float:
     """Mean over classes of the average precision, in percent.
 
@@ -392,6 +401,10 @@ def mean_average_precision(
         scores: ``(N, m)`` floating scores (tensor or array), finite.
         targets: ``(N, m)`` with values in {0, 1} or in {-1, +1} (or bool).
         interpolation: ``"none"``, ``"voc"`` or ``"voc11"``.
+        known: optional ``(N, m)`` bool mask of the known entries (partial labels): the AP
+            of class ``c`` is taken over the images where ``c`` is known (Open Images'
+            evaluation), equal to scikit-learn's on that subset; classes without a known
+            positive are left out.
 
     Returns:
         mAP in percent.
@@ -401,15 +414,21 @@ def mean_average_precision(
     """
     score_matrix = _check_scores(scores)
     positive = _check_targets(targets, score_matrix.shape)
+    known = _check_known(known, score_matrix.shape)
+    if known is not None:
+        positive = positive & known
     check_choice(interpolation, _INTERPOLATIONS, "interpolation")
     present = _present_classes(positive, "mean_average_precision")
     columns = torch.nonzero(present).flatten()
-    per_class = [
-        average_precision_per_class(
-            score_matrix[:, block].double(), positive[:, block], interpolation
+    per_class = []
+    for block in columns.split(_block_length(score_matrix.shape[0])):
+        block_scores = score_matrix[:, block].double()
+        if known is not None:  # unknown entries: one tie group below every known score,
+            # after the last positive, where it changes no AP (any interpolation)
+            block_scores.masked_fill_(~known[:, block], -torch.inf)
+        per_class.append(
+            average_precision_per_class(block_scores, positive[:, block], interpolation)
         )
-        for block in columns.split(_block_length(score_matrix.shape[0]))
-    ]
     return float(torch.cat(per_class).mean()) * 100.0
 
 
@@ -469,143 +488,3 @@ def accuracy(scores: ArrayLike, labels: ArrayLike) -> float:
         )
     predicted_class = score_matrix.argmax(dim=1)
     return float((predicted_class == true_class).to(torch.float64).mean()) * 100.0
-
-
-# ---------------------------------------------------------------------------------------
-# Streaming meter
-# ---------------------------------------------------------------------------------------
-
-
-class MultiLabelMeter:
-    """Accumulates scores and targets over batches, then computes every metric at once.
-
-    Settings are fixed at construction (as torchmetrics' ``Metric``): ``k``, ``threshold``,
-    ``f1c`` and ``convention`` as :func:`topk_metrics` takes them. ``update`` keeps CPU
-    copies (scores as float32, targets as bool). Under an initialised ``torch.distributed``
-    process group with more than one rank, :meth:`gather` (called by :meth:`compute`) is a
-    collective: every rank must call it. It collects all ranks' rows
-    (:func:`rmlc.gather.gather_objects`). When dataset ``indices`` were given, rows are
-    de-duplicated (one per index, the first seen in rank order; ``DistributedSampler`` pads
-    by repeating samples) and sorted by index, so the result is that of a single-process
-    evaluation.
-    """
-
-    def __init__(
-        self,
-        k: int = 3,
-        threshold: Threshold = 0.0,
-        f1c: F1Mode = "harmonic",
-        convention: Convention = "rmlc",
-    ) -> None:
-        check_integer(k, "k", 1)
-        _check_threshold(threshold)
-        check_choice(f1c, _F1_MODES, "f1c")
-        check_choice(convention, _CONVENTIONS, "convention")
-        self.k, self.threshold, self.f1c, self.convention = k, threshold, f1c, convention
-        self._scores: list[torch.Tensor] = []
-        self._targets: list[torch.Tensor] = []
-        self._indices: list[torch.Tensor] | None = None
-        self._num_classes: int | None = None
-
-    @property
-    def num_samples(self) -> int:
-        """Number of rows accumulated on this process (before any gathering)."""
-        return sum(batch.shape[0] for batch in self._scores)
-
-    def reset(self) -> None:
-        """Forget every accumulated batch."""
-        self._scores = []
-        self._targets = []
-        self._indices = None
-        self._num_classes = None
-
-    def update(
-        self, scores: ArrayLike, targets: ArrayLike, indices: ArrayLike | None = None
-    ) -> None:
-        """Append a batch.
-
-        Args:
-            scores: ``(B, m)`` floating scores (tensor or array), finite.
-            targets: ``(B, m)`` with values in {0, 1} or in {-1, +1} (or bool).
-            indices: optional ``(B,)`` integer dataset indices of the rows; give them for
-                every batch or for none.
-        """
-        score_batch = _as_tensor(scores, "scores")
-        if score_batch.is_floating_point():
-            score_batch = score_batch.to(torch.float32)
-        score_batch = _check_scores(score_batch, allow_empty=True).to(torch.float32)
-        positive = _check_targets(targets, score_batch.shape).clone()
-        if self._num_classes is not None and score_batch.shape[1] != self._num_classes:
-            raise ValueError(
-                f"scores have {score_batch.shape[1]} classes but earlier batches had "
-                f"{self._num_classes}"
-            )
-        index_batch = None if indices is None else self._check_indices(indices, score_batch)
-        if self._scores and (index_batch is None) != (self._indices is None):
-            raise ValueError("indices must be given for every batch or for none")
-        self._num_classes = score_batch.shape[1]
-        self._scores.append(score_batch)
-        self._targets.append(positive)
-        if index_batch is not None:
-            if self._indices is None:
-                self._indices = []
-            self._indices.append(index_batch)
-
-    @staticmethod
-    def _check_indices(indices: ArrayLike, scores: torch.Tensor) -> torch.Tensor:
-        index_batch = _as_tensor(indices, "indices")
-        if index_batch.dtype == torch.bool or index_batch.is_floating_point():
-            raise TypeError(f"indices must be integers, got {index_batch.dtype}")
-        if index_batch.shape != scores.shape[:1]:
-            raise ValueError(
-                f"indices must have shape ({scores.shape[0]},), got {tuple(index_batch.shape)}"
-            )
-        return index_batch.to(torch.int64, copy=True)
-
-    def _local(self) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        if not self._scores:
-            return None, None, None
-        indices = None if self._indices is None else torch.cat(self._indices)
-        return torch.cat(self._scores), torch.cat(self._targets), indices
-
-    def gather(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """All accumulated rows: ``(scores (N, m) float32, targets (N, m) bool, indices)``.
-
-        Collective under ``torch.distributed`` (world size > 1). ``indices`` is ``None``
-        when none were given; otherwise rows are unique per index and sorted by it.
-
-        Raises:
-            ValueError: nothing accumulated on any rank, ranks disagree on the number of
-                classes or on giving indices, or one index carries different targets.
-        """
-        parts = [part for part in gather_objects(self._local()) if part[0] is not None]
-        if not parts:
-            raise ValueError("MultiLabelMeter is empty: call update() before compute()")
-        if len({part[0].shape[1] for part in parts}) > 1:
-            raise ValueError("ranks accumulated scores with different numbers of classes")
-        if len({part[2] is None for part in parts}) > 1:
-            raise ValueError("indices must be given on every rank or on none")
-        scores = torch.cat([part[0] for part in parts])
-        targets = torch.cat([part[1] for part in parts])
-        if parts[0][2] is None:
-            return scores, targets, None
-        indices = torch.cat([part[2] for part in parts])
-        kept = first_per_index(indices)
-        row_of_index = torch.searchsorted(indices[kept], indices)  # every row's kept row
-        if not bool((targets == targets[kept][row_of_index]).all()):
-            raise ValueError("rows with the same index have different targets")
-        return scores[kept], targets[kept], indices[kept]
-
-    def compute(self) -> dict[str, float]:
-        """Every metric over the accumulated (and gathered) rows, in percent.
-
-        Returns:
-            :func:`topk_metrics`' keys plus ``"mAP"`` (uninterpolated), and
-            ``"accuracy"`` when every target row has exactly one positive.
-        """
-        scores, targets, _ = self.gather()
-        result = topk_metrics(scores, targets, self.k, self.threshold, self.f1c, self.convention)
-        result["mAP"] = mean_average_precision(scores, targets)
-        if bool((_count_positives(targets, dim=1) == 1).all()):
-            result["accuracy"] = accuracy(scores, targets)
-        return result

@@ -41,6 +41,7 @@ DEFAULT_RAMP_START = registry_view("ramp_start")
 # What a training table's rows with an empty labels field are (``empty_labels``), and which
 # epoch's network best.pt keeps (``select``).
 EMPTY_LABELS = ("unlabeled", "skip", "error")
+UNKNOWN_TAGS = ("ignore", "negative")  # what an unknown tag is to the losses
 SELECT_CHOICES = ("best", "last")
 
 
@@ -58,11 +59,17 @@ class TrainConfig:
     caps the unlabeled pool; ``subsample`` keeps a class-frequency-preserving fraction of
     a multi-label training set (the paper's 10% and 20% subsets); ``label_noise`` and
     ``missing_labels`` corrupt the labeled training samples (the paper's protocol;
-    positives dropped). ``bad_images``: an unreadable, truncated, empty or missing image
-    file of a tags table is an error naming it (``"raise"``) or is left out with a warning
-    counting them (``"skip"``); files are checked before training starts (shards were
-    checked when ``rmlc shard`` wrote them). ``image_size``: the side image files are resized to;
-    by default the images' own size for ``small-cnn`` (at most 128) and 224 for the ResNets.
+    positives dropped). Partial labels: ``hide_tags`` makes each known tag of the labeled
+    training samples unknown with that probability, ``single_positive`` keeps one positive
+    tag per sample and nothing verified absent (:mod:`rmlc.data.hiding`); a tags table with
+    a ``negatives`` column has unknown tags of its own. ``unknown_tags``: ``"ignore"`` (the
+    losses and the metrics use only known entries) or ``"negative"`` (an unknown tag is
+    read as absent: what rmlc did before negatives existed). ``bad_images``: an unreadable,
+    truncated, empty or missing image file of a tags table is an error naming it
+    (``"raise"``) or is left out with a warning counting them (``"skip"``); files are
+    checked before training starts (shards were checked when ``rmlc shard`` wrote them).
+    ``image_size``: the side image files are resized to; by default the images' own size
+    for ``small-cnn`` (at most 128) and 224 for the ResNets.
     ``image_cache``: a folder where decoded, resized images are kept in memory-mapped arrays
     (:mod:`rmlc.train.image_cache`): each file is decoded once, on the first epoch, and again
     only when it changes (its size or modification time). ``empty_labels``: what a training
@@ -133,6 +140,9 @@ class TrainConfig:
     subsample: float | None = None
     label_noise: float = 0.0
     missing_labels: float = 0.0
+    hide_tags: float = 0.0
+    single_positive: bool = False
+    unknown_tags: str = "ignore"
     validation_fraction: float = 0.1
     bad_images: str = "raise"
     empty_labels: str | None = None
@@ -271,6 +281,15 @@ class TrainConfig:
         _require(
             0 <= self.missing_labels <= 1,
             f"missing_labels must lie in [0, 1], got {self.missing_labels}",
+        )
+        _require(0 <= self.hide_tags <= 1, f"hide_tags must lie in [0, 1], got {self.hide_tags}")
+        _require(
+            not (self.single_positive and self.hide_tags > 0),
+            "hide_tags and single_positive are two settings of partial labels: choose one",
+        )
+        _require(
+            self.unknown_tags in UNKNOWN_TAGS,
+            f"unknown_tags must be one of {UNKNOWN_TAGS}, got {self.unknown_tags!r}",
         )
         _require(
             self.empty_labels is None or self.empty_labels in EMPTY_LABELS,

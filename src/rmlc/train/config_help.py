@@ -29,6 +29,10 @@ CONFIG_HELP: dict[str, str] = {
     "label_noise": "fraction of labeled training images whose labels are redrawn "
     "(the paper's protocol)",
     "missing_labels": "fraction of positive training labels dropped",
+    "hide_tags": "fraction of the training samples' known tags hidden as unknown (partial labels)",
+    "single_positive": "keep one positive tag per training sample, every other tag unknown",
+    "unknown_tags": "ignore (losses and metrics use known tags only) or negative "
+    "(an unknown tag read as absent)",
     "validation_fraction": "fraction of the labeled training images held out for "
     "validation (model selection, thresholds)",
     "bad_images": "unreadable image files: raise (an error naming them all) or skip "

@@ -329,6 +329,8 @@ def assemble(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     clean_targets: np.ndarray | torch.Tensor | None = None,
+    negatives: Targets | None = None,
+    test_negatives: Targets | None = None,
 ) -> TrainingData:
     """Split the labeled rows into training and validation, and build the views.
 
@@ -340,8 +342,10 @@ def assemble(
         unlabeled_rows: rows of the store without.
         test: ``(store, targets)`` of the test split.
         clean_targets: ``(N, m)`` targets of the store's rows before corruption, if any.
+        negatives, test_negatives: ``(N, m)`` and ``(n_test, m)`` tags verified absent
+            (partial labels: the other tags not positive are unknown), or None.
     """
-    targets = SparseTargets(targets)
+    targets = SparseTargets(targets, negatives)
     labeled_rows = torch.as_tensor(np.asarray(labeled_rows), dtype=torch.int64)
     unlabeled_rows = torch.as_tensor(np.asarray(unlabeled_rows), dtype=torch.int64)
     generator = torch.Generator().manual_seed(config.seed)
@@ -363,7 +367,12 @@ def assemble(
     pool = torch.cat([train_rows, unlabeled_rows])
     labeled_targets = targets.take(train_rows)
     none = scipy.sparse.csr_array((len(unlabeled_rows), targets.num_classes), dtype=np.uint8)
-    pool_targets = SparseTargets(scipy.sparse.vstack([labeled_targets.matrix, none], "csr"))
+    pool_negatives = None  # nothing of an unlabeled image is known (until propagation)
+    if labeled_targets.negatives is not None:
+        pool_negatives = scipy.sparse.vstack([labeled_targets.negatives, none], "csr")
+    pool_targets = SparseTargets(
+        scipy.sparse.vstack([labeled_targets.matrix, none], "csr"), pool_negatives
+    )
     single = bool((labeled_targets.positives_per_row() == 1).all())
     never = [
         name
@@ -390,7 +399,7 @@ def assemble(
         validation=(ImageView(store, validation_rows), targets.take(validation_rows))
         if n_validation
         else None,
-        test=None if test is None else (ImageView(test[0]), SparseTargets(test[1])),
+        test=None if test is None else (ImageView(test[0]), SparseTargets(test[1], test_negatives)),
         class_names=list(class_names),
         in_channels=store.channels,
         single_label=single,

@@ -163,6 +163,8 @@ def _stores(rows: SourceRows, split: Split, config: TrainConfig) -> TrainingData
         split.classes,
         config,
         clean_targets=split.clean,
+        negatives=split.negatives,
+        test_negatives=split.test_negatives,
     )
     if rows.labels is not None:  # for analysis: the true class of each unlabeled sample
         data.unlabeled_classes = torch.as_tensor(rows.labels[split.unlabeled])

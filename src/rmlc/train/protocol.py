@@ -10,10 +10,11 @@ the config, the same for every source; it is its steps (:data:`STEPS`), in order
 3. ``num_labeled``: that many labeled rows keep their labels (class-stratified for
    single-label sources, at random otherwise); the others join the unlabeled pool.
 4. ``label_noise`` then ``missing_labels``: the labeled rows' targets are corrupted (the
-   paper's protocol; positives dropped). A later step of partial labels (tags *hidden*,
-   turned unknown rather than negative) goes right after this one, as one more function
-   of :data:`STEPS` with its own :func:`decision_seed`.
-5. the unlabeled pool: the source's own unlabeled rows, then those of step 3, then those
+   paper's protocol; positives dropped; refused on rows with verified negatives).
+5. ``hide_tags`` or ``single_positive`` (partial labels): known tags of the labeled rows
+   made unknown (:mod:`rmlc.data.hiding`; its own :func:`decision_seed`); then
+   ``unknown_tags: negative`` forgets which tags are unknown (absent = negative).
+6. the unlabeled pool: the source's own unlabeled rows, then those of step 3, then those
    of step 1; none in a supervised run; at most ``max_unlabeled``, chosen at random.
 
 The validation split is carved from the labeled rows afterwards
@@ -71,6 +72,9 @@ class Split:
         dropped: decision name -> the rows it left out.
         spare: rows of step 3 (labeled, beyond ``num_labeled``), for the pool step.
         outside: rows of step 1 (other classes), for the pool step.
+        negatives: ``(N, m)`` the tags verified absent (partial labels), or None: every
+            tag not positive is negative.
+        test_negatives: the same for the test split.
     """
 
     targets: Targets
@@ -82,6 +86,8 @@ class Split:
     dropped: dict[str, np.ndarray] = field(default_factory=dict)
     spare: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     outside: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    negatives: Targets | None = None
+    test_negatives: Targets | None = None
 
 
 Step = Callable[[Split, SourceRows, TrainConfig], Split]
@@ -106,6 +112,8 @@ def keep_classes(split: Split, rows: SourceRows, config: TrainConfig) -> Split:
     if test is not None and rows.test_labels is not None:
         keep_test = np.isin(rows.test_labels, kept)
         test = (test[0][keep_test], test[1][keep_test][:, kept])
+    if split.negatives is not None or split.test_negatives is not None:
+        raise ValueError("classes and verified negatives (partial labels) cannot be combined")
     return dataclasses.replace(
         split,
         targets=split.targets[:, kept],
@@ -153,6 +161,12 @@ def corrupt(split: Split, rows: SourceRows, config: TrainConfig) -> Split:
     """Step 4, ``label_noise`` then ``missing_labels`` on the labeled rows' targets."""
     if config.label_noise <= 0 and config.missing_labels <= 0:
         return split
+    if split.negatives is not None:
+        raise ValueError(
+            "label_noise and missing_labels redraw and remove positives of complete label "
+            "vectors; this training data lists verified negatives (partial labels): use "
+            "hide_tags, or corrupt a table without negatives"
+        )
     clean = _dense(split.targets)
     targets, labeled = clean.copy(), split.labeled
     if config.label_noise > 0:
@@ -168,8 +182,38 @@ def corrupt(split: Split, rows: SourceRows, config: TrainConfig) -> Split:
     return dataclasses.replace(split, targets=targets, clean=clean)
 
 
+def hide(split: Split, rows: SourceRows, config: TrainConfig) -> Split:
+    """Step 5, partial labels: ``hide_tags`` or ``single_positive`` on the labeled rows,
+    then ``unknown_tags``."""
+    if config.hide_tags > 0 or config.single_positive:
+        labeled = split.labeled
+        positives = _dense(split.targets) > 0
+        if split.negatives is None:
+            known = np.ones_like(positives)
+        else:
+            known = positives | (_dense(split.negatives) > 0)
+        seed = decision_seed(config.seed, "hide_tags")
+        if config.single_positive:
+            known[labeled], _ = datasets.keep_single_positive(
+                positives[labeled], seed, known[labeled]
+            )
+        else:
+            known[labeled], _ = datasets.hide_tags(
+                positives[labeled], config.hide_tags, seed, known[labeled]
+            )
+        inside = np.zeros(len(positives), dtype=bool)
+        inside[labeled] = True
+        negatives = scipy.sparse.csr_array((known & ~positives & inside[:, None]).astype(np.uint8))
+        clean = split.clean if split.clean is not None else _dense(split.targets)
+        targets = (positives & known).astype(np.float32)
+        split = dataclasses.replace(split, targets=targets, negatives=negatives, clean=clean)
+    if config.unknown_tags == "negative":
+        split = dataclasses.replace(split, negatives=None, test_negatives=None)
+    return split
+
+
 def unlabeled_pool(split: Split, rows: SourceRows, config: TrainConfig) -> Split:
-    """Step 5: the unlabeled pool (none when supervised; at most ``max_unlabeled``)."""
+    """Step 6: the unlabeled pool (none when supervised; at most ``max_unlabeled``)."""
     pool = np.concatenate([np.asarray(rows.unlabeled, np.int64), split.spare, split.outside])
     dropped = dict(split.dropped)
     if not config.semi_supervised:
@@ -184,7 +228,14 @@ def unlabeled_pool(split: Split, rows: SourceRows, config: TrainConfig) -> Split
     return dataclasses.replace(split, unlabeled=pool, dropped=dropped)
 
 
-STEPS: tuple[Step, ...] = (keep_classes, subsample, choose_labeled, corrupt, unlabeled_pool)
+STEPS: tuple[Step, ...] = (
+    keep_classes,
+    subsample,
+    choose_labeled,
+    corrupt,
+    hide,
+    unlabeled_pool,
+)
 """The protocol's steps, in order (a new one, e.g. hiding tags, is one more function)."""
 
 
@@ -200,6 +251,8 @@ def apply_protocol(rows: SourceRows, config: TrainConfig) -> Split:
         labeled=rows.labeled_rows(),
         unlabeled=np.zeros(0, dtype=np.int64),
         test=rows.test,
+        negatives=rows.negatives,
+        test_negatives=rows.test_negatives,
     )
     for step in STEPS:
         split = step(split, rows, config)

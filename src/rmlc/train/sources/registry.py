@@ -70,6 +70,10 @@ class SourceRows:
         test_labels: ``(n_test,)`` class indices of the test rows, likewise.
         tables: ``role -> (path, TagsTable)`` of the tags tables read (``train``,
             ``unlabeled``, ``test``), for the run's row accounting; None for other sources.
+        negatives: ``(N, m)`` the tags verified absent (partial labels: a tag neither
+            positive nor verified absent is unknown), sparse or dense; None: every tag not
+            positive is negative.
+        test_negatives: the same for the test split.
     """
 
     images: Images
@@ -81,6 +85,8 @@ class SourceRows:
     labels: np.ndarray | None = None
     test_labels: np.ndarray | None = None
     tables: dict[str, tuple[str, TagsTable]] | None = None
+    negatives: Targets | None = None
+    test_negatives: Targets | None = None
 
     def __len__(self) -> int:
         return self.targets.shape[0]

@@ -79,12 +79,14 @@ def read(config: TrainConfig) -> SourceRows:
         labeled=np.flatnonzero(train.labeled),
         unlabeled=empty if rule == "unlabeled" else empty[:0],
         tables={"train": (train_path, train)},
+        negatives=train.negatives,
     )
     if config.unlabeled:
         _join_unlabeled(rows, config.unlabeled, root)
     if config.test:
         table, test_shards = read_tags(config.test, classes=classes, require_labels=True)
         rows.test = (table_images(table, test_shards, root, config.test), table.targets)
+        rows.test_negatives = table.negatives
         rows.tables["test"] = (str(config.test), table)
     return rows
 
@@ -100,6 +102,8 @@ def _join_unlabeled(rows: SourceRows, path: str, root: str | Path) -> None:
         rows.images = rows.images + table_images(extra, None, root, path)
     none = scipy.sparse.csr_array((len(extra), len(rows.classes)), dtype=np.uint8)
     rows.targets = scipy.sparse.vstack([rows.targets, none], format="csr")
+    if rows.negatives is not None:  # nothing of an unlabeled image is known
+        rows.negatives = scipy.sparse.vstack([rows.negatives, none], format="csr")
     rows.unlabeled = np.concatenate([rows.unlabeled, offset + np.arange(len(extra))])
     rows.tables["unlabeled"] = (str(path), extra)
 

@@ -204,9 +204,8 @@ def hide(split: Split, rows: SourceRows, config: TrainConfig) -> Split:
         inside = np.zeros(len(positives), dtype=bool)
         inside[labeled] = True
         negatives = scipy.sparse.csr_array((known & ~positives & inside[:, None]).astype(np.uint8))
-        clean = split.clean if split.clean is not None else _dense(split.targets)
-        targets = (positives & known).astype(np.float32)
-        split = dataclasses.replace(split, targets=targets, negatives=negatives, clean=clean)
+        targets = (positives & known).astype(np.float32)  # a hidden tag is unknown, not wrong
+        split = dataclasses.replace(split, targets=targets, negatives=negatives)
     if config.unknown_tags == "negative":
         split = dataclasses.replace(split, negatives=None, test_negatives=None)
     return split

@@ -34,13 +34,13 @@ def shard_tables(mosaic_tables, tmp_path_factory) -> dict[str, Path]:
 
 def record_batches(trainer: Trainer) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The ``(uint8 images, positions)`` of every step the trainer takes, in order."""
-    batches, original_step = [], trainer._step
+    batches, original_step = [], trainer.step
 
     def step(images, indices):
         batches.append((images.clone(), indices.clone()))
         return original_step(images, indices)
 
-    trainer._step = step
+    trainer.step = step
     return batches
 
 

@@ -1,4 +1,5 @@
-"""Multi-process training through torch.distributed (``torchrun``): set-up and gathering.
+"""Multi-process training through torch.distributed (``torchrun``): set-up and barriers
+(rows are gathered by :func:`rmlc.gather.gather_rows`).
 
 ``torchrun --nproc_per_node=N -m rmlc train ...`` sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK``; :func:`init_distributed` then joins the process group (NCCL on GPUs, gloo
@@ -14,11 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from rmlc.gather import first_per_index, gather_objects
-
 __all__ = [
     "DistributedContext",
-    "all_gather_rows",
     "barrier",
     "init_distributed",
     "shutdown_distributed",
@@ -81,24 +79,3 @@ def barrier() -> None:
     """Wait for every process (no-op with one process)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def all_gather_rows(rows: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gather row tensors and their dataset indices from every process.
-
-    Rows are returned ordered by index with duplicates (padding of the samplers) dropped,
-    so the result equals what one process would have computed alone.
-
-    Args:
-        rows: ``(n, ...)`` this process's rows.
-        indices: ``(n,)`` their dataset indices.
-
-    Returns:
-        ``(rows, indices)`` gathered, CPU tensors.
-    """
-    parts = gather_objects((rows.detach().cpu(), indices.detach().cpu()))
-    parts = [part for part in parts if len(part[1])] or parts[:1]  # shards with no rows
-    rows = torch.cat([part[0] for part in parts])
-    indices = torch.cat([part[1] for part in parts])
-    kept = first_per_index(indices)
-    return rows[kept], indices[kept]

@@ -15,6 +15,7 @@ from rmlc.train import TrainingInterrupted, build_trainer
 from rmlc.train.checkpoint import load_checkpoint
 from rmlc.train.data import FileStore, ShardStore
 from rmlc.train.datasets import build_training_data
+from rmlc.train.loading import epoch_sampler
 from rmlc.train.sampling import EpochOrder, ShardedSampler
 from rmlc.train.trainer import Trainer
 from tests.train.conftest import tiny_config
@@ -111,16 +112,8 @@ def test_ranks_read_disjoint_samples_from_their_own_shards(
     for epoch in (0, 1):
         samples, shards, lengths = [], [], []
         for rank in range(world_size):
-            trainer = SimpleNamespace(
-                data=data,
-                config=config,
-                context=SimpleNamespace(rank=rank, world_size=world_size),
-                uses_unlabeled=lambda epoch: False,
-            )
-            trainer._shard_of_positions = lambda trainer=trainer: Trainer._shard_of_positions(
-                trainer
-            )
-            sampler: ShardedSampler = Trainer._sampler(trainer, epoch)
+            context = SimpleNamespace(rank=rank, world_size=world_size)
+            sampler: ShardedSampler = epoch_sampler(data, config, context, with_unlabeled=False)
             sampler.set_epoch(epoch)
             positions = list(sampler)
             assert len(positions) == len(sampler) == -(-labeled // world_size)

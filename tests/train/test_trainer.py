@@ -288,11 +288,9 @@ def test_trainer_sets_the_warm_start_from_the_runs_length(
 def test_image_files_get_sizes_and_workers_that_fit(mosaic_tables, tmp_path) -> None:
     """Files are decoded in worker processes by default (in memory: none), the small CNN
     reads them at their own size, ResNets at 224; workers change no result."""
-    from types import SimpleNamespace
-
-    from rmlc.train import Trainer
     from rmlc.train.data import ArrayStore, FileStore, ImageView
     from rmlc.train.datasets import _default_image_size
+    from rmlc.train.loading import decoding_workers
 
     paths = [mosaic_tables["root"] / f"images/train-{i:04d}.png" for i in range(8)]
     rows = np.arange(8)
@@ -300,8 +298,7 @@ def test_image_files_get_sizes_and_workers_that_fit(mosaic_tables, tmp_path) -> 
     assert _default_image_size(paths, rows, "resnet50") == 224
 
     def workers(num_workers, store) -> int:
-        trainer = SimpleNamespace(config=SimpleNamespace(num_workers=num_workers))
-        return Trainer._decoding_workers(trainer, ImageView(store))
+        return decoding_workers(num_workers, ImageView(store))
 
     files = FileStore(paths, None, 56)
     assert workers(None, files) >= 1 and workers(3, files) == 3

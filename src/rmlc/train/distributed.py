@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 __all__ = [
     "DistributedContext",
     "barrier",
     "init_distributed",
     "shutdown_distributed",
+    "training_network",
 ]
 
 
@@ -79,3 +81,22 @@ def barrier() -> None:
     """Wait for every process (no-op with one process)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def training_network(
+    model: nn.Module, channels_last: bool, compile_network: bool, context: DistributedContext
+) -> tuple[nn.Module, nn.Module]:
+    """``(model, network)``: ``model`` on this process's device (channels-last if asked),
+    and the module trained: the model, wrapped for DDP when distributed, compiled if asked."""
+    device = context.device
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    network = model
+    if context.enabled:
+        network = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if compile_network:
+        network = torch.compile(network)
+    return model, network

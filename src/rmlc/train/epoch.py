@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from rmlc.losses import LossEntry, MultiLabelLoss
@@ -24,6 +23,7 @@ from rmlc.losses.dynamics import ramp_statistics
 from rmlc.train.config import TrainConfig
 from rmlc.train.data import BatchPreparation, TrainingData
 from rmlc.train.distributed import DistributedContext
+from rmlc.train.loading import batch_loader
 from rmlc.train.optimization import autocast, set_learning_rate
 from rmlc.train.sampling import ShardedSampler
 from rmlc.train.targets import SparseTargets
@@ -77,8 +77,6 @@ class EpochState(Protocol):
     dynamics: list[dict[str, Any]]
     saved_rng: dict[str, torch.Tensor] | None  # random states to restore mid-epoch
 
-    def loader(self, dataset: Any, sampler: Any = None) -> DataLoader: ...
-
     def step(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor: ...
 
     def stop_due(self, steps_this_epoch: int) -> bool: ...
@@ -95,7 +93,7 @@ def train_epoch(state: EpochState, epoch: int, sampler: ShardedSampler) -> dict[
     steps = state.steps_in_epoch = sampler.steps_per_epoch()
     # The loader draws a seed from the global generator when its iterator is made: make
     # it first, then seed (or restore) the epoch's random state.
-    batches = iter(state.loader(state.data.train, sampler=sampler))
+    batches = iter(batch_loader(state.data.train, config, state.context, sampler=sampler))
     seed_epoch(state, epoch)
     if state.loss_entry.takes_epoch:  # also when resuming in the epoch's middle
         state.loss_fn.set_epoch(epoch)

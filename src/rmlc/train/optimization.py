@@ -4,13 +4,40 @@ the learning rate of each step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
+from rmlc.losses import MultiLabelLoss, loss_entry
 from rmlc.train.config import TrainConfig
 from rmlc.train.schedule import learning_rate
 
-__all__ = ["amp_dtype", "autocast", "build_optimizer", "parameter_groups", "set_learning_rate"]
+__all__ = [
+    "amp_dtype",
+    "autocast",
+    "build_optimizer",
+    "parameter_groups",
+    "set_learning_rate",
+    "training_loss",
+]
+
+
+def training_loss(
+    config: TrainConfig, generator: torch.Generator, total_steps: Callable[[], int]
+) -> MultiLabelLoss:
+    """The run's loss, as its registry entry says: sampled ranks drawn from ``generator``
+    (seeded per epoch), and the hinge for ``config.ramp_start`` of the run's
+    ``total_steps()``. Per-step value checks are off: the targets were validated when the
+    data was loaded, and checks would make every CUDA step wait for the GPU."""
+    entry = loss_entry(config.loss)
+    loss = entry.build(**config.loss_params)
+    if entry.sampled_ranks and loss.generator is None:
+        loss.generator = generator
+    if config.ramp_start is not None:  # the hinge for that fraction of the run's steps
+        loss.hinge_steps = round(config.ramp_start * total_steps())
+    loss.check_values = False
+    return loss
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -28,8 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from rmlc.atomic import atomic_write_text
 from rmlc.losses import loss_entry
@@ -44,15 +42,16 @@ from rmlc.train.checkpoint import (
     load_checkpoint,
 )
 from rmlc.train.config import TrainConfig
-from rmlc.train.data import BatchPreparation, FileStore, ShardStore, TrainingData
-from rmlc.train.distributed import DistributedContext, barrier
+from rmlc.train.data import BatchPreparation, TrainingData
+from rmlc.train.distributed import DistributedContext, barrier, training_network
 from rmlc.train.epoch import REPORT_EVERY, Position, StopAfterStep, train_epoch, train_step
 from rmlc.train.evaluation import batch_outputs, split_metrics, training_fit
-from rmlc.train.optimization import amp_dtype, autocast, build_optimizer
+from rmlc.train.loading import epoch_sampler, evaluation_loader
+from rmlc.train.optimization import amp_dtype, autocast, build_optimizer, training_loss
 from rmlc.train.refresh import check_propagation_settings, refresh_labels
-from rmlc.train.relabel import Relabeling
+from rmlc.train.relabel import build_relabeling
 from rmlc.train.run_log import RunLog
-from rmlc.train.sampling import EpochOrder, FixedOrder, ShardedSampler
+from rmlc.train.sampling import ShardedSampler
 from rmlc.train.stopping import StopRequest
 from rmlc.train.targets import SparseTargets
 
@@ -87,7 +86,9 @@ class Trainer:
         self.config, self.data, self.context = config, data, context
         self.device = context.device
         self.out = Path(config.out)
-        self._set_up_network(model)
+        self.model, self.network = training_network(
+            model, config.channels_last, config.compile, context
+        )
         self._set_up_loss()
         self.optimizer = build_optimizer(self.model, config)
         self.amp_dtype = amp_dtype(config.amp)
@@ -100,7 +101,9 @@ class Trainer:
         self.targets = data.targets.take(slice(None))  # a copy, sparse
         self.sample_weights = torch.ones(len(self.targets))
         self.propagation_epoch: int | None = None
-        self.relabeling, self.relabel_epoch = self._set_up_relabeling(), None
+        shape = (len(data.labeled), data.targets.num_classes)
+        self.relabeling = build_relabeling(config, getattr(self.loss_fn, "s", None), shape)
+        self.relabel_epoch: int | None = None
         self.prepare = BatchPreparation(
             data.normalization["mean"], data.normalization["std"], data.normalization["size"]
         )
@@ -122,46 +125,11 @@ class Trainer:
 
     # ---- set-up -------------------------------------------------------------------------
 
-    def _set_up_network(self, model: MultiLabelNet) -> None:
-        """``model`` on the device (channels-last if asked), and ``network``, the module
-        trained: the model, wrapped for DDP when distributed, compiled if asked."""
-        config = self.config
-        self.model = model.to(self.device)
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.network: nn.Module = self.model
-        if self.context.enabled:
-            self.network = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
-        if config.compile:
-            self.network = torch.compile(self.network)
-
     def _set_up_loss(self) -> None:
-        """The loss, as its registry entry says: its generator of sampled ranks, its hinge
-        phase, and (``takes_epoch``) the epoch, set at each epoch's start."""
-        config = self.config
-        self.loss_entry = loss_entry(config.loss)
+        """The loss (:func:`~rmlc.train.optimization.training_loss`) and its generator."""
+        self.loss_entry = loss_entry(self.config.loss)
         self.loss_generator = torch.Generator(device=self.device)
-        self.loss_fn = self.loss_entry.build(**config.loss_params)
-        if self.loss_entry.sampled_ranks and self.loss_fn.generator is None:
-            self.loss_fn.generator = self.loss_generator  # seeded per epoch: _seed_epoch
-        if config.ramp_start is not None:  # the hinge for that fraction of the run's steps
-            self.loss_fn.hinge_steps = round(config.ramp_start * self.total_steps())
-        # Targets are validated once, when the data is loaded; per-step value checks would
-        # make every CUDA step wait for the GPU.
-        self.loss_fn.check_values = False
-
-    def _set_up_relabeling(self) -> Relabeling | None:
-        """The audited labels' state (``config.relabel``), or None when off."""
-        config = self.config
-        if config.relabel == "off":
-            return None
-        cutoff = config.relabel_cutoff
-        if cutoff is None:  # the ramp's cap of the loss (the paper's for other losses)
-            cutoff = 1.0 - getattr(self.loss_fn, "s", -0.8)
-        shape = (len(self.data.labeled), self.data.targets.num_classes)
-        return Relabeling(config.relabel, config.relabel_patience, cutoff, shape)
+        self.loss_fn = training_loss(self.config, self.loss_generator, self.total_steps)
 
     # ---- phases -------------------------------------------------------------------------
 
@@ -187,55 +155,8 @@ class Trainer:
         return (epoch - self._first_refresh_epoch()) % self.config.refresh_every == 0
 
     def _sampler(self, epoch: int) -> ShardedSampler:
-        unlabeled = self.data.unlabeled if self.uses_unlabeled(epoch) else None
-        order = EpochOrder(
-            self.data.labeled,
-            unlabeled,
-            self.config.unlabeled_ratio,
-            seed=self.config.seed,
-            shards=self._shard_of_positions(),
-            readers=self.context.world_size,
-        )
-        local_batch = max(self.config.batch_size // self.context.world_size, 1)
-        return ShardedSampler(order, self.context.rank, self.context.world_size, local_batch)
-
-    def _shard_of_positions(self) -> torch.Tensor | None:
-        """The shard each training position is read from, or None for images not in shards."""
-        store = self.data.train.store
-        if not isinstance(store, ShardStore):
-            return None
-        return torch.as_tensor(store.shards.members[:, 0])[self.data.train.rows]
-
-    def loader(
-        self, dataset: Dataset, sampler: Any = None, batch_size: int | None = None
-    ) -> DataLoader:
-        """Batches of ``dataset`` in ``sampler``'s order, decoded by :meth:`_decoding_workers`."""
-        return DataLoader(
-            dataset,
-            batch_size=batch_size or max(self.config.batch_size // self.context.world_size, 1),
-            sampler=sampler,
-            num_workers=self._decoding_workers(dataset),
-            pin_memory=self.device.type == "cuda",
-            drop_last=False,
-        )
-
-    def _decoding_workers(self, dataset) -> int:
-        """``num_workers``, or by default: none for images in memory, and for image files or
-        shards one worker per core this process may use beside its own (at most 8)."""
-        if self.config.num_workers is not None:
-            return self.config.num_workers
-        view = getattr(dataset, "dataset", dataset)  # a Subset's view
-        if not isinstance(getattr(view, "store", None), FileStore | ShardStore):
-            return 0
-        processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        return max(1, min(8, (os.cpu_count() or 1) // processes_here - 1))
-
-    def _evaluation_loader(self, view) -> DataLoader:
-        batch = 2 * max(self.config.batch_size // self.context.world_size, 1)
-        sampler = ShardedSampler(
-            FixedOrder(len(view)), self.context.rank, self.context.world_size, batch
-        )
-        return self.loader(view, sampler=sampler, batch_size=batch)
+        """This process's sampler of an epoch (:func:`~rmlc.train.loading.epoch_sampler`)."""
+        return epoch_sampler(self.data, self.config, self.context, self.uses_unlabeled(epoch))
 
     # ---- the loop -----------------------------------------------------------------------
 
@@ -342,15 +263,10 @@ class Trainer:
         """Audit the labeled samples' given tags with the current network and set aside or
         correct the entries flagged often enough (:class:`~rmlc.train.relabel.Relabeling`)."""
         labeled = self.data.labeled
-        scores, positions = self.predict_scores(
-            torch.utils.data.Subset(self.data.train, labeled.tolist())
-        )
-        ordered = torch.empty_like(scores)
-        ordered[positions] = scores
+        scores, positions = self.predict_scores(Subset(self.data.train, labeled.tolist()))
         given = self.data.targets.take(labeled).matrix  # the tags as given, never corrected
         threshold = self.threshold if isinstance(self.threshold, float | np.ndarray) else 0.0
-        acted = self.relabeling.update(ordered.numpy(), given, threshold)
-        targets, weights = self.relabeling.apply(given, acted)
+        targets, weights, acted = self.relabeling.audit(scores, positions, given, threshold)
         self.targets.set_rows(labeled, targets)
         self.sample_weights[labeled] = weights
         self.relabel_epoch = epoch
@@ -384,10 +300,6 @@ class Trainer:
             scores, self.targets[labeled[positions]], None if clean is None else clean[positions]
         )
 
-    def _autocast(self) -> torch.autocast:
-        """Mixed precision (bf16 or fp16) when configured, else a no-op context."""
-        return autocast(self.device, self.amp_dtype)
-
     # ---- semi-supervised refresh --------------------------------------------------------
 
     def _outputs(
@@ -395,8 +307,9 @@ class Trainer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``head(images)`` of a view's images (:func:`batch_outputs`): ``(rows (n, ...),
         indices (n,))``, gathered and ordered by index, or this process's shard only."""
-        batches = self._evaluation_loader(view)
-        return batch_outputs(self.model, head, batches, self.prepare, self._autocast, gather)
+        batches = evaluation_loader(view, self.config, self.context)
+        precision = lambda: autocast(self.device, self.amp_dtype)  # noqa: E731
+        return batch_outputs(self.model, head, batches, self.prepare, precision, gather)
 
     def extract_features(self, view: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate features ``(n, d)`` and indices ``(n,)`` of a view (see :meth:`_outputs`)."""

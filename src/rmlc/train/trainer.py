@@ -12,6 +12,11 @@ split. Checkpoints are written atomically every epoch (and every ``checkpoint_ev
 with everything needed to resume exactly: model, optimizer, AMP scaler, position, random
 states and the propagated labels. Ctrl-C or SIGTERM finishes the current step, saves a
 resumable checkpoint and exits (:mod:`rmlc.train.stopping`).
+
+:class:`Trainer` holds a run's state and orchestrates it; the work is done by functions
+beside it: :mod:`rmlc.train.epoch` (the steps), :mod:`rmlc.train.evaluation`,
+:mod:`rmlc.train.refresh` (label propagation), :mod:`rmlc.train.optimization`,
+:mod:`rmlc.train.loading`, and :class:`~rmlc.train.checkpoint.CheckpointContents`.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from rmlc.train.sampling import ShardedSampler
 from rmlc.train.stopping import StopRequest
 from rmlc.train.targets import SparseTargets
 
-__all__ = ["Position", "Trainer", "TrainingInterrupted"]
+__all__ = ["Trainer", "TrainingInterrupted"]
 
 
 class TrainingInterrupted(RuntimeError):

@@ -110,7 +110,7 @@ def part_one(folder: Path, count: int, rounds: int, epochs: int) -> tuple[list[s
         for name, make in settings.items():
             trainer = make(folder / f"run-{round_index}-{name.replace(' ', '')}")
             if name == "files, defaults":
-                workers = trainer._decoding_workers(trainer.data.train)
+                workers = decoding_workers(trainer.config.num_workers, trainer.data.train)
             rates[name].append(throughput(trainer))
             print(f"round {round_index}: {name} {rates[name][-1]:.0f} images/s", flush=True)
     memory = rates["in memory"]

@@ -44,6 +44,7 @@ from _timing import provenance_section
 from rmlc.data import FASHION_MNIST_CLASSES, load_embedded_fashion_mnist, make_mosaics
 from rmlc.train import TrainConfig, build_trainer
 from rmlc.train.data import FileStore, ImageView, assemble
+from rmlc.train.loading import decoding_workers
 from rmlc.train.trainer import Trainer
 
 SIDE = 56
@@ -109,7 +110,7 @@ def part_one(folder: Path, count: int, rounds: int, epochs: int) -> tuple[list[s
         for name, make in settings.items():
             trainer = make(folder / f"run-{round_index}-{name.replace(' ', '')}")
             if name == "files, defaults":
-                workers = trainer._decoding_workers(trainer.data.train)
+                workers = decoding_workers(trainer.config.num_workers, trainer.data.train)
             rates[name].append(throughput(trainer))
             print(f"round {round_index}: {name} {rates[name][-1]:.0f} images/s", flush=True)
     memory = rates["in memory"]
@@ -133,8 +134,7 @@ def part_one(folder: Path, count: int, rounds: int, epochs: int) -> tuple[list[s
 def part_two(paths: list[Path], batch: int, steps: int) -> list[str]:
     store = FileStore(paths, None, 224)
     view = ImageView(store)
-    trainer_like = type("T", (), {"config": TrainConfig(device="cpu")})()
-    workers = Trainer._decoding_workers(trainer_like, view)
+    workers = decoding_workers(TrainConfig(device="cpu").num_workers, view)
     loader = DataLoader(view, batch_size=batch, num_workers=workers, shuffle=True)
     images_needed = batch * (steps + 2) * 4
     started, seen = None, 0

@@ -170,3 +170,32 @@ def test_each_layer_imports_only_from_the_layers_below() -> None:
         and not layer_of[group(module)] == layer_of[group(target)] == 0
     )
     assert upward == [], upward
+
+
+MAX_MODULE_LINES = 650
+MAX_CLASS_LINES = 400
+# The compiled kernels are exempt (a Triton kernel is one launch); C/C++ extension sources
+# are not Python modules and are not counted.
+SIZE_EXEMPT = {"rmlc/losses/fused_triton.py"}
+
+
+def test_no_long_modules_or_classes() -> None:
+    """No module under src/rmlc over 650 lines, no class over 400, outside the kernels."""
+    long = []
+    for path in sorted((SOURCE / "rmlc").rglob("*.py")):
+        module = path.relative_to(SOURCE).as_posix()
+        if module in SIZE_EXEMPT:
+            continue
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long.append(f"{module} ({len(text.splitlines())} lines)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef):
+                first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                length = node.end_lineno - first + 1
+                if length > MAX_CLASS_LINES:
+                    long.append(f"{module}:{node.lineno} class {node.name} ({length} lines)")
+    assert all((SOURCE / module).is_file() for module in SIZE_EXEMPT)  # real files
+    assert long == [], (
+        f"over {MAX_MODULE_LINES} lines a module or {MAX_CLASS_LINES} a class: {long}"
+    )

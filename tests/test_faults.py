@@ -132,9 +132,9 @@ def test_sigkill_at_a_random_step_then_resume(tables, straight, tmp_path) -> Non
 # each patches one function of the real command to signal its own process on entry.
 SIGNAL_HOOKS = {
     "before training": ("rmlc.train.launch", "build_training_data", None),
-    "during step 6": ("rmlc.train.trainer", "Trainer._step", 6),
+    "during step 6": ("rmlc.train.trainer", "Trainer.step", 6),
     "during the final evaluation": ("rmlc.train.trainer", "Trainer._finish", None),
-    "after training": ("rmlc.cli", "format_metrics", None),
+    "after training": ("rmlc.cli.train", "format_metrics", None),
 }
 HOOK_PROGRAM = """
 import os, sys, importlib

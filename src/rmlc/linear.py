@@ -28,8 +28,19 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
+from rmlc import checks
 from rmlc.atomic import atomic_write
-from rmlc.checks import check_integer
+from rmlc.checks import (
+    BATCH_SIZE,
+    EPOCHS,
+    KAPPA,
+    LEARNING_RATE,
+    MOMENTUM,
+    RAMP_S,
+    SEED,
+    WEIGHT_DECAY,
+    check_integer,
+)
 from rmlc.labels import positive_mask_numpy
 from rmlc.losses import LOSS_REGISTRY, MultiLabelLoss, loss_entry
 from rmlc.losses.functional import transductive_hinge
@@ -52,6 +63,15 @@ _OLD_LOSS_NAMES = {"rmlc": "rmlc-paper"}
 _READ_FORMATS = ("rmlc.RMLClassifier/1", _FILE_FORMAT)
 _SAVED_ARRAYS = ("coef_", "intercept_", "mean_", "scale_", "loss_curve_")
 _PROPAGATION_ARRAYS = ("labels", "weights", "neighbors", "distances")
+
+
+def _sklearn(constraint: checks.Interval) -> Interval:
+    """scikit-learn's ``Interval`` of a declaration of :mod:`rmlc.checks` (an unbounded real
+    end is ``inf``, as scikit-learn writes it)."""
+    high = constraint.high
+    if high is None and constraint.kind is Real:
+        high = math.inf
+    return Interval(constraint.kind, constraint.low, high, closed=constraint.closed)
 
 
 class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
@@ -110,16 +130,18 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         n_iter_: epochs run.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list]] = {  # checked by fit (scikit-learn's)
+    # Checked by fit (scikit-learn's); the parameters shared with the training config and
+    # the losses read their declarations in rmlc.checks.
+    _parameter_constraints: ClassVar[dict[str, list]] = {
         "loss": [str],  # one of the registry's names: checked by _validate_params
-        "alpha": [Interval(Real, 0, math.inf, closed="left")],
-        "kappa": [Interval(Real, 0, math.inf, closed="left")],
-        "s": [Interval(Real, -1, 0, closed="right")],
+        "alpha": [_sklearn(WEIGHT_DECAY)],
+        "kappa": [_sklearn(KAPPA)],
+        "s": [_sklearn(RAMP_S)],
         "rank": [StrOptions(set(RANK_MODES))],
-        "learning_rate": [Interval(Real, 0, math.inf, closed="neither")],
-        "momentum": [Interval(Real, 0, 1, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [_sklearn(LEARNING_RATE)],
+        "momentum": [_sklearn(MOMENTUM)],
+        "max_epochs": [_sklearn(EPOCHS)],
+        "batch_size": [_sklearn(BATCH_SIZE)],
         "tol": [Interval(Real, 0, math.inf, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "standardize": ["boolean"],
@@ -127,8 +149,8 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         "fit_intercept": ["boolean"],
         "semi_supervised": [StrOptions(set(_SEMI_SUPERVISED))],
         "eta": [Interval(Real, 0, math.inf, closed="left")],
-        "t": "no_validation",  # rmlc.propagation.check_temperature, called by fit
-        "random_state": [Interval(Integral, 0, None, closed="left"), np.random.Generator, None],
+        "t": "no_validation",  # rmlc.checks.TEMPERATURE (check_temperature), called by fit
+        "random_state": [_sklearn(SEED), np.random.Generator, None],
         "device": [str, torch.device],
         "verbose": ["verbose"],
     }
@@ -311,16 +333,14 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 loss_fn.set_epoch(epoch)
             # The stopping rule judges the ramp's epochs, not those of a hinge warm start.
             warm_start = entry.warm_start and loss_fn.in_warm_start
-            epoch_loss = self._train_epoch(
-                features,
-                labels,
-                sample_weight,
-                extra,
-                coef,
-                intercept,
+            epoch_loss = _sgd_epoch(
+                (features, labels, sample_weight, extra),
+                (coef, intercept),
                 optimizer,
                 loss_fn,
                 generator,
+                self.batch_size,
+                self.eta,
             )
             if not math.isfinite(epoch_loss):
                 raise FloatingPointError(
@@ -346,41 +366,6 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             groups.append({"params": [intercept], "weight_decay": 0.0})
         optimizer = torch.optim.SGD(groups, lr=self.learning_rate, momentum=self.momentum)
         return coef, intercept, optimizer
-
-    def _train_epoch(
-        self,
-        features: torch.Tensor,
-        labels: torch.Tensor,
-        sample_weight: torch.Tensor,
-        extra: torch.Tensor | None,
-        coef: torch.Tensor,
-        intercept: torch.Tensor,
-        optimizer: torch.optim.Optimizer,
-        loss_fn: MultiLabelLoss,
-        generator: torch.Generator,
-    ) -> float:
-        """One pass of minibatch SGD over the labeled rows in a random order (with the
-        transductive hinge on as many unlabeled rows per batch); the mean loss per sample."""
-        device = features.device
-        n = features.shape[0]
-        order = torch.randperm(n, generator=generator).to(device)
-        extra_order = None if extra is None else torch.randperm(len(extra), generator=generator)
-        total, seen = 0.0, 0
-        for step, start in enumerate(range(0, n, self.batch_size)):
-            batch = order[start : start + self.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            scores = features[batch] @ coef + intercept
-            loss = loss_fn(scores, labels[batch], sample_weight[batch])
-            if extra is not None and self.eta > 0:  # cycle through the unlabeled set
-                cycle = (step * self.batch_size + torch.arange(self.batch_size)) % len(extra)
-                rows = extra_order[cycle].to(device)
-                unlabeled_scores = extra[rows] @ coef + intercept
-                loss = loss + self.eta * transductive_hinge(unlabeled_scores).mean()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(batch)
-            seen += len(batch)
-        return total / seen
 
     def _set_coefficients(self, coef: torch.Tensor, intercept: torch.Tensor) -> None:
         """``coef_`` and ``intercept_``: the weights trained on standardized (and whitened)
@@ -462,36 +447,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     def save(self, path: str | Path) -> None:
         """Write the fitted estimator to ``path``: an ``.npz`` of its arrays and a JSON record
         of its parameters, without pickle, so that loading it runs no code."""
-        check_is_fitted(self)
-        arrays = {name: np.asarray(getattr(self, name)) for name in _SAVED_ARRAYS}
-        if self.whitening_ is not None:
-            arrays["whitening_"] = self.whitening_
-        record: dict[str, Any] = {
-            "format": _FILE_FORMAT,
-            "params": self.get_params(),
-            "multilabel_": bool(self.multilabel_),
-            "n_iter_": int(self.n_iter_),
-            "n_features_in_": int(self.n_features_in_),
-        }
-        classes = np.asarray(self.classes_)
-        if classes.dtype == object:  # arbitrary Python labels: kept as JSON values
-            record["classes_"] = classes.tolist()
-        else:
-            arrays["classes_"] = classes
-        if hasattr(self, "feature_names_in_"):
-            record["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
-        if self.propagation_ is not None:
-            record["propagation_t"] = float(self.propagation_.t)
-            for name in _PROPAGATION_ARRAYS:
-                arrays[f"propagation_{name}"] = np.asarray(getattr(self.propagation_, name))
-        try:
-            arrays["record"] = np.array(json.dumps(record))
-        except TypeError as error:
-            raise ValueError(
-                f"cannot save this RMLClassifier without pickle: {error} (parameters and "
-                "class labels must be numbers, strings, booleans or None)"
-            ) from None
-        atomic_write(path, lambda stream: np.savez(stream, **arrays))
+        _write(self, path)
 
     @staticmethod
     def load(path: str | Path, trusted: bool = False) -> RMLClassifier:
@@ -505,55 +461,134 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         Raises:
             ValueError: not an RMLClassifier file, or a pickle file without ``trusted``.
         """
-        path = Path(path)
-        if not zipfile.is_zipfile(path):
-            if not trusted:
-                raise ValueError(
-                    f"{path} is not an RMLClassifier .npz file. If it is a joblib file from an "
-                    "older rmlc, loading it can run code: pass trusted=True (rmlc predict "
-                    "--trusted) only if you made it yourself, then save it again"
-                )
-            model = joblib.load(path)
-            if not isinstance(model, RMLClassifier):
-                raise TypeError(f"{path} does not hold an RMLClassifier but {type(model).__name__}")
-            model.loss = _OLD_LOSS_NAMES.get(model.loss, model.loss)  # files of rmlc < 0.2
-            return model
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in data.files}
-            record = json.loads(str(arrays.pop("record")))
-        except (KeyError, ValueError) as error:
-            raise ValueError(f"{path} is not an RMLClassifier file: {error}") from None
-        if record.get("format") not in _READ_FORMATS:
+        return _read(path, trusted)
+
+
+def _sgd_epoch(
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None],
+    weights: tuple[torch.Tensor, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: MultiLabelLoss,
+    generator: torch.Generator,
+    batch_size: int,
+    eta: float,
+) -> float:
+    """One pass of minibatch SGD over the labeled rows in a random order (with the
+    transductive hinge, weighted ``eta``, on as many unlabeled rows per batch); the mean
+    loss per sample.
+
+    Args:
+        data: features ``(n, d)``, labels ``(n, m)``, sample weights ``(n,)`` and the
+            unlabeled features ``(u, d)`` of the transductive term (or None).
+        weights: ``coef`` ``(d, m)`` and ``intercept`` ``(m,)``, trained in place.
+    """
+    features, labels, sample_weight, extra = data
+    coef, intercept = weights
+    device = features.device
+    n = features.shape[0]
+    order = torch.randperm(n, generator=generator).to(device)
+    extra_order = None if extra is None else torch.randperm(len(extra), generator=generator)
+    total, seen = 0.0, 0
+    for step, start in enumerate(range(0, n, batch_size)):
+        batch = order[start : start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        scores = features[batch] @ coef + intercept
+        loss = loss_fn(scores, labels[batch], sample_weight[batch])
+        if extra is not None and eta > 0:  # cycle through the unlabeled set
+            cycle = (step * batch_size + torch.arange(batch_size)) % len(extra)
+            rows = extra_order[cycle].to(device)
+            unlabeled_scores = extra[rows] @ coef + intercept
+            loss = loss + eta * transductive_hinge(unlabeled_scores).mean()
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(batch)
+        seen += len(batch)
+    return total / seen
+
+
+def _write(model: RMLClassifier, path: str | Path) -> None:
+    """Write a fitted estimator (:meth:`RMLClassifier.save`)."""
+    check_is_fitted(model)
+    arrays = {name: np.asarray(getattr(model, name)) for name in _SAVED_ARRAYS}
+    if model.whitening_ is not None:
+        arrays["whitening_"] = model.whitening_
+    record: dict[str, Any] = {
+        "format": _FILE_FORMAT,
+        "params": model.get_params(),
+        "multilabel_": bool(model.multilabel_),
+        "n_iter_": int(model.n_iter_),
+        "n_features_in_": int(model.n_features_in_),
+    }
+    classes = np.asarray(model.classes_)
+    if classes.dtype == object:  # arbitrary Python labels: kept as JSON values
+        record["classes_"] = classes.tolist()
+    else:
+        arrays["classes_"] = classes
+    if hasattr(model, "feature_names_in_"):
+        record["feature_names_in_"] = [str(name) for name in model.feature_names_in_]
+    if model.propagation_ is not None:
+        record["propagation_t"] = float(model.propagation_.t)
+        for name in _PROPAGATION_ARRAYS:
+            arrays[f"propagation_{name}"] = np.asarray(getattr(model.propagation_, name))
+    try:
+        arrays["record"] = np.array(json.dumps(record))
+    except TypeError as error:
+        raise ValueError(
+            f"cannot save this RMLClassifier without pickle: {error} (parameters and "
+            "class labels must be numbers, strings, booleans or None)"
+        ) from None
+    atomic_write(path, lambda stream: np.savez(stream, **arrays))
+
+
+def _read(path: str | Path, trusted: bool) -> RMLClassifier:
+    """Read an estimator file (:meth:`RMLClassifier.load`)."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        if not trusted:
             raise ValueError(
-                f"{path} is not an RMLClassifier file (format {record.get('format')!r}, "
-                f"expected {_FILE_FORMAT!r})"
+                f"{path} is not an RMLClassifier .npz file. If it is a joblib file from an "
+                "older rmlc, loading it can run code: pass trusted=True (rmlc predict "
+                "--trusted) only if you made it yourself, then save it again"
             )
-        params = record["params"]
-        if record["format"] != _FILE_FORMAT:  # format 1: "rmlc" was the paper's loss
-            params["loss"] = _OLD_LOSS_NAMES.get(params["loss"], params["loss"])
-        model = RMLClassifier(**params)
-        for name in _SAVED_ARRAYS:
-            setattr(model, name, arrays[name])
-        model.loss_curve_ = [float(value) for value in model.loss_curve_]
-        model.whitening_ = arrays.get("whitening_")
-        model.classes_ = (
-            arrays["classes_"]
-            if "classes_" in arrays
-            else np.array(record["classes_"], dtype=object)
-        )
-        model.multilabel_ = record["multilabel_"]
-        model.n_iter_ = record["n_iter_"]
-        model.n_features_in_ = record["n_features_in_"]
-        if "feature_names_in_" in record:
-            model.feature_names_in_ = np.array(record["feature_names_in_"], dtype=object)
-        model.propagation_ = None
-        if "propagation_t" in record:
-            model.propagation_ = Propagation(
-                *(arrays[f"propagation_{name}"] for name in _PROPAGATION_ARRAYS),
-                t=record["propagation_t"],
-            )
+        model = joblib.load(path)
+        if not isinstance(model, RMLClassifier):
+            raise TypeError(f"{path} does not hold an RMLClassifier but {type(model).__name__}")
+        model.loss = _OLD_LOSS_NAMES.get(model.loss, model.loss)  # files of rmlc < 0.2
         return model
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        record = json.loads(str(arrays.pop("record")))
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path} is not an RMLClassifier file: {error}") from None
+    if record.get("format") not in _READ_FORMATS:
+        raise ValueError(
+            f"{path} is not an RMLClassifier file (format {record.get('format')!r}, "
+            f"expected {_FILE_FORMAT!r})"
+        )
+    params = record["params"]
+    if record["format"] != _FILE_FORMAT:  # format 1: "rmlc" was the paper's loss
+        params["loss"] = _OLD_LOSS_NAMES.get(params["loss"], params["loss"])
+    model = RMLClassifier(**params)
+    for name in _SAVED_ARRAYS:
+        setattr(model, name, arrays[name])
+    model.loss_curve_ = [float(value) for value in model.loss_curve_]
+    model.whitening_ = arrays.get("whitening_")
+    model.classes_ = (
+        arrays["classes_"] if "classes_" in arrays else np.array(record["classes_"], dtype=object)
+    )
+    model.multilabel_ = record["multilabel_"]
+    model.n_iter_ = record["n_iter_"]
+    model.n_features_in_ = record["n_features_in_"]
+    if "feature_names_in_" in record:
+        model.feature_names_in_ = np.array(record["feature_names_in_"], dtype=object)
+    model.propagation_ = None
+    if "propagation_t" in record:
+        model.propagation_ = Propagation(
+            *(arrays[f"propagation_{name}"] for name in _PROPAGATION_ARRAYS),
+            t=record["propagation_t"],
+        )
+    return model
 
 
 class _StoppingRule:

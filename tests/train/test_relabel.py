@@ -71,7 +71,7 @@ def test_relabeling_waits_for_its_epochs(mosaic_tables, tmp_path) -> None:
         trainer._relabel_if_due(epoch)
     assert calls == [5, 10]  # relabel_every 5: after the first 5 epochs, then every 5
     off = build_trainer(tiny_config(mosaic_tables, tmp_path / "o"))
-    assert off.relabeling is None and "relabel" not in off.state()
+    assert off.relabeling is None and "relabel" not in off.state().to_dict()
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from rmlc.train import TrainingInterrupted, build_trainer
 from rmlc.train.checkpoint import load_checkpoint
 from rmlc.train.data import FileStore, ShardStore
 from rmlc.train.datasets import build_training_data
+from rmlc.train.loading import epoch_sampler
 from rmlc.train.sampling import EpochOrder, ShardedSampler
 from rmlc.train.trainer import Trainer
 from tests.train.conftest import tiny_config
@@ -34,13 +35,13 @@ def shard_tables(mosaic_tables, tmp_path_factory) -> dict[str, Path]:
 
 def record_batches(trainer: Trainer) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The ``(uint8 images, positions)`` of every step the trainer takes, in order."""
-    batches, original_step = [], trainer._step
+    batches, original_step = [], trainer.step
 
     def step(images, indices):
         batches.append((images.clone(), indices.clone()))
         return original_step(images, indices)
 
-    trainer._step = step
+    trainer.step = step
     return batches
 
 
@@ -111,16 +112,8 @@ def test_ranks_read_disjoint_samples_from_their_own_shards(
     for epoch in (0, 1):
         samples, shards, lengths = [], [], []
         for rank in range(world_size):
-            trainer = SimpleNamespace(
-                data=data,
-                config=config,
-                context=SimpleNamespace(rank=rank, world_size=world_size),
-                uses_unlabeled=lambda epoch: False,
-            )
-            trainer._shard_of_positions = lambda trainer=trainer: Trainer._shard_of_positions(
-                trainer
-            )
-            sampler: ShardedSampler = Trainer._sampler(trainer, epoch)
+            context = SimpleNamespace(rank=rank, world_size=world_size)
+            sampler: ShardedSampler = epoch_sampler(data, config, context, with_unlabeled=False)
             sampler.set_epoch(epoch)
             positions = list(sampler)
             assert len(positions) == len(sampler) == -(-labeled // world_size)

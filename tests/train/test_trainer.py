@@ -84,7 +84,7 @@ def test_the_trainer_refreshes_labels_with_the_configured_index(
 ) -> None:
     """The label refresh searches with the configured approximate index."""
     pytest.importorskip("faiss")
-    import rmlc.train.trainer as trainer_module
+    import rmlc.train.refresh as refresh_module
     from rmlc.propagation import propagate_labels
 
     calls = []
@@ -94,7 +94,7 @@ def test_the_trainer_refreshes_labels_with_the_configured_index(
         calls.append((kwargs, result))
         return result
 
-    monkeypatch.setattr(trainer_module, "propagate_labels", spy)
+    monkeypatch.setattr(refresh_module, "propagate_labels", spy)
     config = tiny_config(
         mosaic_tables,
         tmp_path / "ss-ivf",
@@ -136,7 +136,7 @@ def test_index_settings_that_do_not_fit_the_labeled_count_fail_before_training(
 
 def signal_during_step(trainer, step: int, *signals: int) -> None:
     """Send these signals to this process in the middle of the trainer's step ``step`` (1-based)."""
-    original_step, calls = trainer._step, []
+    original_step, calls = trainer.step, []
 
     def step_with_signals(images, indices):
         calls.append(1)
@@ -145,7 +145,7 @@ def signal_during_step(trainer, step: int, *signals: int) -> None:
                 os.kill(os.getpid(), number)
         return original_step(images, indices)
 
-    trainer._step = step_with_signals
+    trainer.step = step_with_signals
 
 
 @pytest.mark.parametrize(
@@ -240,7 +240,7 @@ def test_dynamics_are_logged_every_few_steps_with_the_fit_to_clean_labels(
     )
     trainer = build_trainer(config)
     trainer.fit()
-    steps_per_epoch = trainer._steps
+    steps_per_epoch = trainer.steps_in_epoch
     rows = list(csv.DictReader((tmp_path / "run" / "dynamics.csv").open()))
     assert [int(r["step"]) for r in rows] == list(range(0, 2 * steps_per_epoch, 2))
     assert set(DYNAMICS_KEYS) <= set(rows[0])
@@ -288,11 +288,9 @@ def test_trainer_sets_the_warm_start_from_the_runs_length(
 def test_image_files_get_sizes_and_workers_that_fit(mosaic_tables, tmp_path) -> None:
     """Files are decoded in worker processes by default (in memory: none), the small CNN
     reads them at their own size, ResNets at 224; workers change no result."""
-    from types import SimpleNamespace
-
-    from rmlc.train import Trainer
     from rmlc.train.data import ArrayStore, FileStore, ImageView
     from rmlc.train.datasets import _default_image_size
+    from rmlc.train.loading import decoding_workers
 
     paths = [mosaic_tables["root"] / f"images/train-{i:04d}.png" for i in range(8)]
     rows = np.arange(8)
@@ -300,8 +298,7 @@ def test_image_files_get_sizes_and_workers_that_fit(mosaic_tables, tmp_path) -> 
     assert _default_image_size(paths, rows, "resnet50") == 224
 
     def workers(num_workers, store) -> int:
-        trainer = SimpleNamespace(config=SimpleNamespace(num_workers=num_workers))
-        return Trainer._decoding_workers(trainer, ImageView(store))
+        return decoding_workers(num_workers, ImageView(store))
 
     files = FileStore(paths, None, 56)
     assert workers(None, files) >= 1 and workers(3, files) == 3

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from rmlc.checks import ParameterError, check_choice, check_integer
+from rmlc.checks import RAMP_BETA, check, check_choice, check_integer
 from rmlc.losses import functional as F
 from rmlc.losses.base import MultiLabelLoss
 from rmlc.losses.terms import RankingTerms
@@ -92,8 +92,7 @@ class RMLCLoss(MultiLabelLoss):
         balance_margin: bool = True,
     ) -> None:
         super().__init__(reduction)
-        if not 0.0 <= ramp_beta <= 1.0:  # RankingTerms would call it beta
-            raise ParameterError(f"ramp_beta must lie in [0, 1]; got {ramp_beta!r}")
+        check(ramp_beta, RAMP_BETA, "ramp_beta")  # RankingTerms would call it beta
         RankingTerms(s, ramp_beta, kappa, rank, rounding, generator)  # checks the others
         check_choice(kernel, F.KERNELS, "kernel")
         check_integer(hinge_steps, "hinge_steps", 0)

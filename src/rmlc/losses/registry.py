@@ -9,14 +9,14 @@ its settings; ``rmlc train --loss`` and ``rmlc fit-features --loss`` list the na
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from rmlc.checks import ParameterError
+from rmlc.checks import LEARNING_RATE, ParameterError, check
+from rmlc.checks import RAMP_START as RAMP_START_RANGE
 from rmlc.losses.base import MultiLabelLoss
 from rmlc.losses.baselines import (
     AsymmetricLoss,
@@ -88,20 +88,14 @@ class LossEntry:
             )
         if not callable(self.factory):
             raise ParameterError(f"factory must be callable; got {self.factory!r}")
-        lr = self.default_lr
-        if (
-            isinstance(lr, bool)
-            or not isinstance(lr, int | float)
-            or not (math.isfinite(lr) and lr > 0)
-        ):
-            raise ParameterError(f"default_lr must be a number > 0; got {lr!r}")
+        if not LEARNING_RATE.accepts(self.default_lr):
+            raise ParameterError(f"default_lr must be a number > 0; got {self.default_lr!r}")
         if self.ramp_start is not None:
             if not self.warm_start:
                 raise ParameterError(
                     f"ramp_start {self.ramp_start!r} needs warm_start=True (a hinge_steps)"
                 )
-            if not 0.0 <= self.ramp_start <= 1.0:
-                raise ParameterError(f"ramp_start must lie in [0, 1]; got {self.ramp_start!r}")
+            check(self.ramp_start, RAMP_START_RANGE, "ramp_start")
         unknown = set(self.estimator_settings) - set(ESTIMATOR_SETTINGS)
         if unknown:
             raise ParameterError(

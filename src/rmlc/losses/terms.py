@@ -8,13 +8,11 @@ estimated. They travel as one object, checked once when it is made.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 
 import torch
 
-from rmlc.checks import ParameterError, check_choice
+from rmlc.checks import KAPPA, RAMP_BETA, RAMP_S, check, check_choice
 from rmlc.losses.ranks import RankMode, RankRounding
 
 __all__ = ["RANK_MODES", "ROUNDINGS", "RankingTerms"]
@@ -51,17 +49,9 @@ class RankingTerms:
     balance_margin: bool = False
 
     def __post_init__(self) -> None:
-        ranges = {  # name: (lowest allowed, low end included, highest, interval)
-            "s": (-1.0, False, 0.0, "(-1, 0]"),
-            "beta": (0.0, True, 1.0, "[0, 1]"),
-            "kappa": (0.0, True, math.inf, "[0, inf)"),
-        }
-        for name, (low, low_included, high, interval) in ranges.items():
-            value = getattr(self, name)
-            number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-            inside = number and math.isfinite(value) and value <= high
-            if not (inside and (value >= low if low_included else value > low)):
-                raise ParameterError(f"{name} must lie in {interval}; got {value!r}")
+        check(self.s, RAMP_S, "s")
+        check(self.beta, RAMP_BETA, "beta")
+        check(self.kappa, KAPPA, "kappa")
         if not isinstance(self.rank, torch.Tensor):
             check_choice(self.rank, RANK_MODES, "rank")
         check_choice(self.rounding, ROUNDINGS, "rounding")

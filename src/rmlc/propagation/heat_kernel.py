@@ -10,12 +10,11 @@ propagation would refuse is refused up front, with the same message.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Literal
 
 import torch
 
-from rmlc.checks import ParameterError
+from rmlc.checks import TEMPERATURE, check
 
 __all__ = ["TEMPERATURES", "Temperature", "check_temperature", "heat_kernel_weights", "temperature"]
 
@@ -26,22 +25,12 @@ TEMPERATURES = ("mean", "authors")
 
 def check_temperature(t: object) -> Temperature:
     """``t`` when it is ``"mean"``, ``"authors"`` or a positive finite number (booleans are
-    not numbers here).
+    not numbers here): :data:`rmlc.checks.TEMPERATURE`.
 
     Raises:
         ParameterError: (a ``ValueError``) naming ``t`` and the value found.
     """
-    if isinstance(t, str):
-        if t in TEMPERATURES:
-            return t  # type: ignore[return-value]
-    elif (
-        isinstance(t, numbers.Real)
-        and not isinstance(t, bool)
-        and math.isfinite(float(t))
-        and float(t) > 0
-    ):
-        return t  # type: ignore[return-value]
-    raise ParameterError(f"t must be 'mean', 'authors' or a positive finite number; got {t!r}")
+    return check(t, TEMPERATURE, "t")  # type: ignore[return-value]
 
 
 def temperature(distances: torch.Tensor, t: Temperature, n_labeled: int) -> float:

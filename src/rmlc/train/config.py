@@ -16,6 +16,16 @@ from typing import Any
 
 import yaml
 
+from rmlc.checks import (
+    BATCH_SIZE,
+    EPOCHS,
+    LEARNING_RATE,
+    MOMENTUM,
+    RAMP_START,
+    SEED,
+    WEIGHT_DECAY,
+    Interval,
+)
 from rmlc.losses import LOSS_REGISTRY
 from rmlc.losses.registry import registry_view
 from rmlc.models import BACKBONES, is_backbone
@@ -243,10 +253,8 @@ class TrainConfig:
             self.schedule in SCHEDULES,
             f"schedule must be one of {SCHEDULES}, got {self.schedule!r}",
         )
-        _require(
-            self.ramp_start is None or 0.0 <= self.ramp_start <= 1.0,
-            f"ramp_start must lie in [0, 1], got {self.ramp_start}",
-        )
+        if self.ramp_start is not None:
+            _require_in(self.ramp_start, RAMP_START, "ramp_start")
         _require(
             self.ramp_start is None or "hinge_steps" not in self.loss_params,
             "give ramp_start (a fraction of the run) or loss_params hinge_steps, not both",
@@ -260,14 +268,12 @@ class TrainConfig:
 
     def _check_optimisation(self) -> None:
         """Epochs, batch size, learning rate, momentum and weight decay."""
-        _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _require(
-            self.lr is not None and math.isfinite(self.lr) and self.lr > 0,
-            f"lr must be > 0, got {self.lr}",
-        )
-        _require(0 <= self.momentum < 1, f"momentum must lie in [0, 1), got {self.momentum}")
-        _require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _require_in(self.epochs, EPOCHS, "epochs")
+        _require_in(self.batch_size, BATCH_SIZE, "batch_size")
+        _require_in(self.lr, LEARNING_RATE, "lr")
+        _require_in(self.momentum, MOMENTUM, "momentum")
+        _require_in(self.weight_decay, WEIGHT_DECAY, "weight_decay")
+        _require_in(self.seed, SEED, "seed")
 
     def _check_data(self) -> None:
         """The validation split and the corruption of the training labels."""
@@ -403,6 +409,13 @@ def _require(ok: bool, message: str) -> None:
     """Raise a ``ValueError`` with ``message`` (prefixed ``config:``) unless ``ok``."""
     if not ok:
         raise ValueError(f"config: {message}")
+
+
+def _require_in(value: object, constraint: Interval, name: str) -> None:
+    """Raise a ``ValueError`` (``config: NAME must ..., got VALUE``) unless ``constraint``,
+    a declaration of :mod:`rmlc.checks` shared with the other entry points, accepts
+    ``value``."""
+    _require(constraint.accepts(value), f"{name} must {constraint.condition}, got {value!r}")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:

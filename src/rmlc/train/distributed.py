@@ -1,4 +1,5 @@
-"""Multi-process training through torch.distributed (``torchrun``): set-up and gathering.
+"""Multi-process training through torch.distributed (``torchrun``): set-up and barriers
+(rows are gathered by :func:`rmlc.gather.gather_rows`).
 
 ``torchrun --nproc_per_node=N -m rmlc train ...`` sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK``; :func:`init_distributed` then joins the process group (NCCL on GPUs, gloo
@@ -13,15 +14,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
-from rmlc.gather import first_per_index, gather_objects
+from torch import nn
 
 __all__ = [
     "DistributedContext",
-    "all_gather_rows",
     "barrier",
     "init_distributed",
     "shutdown_distributed",
+    "training_network",
 ]
 
 
@@ -83,22 +83,20 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_gather_rows(rows: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gather row tensors and their dataset indices from every process.
-
-    Rows are returned ordered by index with duplicates (padding of the samplers) dropped,
-    so the result equals what one process would have computed alone.
-
-    Args:
-        rows: ``(n, ...)`` this process's rows.
-        indices: ``(n,)`` their dataset indices.
-
-    Returns:
-        ``(rows, indices)`` gathered, CPU tensors.
-    """
-    parts = gather_objects((rows.detach().cpu(), indices.detach().cpu()))
-    parts = [part for part in parts if len(part[1])] or parts[:1]  # shards with no rows
-    rows = torch.cat([part[0] for part in parts])
-    indices = torch.cat([part[1] for part in parts])
-    kept = first_per_index(indices)
-    return rows[kept], indices[kept]
+def training_network(
+    model: nn.Module, channels_last: bool, compile_network: bool, context: DistributedContext
+) -> tuple[nn.Module, nn.Module]:
+    """``(model, network)``: ``model`` on this process's device (channels-last if asked),
+    and the module trained: the model, wrapped for DDP when distributed, compiled if asked."""
+    device = context.device
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    network = model
+    if context.enabled:
+        network = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if compile_network:
+        network = torch.compile(network)
+    return model, network

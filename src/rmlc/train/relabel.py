@@ -22,6 +22,7 @@ import scipy.sparse
 import torch
 
 from rmlc.audit import tag_disagreement
+from rmlc.train.config import TrainConfig
 
 __all__ = ["RELABEL_MODES", "Relabeling"]
 
@@ -84,6 +85,21 @@ class Relabeling:
         corrected.eliminate_zeros()
         return corrected.astype(np.uint8), weights
 
+    def audit(
+        self,
+        scores: torch.Tensor,
+        positions: torch.Tensor,
+        given: scipy.sparse.csr_array,
+        threshold: float | np.ndarray,
+    ) -> tuple[scipy.sparse.csr_array, torch.Tensor, scipy.sparse.csr_array]:
+        """One audit (:meth:`update`, then :meth:`apply`) of the scores ``(l, m)`` of the
+        labeled samples at ``positions`` ``(l,)``: ``(targets, weights, acted)``."""
+        ordered = torch.empty_like(scores)
+        ordered[positions] = scores
+        acted = self.update(ordered.numpy(), given, threshold)
+        targets, weights = self.apply(given, acted)
+        return targets, weights, acted
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Plain tensors (loadable with ``torch.load(weights_only=True)``)."""
         coo = self.streak.tocoo()
@@ -96,3 +112,17 @@ class Relabeling:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         entries = (state["counts"].numpy(), (state["rows"].numpy(), state["columns"].numpy()))
         self.streak = scipy.sparse.csr_array(entries, shape=self.streak.shape, dtype=np.int32)
+
+
+def build_relabeling(
+    config: TrainConfig, loss_s: float | None, shape: tuple[int, int]
+) -> Relabeling | None:
+    """The audited labels' state of a run (``config.relabel``), or None when off; the cutoff
+    is by default the ramp's cap ``1 - s`` of the loss (``loss_s``; the paper's ``s`` for
+    losses without one)."""
+    if config.relabel == "off":
+        return None
+    cutoff = config.relabel_cutoff
+    if cutoff is None:
+        cutoff = 1.0 - (-0.8 if loss_s is None else loss_s)
+    return Relabeling(config.relabel, config.relabel_patience, cutoff, shape)

@@ -1,0 +1,104 @@
+"""The semi-supervised label refresh: the current network's features of the labeled and
+unlabeled images, then each unlabeled image takes the labels of its nearest labeled
+neighbour with heat-kernel weight ``s_i`` (:func:`rmlc.propagation.propagate_labels`).
+
+Each process searches only its own shard of the unlabeled samples
+(``propagate_labels(..., shard_indices=...)``); the propagated labels and weights are then
+shared, so every process holds them all. With the exact search, each process also
+extracts only its own shard of the labeled samples' features (``labeled_shard_indices``):
+the shards are broadcast chunk by chunk, and memory per process is ``O((l + u) d / R)``
+plus a chunk (about 64 MiB). An approximate index (``propagation_index`` ``"ivf"`` or
+``"hnsw"``) needs the whole labeled set, so every process then gathers the labeled
+features: ``O(l d + (u / R) d)``. Either way the result is the single-process one (save
+float32 near-ties, see :func:`propagate_labels`); one process runs exactly as it did
+before sharding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from rmlc.gather import gather_rows
+from rmlc.propagation import index_settings, propagate_labels, search_index
+from rmlc.train.config import TrainConfig
+from rmlc.train.targets import SparseTargets
+
+__all__ = ["check_propagation_settings", "refresh_labels"]
+
+# (view, gather) -> (features (n, d), dataset indices (n,)): gathered, or this shard's.
+Features = Callable[[Dataset, bool], tuple[torch.Tensor, torch.Tensor]]
+
+
+def check_propagation_settings(config: TrainConfig, n_labeled: int) -> None:
+    """Raise a ``ValueError`` if the propagation index's settings do not fit the number
+    of labeled images (checked when training starts, not at the first refresh)."""
+    try:
+        index_settings(config.propagation_index, config.propagation_index_params, n_labeled)
+    except ValueError as error:
+        raise ValueError(
+            f"propagation_index_params for {n_labeled} labeled images: {error}"
+        ) from error
+
+
+def refresh_labels(
+    features_of: Features,
+    feature_dim: int,
+    train: Dataset,
+    labeled: torch.Tensor,
+    unlabeled: torch.Tensor,
+    config: TrainConfig,
+    distributed: bool,
+    targets: SparseTargets,
+    sample_weights: torch.Tensor,
+) -> float:
+    """Propagate labels to the unlabeled training samples, in place.
+
+    The "labels" propagated are the labeled samples' own rows: each unlabeled sample
+    learns which row of ``targets`` to copy, and the targets stay sparse (no dense
+    ``(l, m)`` block). Collective with several processes.
+
+    Args:
+        features_of: the network's features of a view (see :data:`Features`).
+        feature_dim: ``d``, the features' length.
+        train: the training images; ``labeled`` ``(l,)`` and ``unlabeled`` ``(u,)`` are
+            positions in it.
+        config: ``t`` and the propagation index with its settings.
+        distributed: whether several processes train (the labeled shards then stay apart
+            where the index allows it).
+        targets: ``(N, m)`` every training sample's targets; the unlabeled rows are set.
+        sample_weights: ``(N,)`` their weights; the unlabeled ones are set to ``s_i``.
+
+    Returns:
+        the heat kernel's ``t`` used.
+    """
+    labeled_view, unlabeled_view = (
+        Subset(train, labeled.tolist()),
+        Subset(train, unlabeled.tolist()),
+    )
+    shard_labeled = distributed and search_index(config.propagation_index).supports_sharded_labeled
+    labeled_features, labeled_rows = features_of(labeled_view, not shard_labeled)
+    features, rows = features_of(unlabeled_view, False)
+    if labeled_features.numel() == 0:  # this process's labeled shard is empty
+        labeled_features = labeled_features.new_empty(0, feature_dim)
+    if features.numel() == 0:  # this process's unlabeled shard is empty
+        features = labeled_features.new_empty(0, feature_dim)
+    sharded = {"labeled_shard_indices": labeled_rows} if shard_labeled else {}
+    result = propagate_labels(
+        labeled_features,
+        labeled_rows,
+        features,
+        t=config.t,
+        progress=False,
+        shard_indices=rows,
+        index=config.propagation_index,
+        index_params=config.propagation_index_params,
+        **sharded,
+    )
+    shared = torch.stack([result.labels.double(), result.weights.double()], dim=1)
+    shared, rows = gather_rows(shared, rows)
+    targets.copy_rows(rows, shared[:, 0].long())
+    sample_weights[rows] = shared[:, 1].float()
+    return result.t

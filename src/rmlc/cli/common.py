@@ -40,9 +40,11 @@ def add_image_source(command: argparse.ArgumentParser, table_flag: str = "--tabl
 
 def labeled_images(
     args: argparse.Namespace, trained, require_labels: bool = False
-) -> tuple[Any, np.ndarray | None, list]:
-    """A view, targets and names of the images a command was pointed at (a tags table or
-    a shard folder, a folder of images, or a built-in dataset)."""
+) -> tuple[Any, np.ndarray | None, list, np.ndarray | None]:
+    """A view, targets, names and known entries of the images a command was pointed at (a
+    tags table or a shard folder, a folder of images, or a built-in dataset); ``known`` is
+    a bool ``(N, m)`` mask for a table with verified negatives (partial labels), else
+    None."""
     from rmlc.inference import file_store, find_images, shard_store
     from rmlc.train.datasets import read_tags, table_images
 
@@ -53,14 +55,15 @@ def labeled_images(
         else:
             store = file_store(trained, table_images(table, None, args.image_root, args.table))
         targets = table.targets.toarray().astype(np.float32)
-        return trained.view(store), targets, list(table.images)
+        known = table.known_mask() if table.has_negatives else None
+        return trained.view(store), targets, list(table.images), known
     if getattr(args, "images", None):
         paths = find_images(args.images)
         names = [str(path.relative_to(args.images)) for path in paths]
-        return trained.view(file_store(trained, paths)), None, names
+        return trained.view(file_store(trained, paths)), None, names, None
     if getattr(args, "dataset", None):
         from rmlc.train.datasets import load_split
 
         store, targets = load_split(args.dataset, args.split, args.data_root, trained)
-        return trained.view(store), targets, [str(i) for i in range(len(targets))]
+        return trained.view(store), targets, [str(i) for i in range(len(targets))], None
     raise ValueError("give --table (with --image-root), --images or --dataset")

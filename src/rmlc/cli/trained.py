@@ -27,12 +27,13 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from rmlc.metrics import MultiLabelMeter
 
     trained = load_trained_model(args.checkpoint, args.device)
-    view, targets, _ = labeled_images(args, trained, require_labels=True)
+    view, targets, _, known = labeled_images(args, trained, require_labels=True)
     if targets is None:
         raise ValueError("the images have no labels to evaluate against: give --test TABLE")
     scores = score_images(trained, view, args.device)
     meter = MultiLabelMeter(k=args.topk, threshold=trained.threshold, convention=args.convention)
-    meter.update(torch.from_numpy(scores), torch.from_numpy(targets))
+    known = None if known is None else torch.from_numpy(known)  # only known tags are scored
+    meter.update(torch.from_numpy(scores), torch.from_numpy(targets), known=known)
     metrics = meter.compute()
     metrics["threshold"] = trained.threshold  # the checkpoint's: chosen on validation, or 0
     print(format_metrics(metrics, f"metrics of {args.checkpoint}"))
@@ -65,7 +66,7 @@ def command_predict(args: argparse.Namespace) -> int:
     if not args.checkpoint:
         raise ValueError("give --checkpoint (for images) or --model with --features")
     trained = load_trained_model(args.checkpoint, args.device)
-    view, _, names = labeled_images(args, trained)
+    view, _, names, _ = labeled_images(args, trained)
     scores = score_images(trained, view, args.device)
     threshold = trained.threshold if args.threshold is None else args.threshold
     write_predictions(args.out, names, scores, trained.class_names, args.topk, threshold)
@@ -78,7 +79,7 @@ def command_extract_features(args: argparse.Namespace) -> int:
     from rmlc.inference import load_trained_model, score_images
 
     trained = load_trained_model(args.checkpoint, args.device)
-    view, targets, _ = labeled_images(args, trained)
+    view, targets, _, _ = labeled_images(args, trained)
     features = score_images(trained, view, args.device, features=True)
     save_features(args.out, features, targets)
     print(f"wrote features {features.shape} to {args.out}")

@@ -149,13 +149,19 @@ def train_step(state: EpochState, images: torch.Tensor, indices: torch.Tensor) -
         images = images.contiguous(memory_format=torch.channels_last)
     targets = state.targets[indices].to(state.device, non_blocking=True)
     weights = state.sample_weights[indices].to(state.device, non_blocking=True)
+    known = state.targets.known(indices)  # partial labels: None when every tag is known
+    if known is not None:
+        known = known.to(state.device, non_blocking=True)
     state.optimizer.zero_grad(set_to_none=True)
     with autocast(state.device, state.amp_dtype):
         logits = state.network(images)
     every = config.dynamics_every
     record = every and state.position.global_step % every == 0 and state.context.is_main
     ramp = ramp_parameters(state.loss_fn) if record else None
-    loss = state.loss_fn(logits.float(), targets, weights)
+    if known is None:
+        loss = state.loss_fn(logits.float(), targets, weights)
+    else:
+        loss = state.loss_fn(logits.float(), targets, weights, known=known)
     if ramp is not None:
         record_dynamics(state, logits, targets, loss, ramp)
     state.scaler.scale(loss).backward()

@@ -62,18 +62,23 @@ def split_metrics(
         scores: ``(n, m)`` gathered scores, one row per sample.
         indices: ``(n,)`` the samples' rows in ``targets``.
         targets: ``(N, m)`` the split's targets (dense or sparse), densified a block of
-            rows at a time.
+            rows at a time; sparse targets with verified negatives (partial labels) are
+            scored over their known entries only (``known`` of the metrics).
         k: predictions per sample of the top-k metrics.
         threshold: the score a prediction needs (a float, ``(m,)`` per class, or None).
         single_label: whether the data set has one label per image.
     """
     positive = torch.empty(scores.shape, dtype=torch.bool)
+    partial = isinstance(targets, SparseTargets) and targets.has_negatives
+    known = torch.empty(scores.shape, dtype=torch.bool) if partial else None
     for start in range(0, len(scores), _DENSE_TARGET_ROWS):  # bounded dense targets
         rows = slice(start, start + _DENSE_TARGET_ROWS)
         positive[rows] = positive_mask(targets[indices[rows]])
-    metrics = topk_metrics(scores, positive, k, threshold)
-    metrics["mAP"] = mean_average_precision(scores, positive)
-    if single_label and bool((positive.sum(dim=1) == 1).all()):
+        if known is not None:
+            known[rows] = targets.known(indices[rows])
+    metrics = topk_metrics(scores, positive, k, threshold, known=known)
+    metrics["mAP"] = mean_average_precision(scores, positive, known=known)
+    if single_label and known is None and bool((positive.sum(dim=1) == 1).all()):
         metrics["accuracy"] = accuracy(scores, positive)
     return metrics
 

@@ -108,6 +108,11 @@ class Trainer:
         self.propagation_epoch: int | None = None
         shape = (len(data.labeled), data.targets.num_classes)
         self.relabeling = build_relabeling(config, getattr(self.loss_fn, "s", None), shape)
+        if self.relabeling is not None and self.targets.has_negatives:
+            raise ValueError(
+                "relabel does not yet work with partial labels (a training set with unknown "
+                "tags): set relabel off, or unknown_tags negative"
+            )
         self.relabel_epoch: int | None = None
         self.prepare = BatchPreparation(
             data.normalization["mean"], data.normalization["std"], data.normalization["size"]

@@ -47,6 +47,7 @@ def test_weights_files_are_read_without_running_code(hostile) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a fresh rmlc process per command
 @pytest.mark.parametrize(
     "arguments",
     [

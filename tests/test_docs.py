@@ -53,6 +53,7 @@ def test_the_site_lists_every_page_and_documents_importable_modules() -> None:
         importlib.import_module(module)
 
 
+@pytest.mark.slow  # mkdocs in a fresh process
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
     """``mkdocs build --strict`` (the docs extra, part of the test extra): a broken link, a
     page missing from the navigation or an API reference that does not resolve fails."""

@@ -11,33 +11,75 @@ import pytest
 from rmlc.experiments import EXPERIMENTS, load_spec, reproduce
 from rmlc.experiments.report import aggregate
 
+# table3 runs in worker processes (test_parallel_jobs_run_every_method_once); the others here
+QUICK_IN_PROCESS = tuple(name for name in EXPERIMENTS if name != "table3")
+
+
+@pytest.fixture
+def smaller_mosaic_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quick runs on a tenth of the 4,000 embedded mosaics at most (fig3's and missing's
+    quick runs use that tenth already): a report's files, rows and sections do not depend
+    on the data's size, and four experiments (table3, table4 and their pretrained forms)
+    would otherwise train every method on all of them. Configs are built in this process,
+    so the change reaches the worker processes of ``jobs=2`` too."""
+    from rmlc.experiments import reproduction
+
+    original = reproduction._config_values
+
+    def smaller(spec, quick, variant, value, method) -> dict:
+        values = original(spec, quick, variant, value, method)
+        if quick and values.get("dataset") == "fashion-mosaic":
+            values["subsample"] = min(values.get("subsample") or 1.0, 0.1)
+        return values
+
+    monkeypatch.setattr(reproduction, "_config_values", smaller)
+
+
+def assert_quick_files(name: str, out) -> None:
+    """The report, table and (for a swept axis) figure of ``rmlc reproduce NAME --quick``."""
+    spec = load_spec(name)
+    text = (out / f"{name}-quick.md").read_text()
+    assert spec.title in text and f"rmlc reproduce {name} --quick" in text
+    assert "Deviations from the paper's protocol" in text
+    with (out / f"{name}-quick.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    methods = {method.name for method in spec.methods}
+    assert {row["method"] for row in rows} == methods
+    for row in rows:
+        for metric in spec.metrics:
+            if row.get(metric):
+                assert 0.0 <= float(row[metric]) <= 100.0
+    if spec.axis is not None:
+        assert (out / f"{name}-quick.png").stat().st_size > 10_000
+
 
 @pytest.mark.slow
-def test_reproduce_all_quick(tmp_path) -> None:
-    reports = reproduce("all", quick=True, out=tmp_path)
+@pytest.mark.parametrize("name", QUICK_IN_PROCESS)
+def test_reproduce_quick(name: str, tmp_path, smaller_mosaic_sets) -> None:
+    """Each experiment end to end, one test each so that xdist shares them out."""
+    (report,) = reproduce(name, quick=True, out=tmp_path)
+    assert report == tmp_path / f"{name}-quick.md"
+    assert_quick_files(name, tmp_path)
+    if name == "table2":
+        table2 = (tmp_path / "table2-quick.csv").read_text()
+        assert "s_in" in table2 and "s_out" in table2
+
+
+def test_reproduce_all_runs_every_experiment_in_order(tmp_path, monkeypatch) -> None:
+    """``reproduce("all")`` runs each experiment once, in EXPERIMENTS' order, with the
+    caller's settings (each experiment's own run: test_reproduce_quick)."""
+    from rmlc.experiments import reproduction
+
+    calls = []
+
+    def record(spec, quick, seeds, out, jobs, report_only):
+        calls.append((spec.name, quick, seeds, out, jobs, report_only))
+        return out / f"{spec.name}-quick.md"
+
+    monkeypatch.setattr(reproduction, "run_experiment", record)
+    reports = reproduce("all", quick=True, out=tmp_path, jobs=3)
     assert [report.name for report in reports] == [f"{name}-quick.md" for name in EXPERIMENTS]
-    for name in EXPERIMENTS:
-        spec = load_spec(name)
-        text = (tmp_path / f"{name}-quick.md").read_text()
-        assert spec.title in text and f"rmlc reproduce {name} --quick" in text
-        assert "Deviations from the paper's protocol" in text
-        with (tmp_path / f"{name}-quick.csv").open() as stream:
-            rows = list(csv.DictReader(stream))
-        methods = {method.name for method in spec.methods}
-        assert {row["method"] for row in rows} == methods
-        for row in rows:
-            for metric in spec.metrics:
-                if row.get(metric):
-                    assert 0.0 <= float(row[metric]) <= 100.0
-        if spec.axis is not None:
-            assert (tmp_path / f"{name}-quick.png").stat().st_size > 10_000
-    table2 = (tmp_path / "table2-quick.csv").read_text()
-    assert "s_in" in table2 and "s_out" in table2
-    # An interrupted or repeated reproduction resumes: finished runs are not run again.
-    runs_file = tmp_path / "table3-quick-runs.csv"
-    before = runs_file.read_text()
-    reproduce("table3", quick=True, out=tmp_path)
-    assert runs_file.read_text() == before
+    assert calls == [(name, True, None, tmp_path, 3, False) for name in EXPERIMENTS]
 
 
 def test_aggregate_means_and_spreads() -> None:
@@ -125,18 +167,24 @@ def test_report_flags_learning_rates_at_the_grid_edge(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_parallel_jobs_run_every_method_once(tmp_path) -> None:
+def test_parallel_jobs_run_every_method_once(tmp_path, smaller_mosaic_sets) -> None:
     """``jobs=2`` trains in worker processes; the fixed-feature method runs beside its
-    source network, and each run records its commit and device."""
-    reproduce("table3", quick=True, out=tmp_path, jobs=2)
+    source network, and each run records its commit and device. The quick files are
+    those of a run in one process; a repeated reproduction trains nothing again."""
+    (report,) = reproduce("table3", quick=True, out=tmp_path, jobs=2)
+    assert report == tmp_path / "table3-quick.md"
+    assert_quick_files("table3", tmp_path)
     with (tmp_path / "table3-quick-runs.csv").open() as stream:
         rows = list(csv.DictReader(stream))
     spec = load_spec("table3")
     assert sorted(row["method"] for row in rows) == sorted(m.name for m in spec.methods)
     assert all(row["commit"] and row["device"].startswith("cpu") for row in rows)
     assert "## Provenance" in (tmp_path / "table3-quick.md").read_text()
-    # --report-only rewrites the report from those runs, training nothing
+    # An interrupted or repeated reproduction resumes: finished runs are not run again.
     before = (tmp_path / "table3-quick-runs.csv").read_text()
+    reproduce("table3", quick=True, out=tmp_path)
+    assert (tmp_path / "table3-quick-runs.csv").read_text() == before
+    # --report-only rewrites the report from those runs, training nothing
     (tmp_path / "table3-quick.md").unlink()
     reproduce("table3", quick=True, out=tmp_path, report_only=True)
     assert (tmp_path / "table3-quick-runs.csv").read_text() == before

@@ -17,6 +17,7 @@ from rmlc import cli
 from rmlc.losses import build_loss, functional, fused_triton
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_without_numba_importing_the_losses_warns_and_names_the_cost() -> None:
     code = (
         "import sys, warnings\n"

@@ -537,6 +537,7 @@ def _distributed_worker(
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two gloo processes
 def test_meter_two_process_gloo_equals_single_process(tmp_path: Path) -> None:
     scores, targets = meter_data(seed=5, n=23)
     context = multiprocessing.get_context("spawn")

@@ -47,6 +47,7 @@ def test_weights_files_are_read_without_running_code(hostile) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a fresh rmlc process per command
 @pytest.mark.parametrize(
     "arguments",
     [
@@ -80,6 +81,7 @@ def test_a_trainer_checkpoint_still_loads(tmp_path) -> None:
     assert load_checkpoint(path)["history"][0]["loss"] == 0.5
 
 
+@pytest.mark.slow  # a fresh rmlc process
 def test_predict_refuses_a_pickle_model_file(tmp_path) -> None:
     """``rmlc predict --model`` reads only the .npz format unless told ``--trusted``."""
     import joblib

@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from rmlc.torch_files import safe_load
@@ -158,6 +157,8 @@ def _timm_backbone(name: str, in_channels: int, pretrained: bool) -> tuple[nn.Mo
 def _resnet_backbone(
     name: str, in_channels: int, small_input: bool, pretrained: bool
 ) -> tuple[nn.Module, int]:
+    import torchvision  # here: importing it costs seconds (torch._dynamo) that small CNNs skip
+
     weights = "DEFAULT" if pretrained else None
     with _downloading_weights(f"{name} (torchvision)", pretrained):
         network = torchvision.models.get_model(name, weights=weights)

@@ -148,15 +148,25 @@ def signal_during_step(trainer, step: int, *signals: int) -> None:
     trainer.step = step_with_signals
 
 
+@pytest.fixture(scope="module")
+def straight_run(mosaic_tables, tmp_path_factory) -> tuple[dict, list[dict]]:
+    """The final weights and history of the 3-epoch run the interrupted ones resume to."""
+    out = tmp_path_factory.mktemp("straight")
+    straight = build_trainer(tiny_config(mosaic_tables, out, epochs=3))
+    straight.fit()
+    return load_checkpoint(out / "last.pt")["model"], straight.history
+
+
 @pytest.mark.parametrize(
     ("stop_at_step", "number"),
     [(5, signal.SIGINT), (12, signal.SIGINT), (7, signal.SIGTERM)],  # mid-epoch, epoch end
 )
-def test_interrupted_run_resumes_to_the_same_weights(mosaic_tables, tmp_path, stop_at_step, number):
+def test_interrupted_run_resumes_to_the_same_weights(
+    mosaic_tables, straight_run, tmp_path, stop_at_step, number
+):
     """72 labeled training images, batch 16: 5 steps per epoch; 3 epochs. The signal comes
     in the middle of a step: that step finishes, then the checkpoint is saved."""
-    straight = build_trainer(tiny_config(mosaic_tables, tmp_path / "a", epochs=3))
-    straight.fit()
+    final_straight, straight_history = straight_run
     interrupted = build_trainer(tiny_config(mosaic_tables, tmp_path / "b", epochs=3))
     signal_during_step(interrupted, stop_at_step, number)
     with pytest.raises(TrainingInterrupted, match="checkpoint saved.*resume with --resume") as info:
@@ -167,12 +177,11 @@ def test_interrupted_run_resumes_to_the_same_weights(mosaic_tables, tmp_path, st
     assert saved["position"]["global_step"] == stop_at_step
     resumed = build_trainer(tiny_config(mosaic_tables, tmp_path / "b", epochs=3, resume=True))
     resumed.fit()
-    final_straight = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
     final_resumed = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
     for name, value in final_straight.items():
         torch.testing.assert_close(final_resumed[name], value, rtol=0, atol=0)
-    assert resumed.history[-1]["val_mAP"] == straight.history[-1]["val_mAP"]
-    assert len(resumed.history) == len(straight.history) == 3
+    assert resumed.history[-1]["val_mAP"] == straight_history[-1]["val_mAP"]
+    assert len(resumed.history) == len(straight_history) == 3
 
 
 def test_large_loss_rejection_learns_each_epoch_and_resumes_exactly(

@@ -42,6 +42,7 @@ EXPERIMENTS = (
     "fig3",
     "fig3-pretrained",
     "missing",
+    "partial",
     "budget",
     "budget-pretrained",
     "remedies",

@@ -373,7 +373,12 @@ def assemble(
     pool_targets = SparseTargets(
         scipy.sparse.vstack([labeled_targets.matrix, none], "csr"), pool_negatives
     )
-    single = bool((labeled_targets.positives_per_row() == 1).all())
+    # one positive per image is single-label data, unless tags are unknown (partial labels)
+    single = (
+        bool((labeled_targets.positives_per_row() == 1).all())
+        and labeled_targets.negatives is None
+        and not config.single_positive
+    )
     never = [
         name
         for name, count in zip(class_names, labeled_targets.positives_per_class(), strict=True)

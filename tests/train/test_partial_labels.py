@@ -19,21 +19,9 @@ from rmlc.train.evaluation import split_metrics
 from rmlc.train.protocol import apply_protocol, decision_seed
 from rmlc.train.sources import SourceEntry, SourceRows, register_source, unregister_source
 from rmlc.train.targets import SparseTargets
+from tests.test_registries import _toy_images as _images
 
 CLASSES = ["top", "bottom", "left", "right"]
-
-
-def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, 1, 12, 12)`` uint8 images bright in the halves their ``(n, 4)`` targets name."""
-    rng = np.random.default_rng(seed)
-    targets = (rng.random((n, 4)) < 0.4).astype(np.float32)
-    targets[targets.sum(axis=1) == 0, 0] = 1.0
-    images = rng.integers(0, 60, size=(n, 1, 12, 12), dtype=np.uint8)
-    halves = [np.s_[:6, :], np.s_[6:, :], np.s_[:, :6], np.s_[:, 6:]]
-    for row, target in enumerate(targets):
-        for j in np.flatnonzero(target):
-            images[row, 0][halves[j]] += 150
-    return images, targets
 
 
 def _test_negatives(targets: np.ndarray) -> np.ndarray:

@@ -318,6 +318,15 @@ def _channel_statistics(store: ArrayStore, limit: int = 5000) -> tuple[list[floa
 Targets = np.ndarray | torch.Tensor | scipy.sparse.csr_array
 
 
+def _pool_targets(labeled: SparseTargets, none: scipy.sparse.csr_array) -> SparseTargets:
+    """The labeled training rows' targets, then the unlabeled rows' (``none``: empty, and
+    nothing of them known where tags can be unknown, until propagation fills them)."""
+    negatives = None
+    if labeled.negatives is not None:
+        negatives = scipy.sparse.vstack([labeled.negatives, none], "csr")
+    return SparseTargets(scipy.sparse.vstack([labeled.matrix, none], "csr"), negatives)
+
+
 def assemble(
     store: ImageStore,
     targets: Targets,
@@ -367,18 +376,9 @@ def assemble(
     pool = torch.cat([train_rows, unlabeled_rows])
     labeled_targets = targets.take(train_rows)
     none = scipy.sparse.csr_array((len(unlabeled_rows), targets.num_classes), dtype=np.uint8)
-    pool_negatives = None  # nothing of an unlabeled image is known (until propagation)
-    if labeled_targets.negatives is not None:
-        pool_negatives = scipy.sparse.vstack([labeled_targets.negatives, none], "csr")
-    pool_targets = SparseTargets(
-        scipy.sparse.vstack([labeled_targets.matrix, none], "csr"), pool_negatives
-    )
-    # one positive per image is single-label data, unless tags are unknown (partial labels)
-    single = (
-        bool((labeled_targets.positives_per_row() == 1).all())
-        and labeled_targets.negatives is None
-        and not config.single_positive
-    )
+    pool_targets = _pool_targets(labeled_targets, none)
+    partial = labeled_targets.has_negatives or config.single_positive  # unknown tags
+    single = not partial and bool((labeled_targets.positives_per_row() == 1).all())
     never = [
         name
         for name, count in zip(class_names, labeled_targets.positives_per_class(), strict=True)

@@ -23,6 +23,7 @@ import torch
 
 from rmlc.audit import tag_disagreement
 from rmlc.train.config import TrainConfig
+from rmlc.train.targets import SparseTargets
 
 __all__ = ["RELABEL_MODES", "Relabeling"]
 
@@ -126,3 +127,12 @@ def build_relabeling(
     if cutoff is None:
         cutoff = 1.0 - (-0.8 if loss_s is None else loss_s)
     return Relabeling(config.relabel, config.relabel_patience, cutoff, shape)
+
+
+def check_relabel_targets(relabeling: Relabeling | None, targets: SparseTargets) -> None:
+    """Refuse relabeling where tags are unknown (partial labels): it is not defined there."""
+    if relabeling is not None and targets.has_negatives:
+        raise ValueError(
+            "relabel does not yet work with partial labels (a training set with unknown "
+            "tags): set relabel off, or unknown_tags negative"
+        )

@@ -54,7 +54,7 @@ from rmlc.train.evaluation import batch_outputs, split_metrics, training_fit
 from rmlc.train.loading import epoch_sampler, evaluation_loader
 from rmlc.train.optimization import amp_dtype, autocast, build_optimizer, training_loss
 from rmlc.train.refresh import check_propagation_settings, refresh_labels
-from rmlc.train.relabel import build_relabeling
+from rmlc.train.relabel import build_relabeling, check_relabel_targets
 from rmlc.train.run_log import RunLog
 from rmlc.train.sampling import ShardedSampler
 from rmlc.train.stopping import StopRequest
@@ -108,11 +108,7 @@ class Trainer:
         self.propagation_epoch: int | None = None
         shape = (len(data.labeled), data.targets.num_classes)
         self.relabeling = build_relabeling(config, getattr(self.loss_fn, "s", None), shape)
-        if self.relabeling is not None and self.targets.has_negatives:
-            raise ValueError(
-                "relabel does not yet work with partial labels (a training set with unknown "
-                "tags): set relabel off, or unknown_tags negative"
-            )
+        check_relabel_targets(self.relabeling, self.targets)
         self.relabel_epoch: int | None = None
         self.prepare = BatchPreparation(
             data.normalization["mean"], data.normalization["std"], data.normalization["size"]

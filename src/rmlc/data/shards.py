@@ -61,7 +61,7 @@ from rmlc.atomic import atomic_write_text
 from rmlc.checks import check_choice
 from rmlc.data._common import PathLike, as_path, shorten
 from rmlc.data.image_dataset import describe_bad_files, scan_image_files
-from rmlc.data.tags_table import TagsTable, read_tags_table
+from rmlc.data.tags_table import TagsTable, csr_of_tags, read_tags_table
 
 __all__ = [
     "MANIFEST",
@@ -521,8 +521,10 @@ def read_shards(
             negative_indptr.append(len(negative_indices))
             labeled.append(1 if labels or negatives else 0)
     shape = (len(images), len(classes))
-    targets = _csr(indices, indptr, shape)
-    negative_targets = _csr(negative_indices, negative_indptr, shape) if has_negatives else None
+    targets = csr_of_tags(indices, indptr, shape)
+    negative_targets = (
+        csr_of_tags(negative_indices, negative_indptr, shape) if has_negatives else None
+    )
     labeled_flags = np.frombuffer(labeled, np.uint8).astype(bool)
     if require_labels and not labeled_flags.all():
         unlabeled = [keys[i] for i in np.flatnonzero(~labeled_flags)]
@@ -532,17 +534,3 @@ def read_shards(
         )
     table = TagsTable(images, targets, labeled_flags, classes, negatives=negative_targets)
     return ShardSet(table, files, np.frombuffer(members, np.int64).reshape(-1, 3), keys)
-
-
-def _csr(
-    indices: array.array, indptr: array.array, shape: tuple[int, int]
-) -> scipy.sparse.csr_array:
-    """Sparse, as a tags table's (TagsTable counts a label listed twice once)."""
-    return scipy.sparse.csr_array(
-        (
-            np.ones(len(indices), np.uint8),
-            np.frombuffer(indices, np.int32),
-            np.frombuffer(indptr, np.int64),
-        ),
-        shape=shape,
-    )

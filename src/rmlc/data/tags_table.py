@@ -363,8 +363,13 @@ def read_tags_table(
         for name, j in collected.columns.items():
             renumber[j] = place[name]
     shape = (len(collected.images), len(classes))
-    targets = _tags_csr(collected.positives, renumber, shape)
-    negatives = _tags_csr(collected.negatives, renumber, shape) if layout.negatives else None
+    positives, negatives = collected.positives, collected.negatives
+    targets = csr_of_tags(positives.indices, positives.indptr, shape, renumber)
+    negatives = (
+        csr_of_tags(negatives.indices, negatives.indptr, shape, renumber)
+        if layout.negatives
+        else None
+    )
     lines = np.frombuffer(collected.lines, dtype=np.int64).copy()
     return TagsTable(
         collected.images, targets, labeled.copy(), list(classes), lines, blank_lines, negatives
@@ -382,15 +387,19 @@ class _Tags:
         self.indptr.append(len(self.indices))
 
 
-def _tags_csr(
-    tags: _Tags, renumber: np.ndarray | None, shape: tuple[int, int]
+def csr_of_tags(
+    indices: array.array,
+    indptr: array.array,
+    shape: tuple[int, int],
+    renumber: np.ndarray | None = None,
 ) -> scipy.sparse.csr_array:
-    """uint8 CSR of the tags listed, columns renumbered, a tag listed twice counted once."""
-    indices = np.frombuffer(tags.indices, dtype=np.int32)
+    """uint8 CSR of tags gathered row by row (int32 columns, int64 row pointers), columns
+    renumbered if asked, a tag listed twice in a row counted once."""
+    columns = np.frombuffer(indices, dtype=np.int32)
     if renumber is not None:
-        indices = renumber[indices]
+        columns = renumber[columns]
     matrix = scipy.sparse.csr_array(
-        (np.ones(len(indices), np.uint8), indices, np.frombuffer(tags.indptr, np.int64)),
+        (np.ones(len(columns), np.uint8), columns, np.frombuffer(indptr, np.int64)),
         shape=shape,
     )
     matrix.sum_duplicates()  # in place: sorted columns, a tag listed twice summed ...

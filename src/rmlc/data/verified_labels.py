@@ -86,8 +86,11 @@ def _table(
             f"{shorten(pairs)}",
             stacklevel=3,
         )
-        positives = positives - positives.multiply(both.tocsr())
-        negatives = negatives - negatives.multiply(both.tocsr())
+        conflicting = both.tocsr()
+        positives, negatives = (
+            scipy.sparse.csr_array(matrix - matrix.multiply(conflicting))
+            for matrix in (positives, negatives)
+        )
         positives.eliminate_zeros()
         negatives.eliminate_zeros()
     labeled = (np.diff(positives.indptr) + np.diff(negatives.indptr)) > 0

@@ -158,10 +158,7 @@ def train_step(state: EpochState, images: torch.Tensor, indices: torch.Tensor) -
     every = config.dynamics_every
     record = every and state.position.global_step % every == 0 and state.context.is_main
     ramp = ramp_parameters(state.loss_fn) if record else None
-    if known is None:
-        loss = state.loss_fn(logits.float(), targets, weights)
-    else:
-        loss = state.loss_fn(logits.float(), targets, weights, known=known)
+    loss = state.loss_fn(logits.float(), targets, weights, known=known)
     if ramp is not None:
         record_dynamics(state, logits, targets, loss, ramp)
     state.scaler.scale(loss).backward()

@@ -19,6 +19,7 @@ from rmlc.train.evaluation import split_metrics
 from rmlc.train.protocol import apply_protocol, decision_seed
 from rmlc.train.sources import SourceEntry, SourceRows, register_source, unregister_source
 from rmlc.train.targets import SparseTargets
+from tests.test_registries import _settings
 from tests.test_registries import _toy_images as _images
 
 CLASSES = ["top", "bottom", "left", "right"]
@@ -64,19 +65,7 @@ def toy():
 
 
 def _config(tmp_path, **values) -> TrainConfig:
-    settings = {
-        "dataset": "toy-partial",
-        "backbone": "small-cnn",
-        "width": 4,
-        "epochs": 1,
-        "batch_size": 16,
-        "validation_fraction": 0.25,
-        "progress": False,
-        "tensorboard": False,
-        "out": str(tmp_path / "run"),
-        **values,
-    }
-    return TrainConfig.from_dict(settings)
+    return TrainConfig.from_dict(_settings(tmp_path, **{"dataset": "toy-partial", **values}))
 
 
 def test_the_protocol_hides_known_tags_of_the_labeled_rows(toy, tmp_path) -> None:

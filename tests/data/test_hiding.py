@@ -118,6 +118,19 @@ def test_the_corrupt_command_hides_tags(tmp_path: Path, capsys) -> None:
     assert read_tags_table(tmp_path / "out.csv").has_negatives
 
 
+def test_the_corrupt_command_names_rows_left_without_a_known_tag(tmp_path: Path, capsys) -> None:
+    from rmlc.cli import main
+
+    source = tmp_path / "tags.csv"
+    source.write_text("image,labels\na.jpg,a\nb.jpg,b\n")
+    out = tmp_path / "out.csv"
+    assert main(["corrupt", str(source), str(out), "--hide", "1.0"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["became_unlabeled"] == [0, 1]
+    assert "2 labeled row(s) lost every known tag" in captured.err
+    assert "(line 2, 3 of" in captured.err and "--empty-labels unlabeled" in captured.err
+
+
 def test_data_stats_reports_the_known_fraction_per_class(tmp_path: Path, capsys) -> None:
     from rmlc.cli import main
 

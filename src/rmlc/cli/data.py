@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from rmlc.cli.common import Commands
 
@@ -23,6 +24,18 @@ def command_corrupt(args: argparse.Namespace) -> int:
         single_positive=args.single_positive,
     )
     print(json.dumps(report, indent=2, default=str))
+    became = report.get("became_unlabeled", [])
+    if became:
+        lines = ", ".join(str(row + 2) for row in became[:10]) + (
+            " ..." if len(became) > 10 else ""
+        )
+        print(
+            f"rmlc corrupt: {len(became)} labeled row(s) lost every known tag and were written "
+            f"with empty labels (line {lines} of {args.output}); rmlc train refuses them unless "
+            "told: --empty-labels unlabeled (train on them as unlabeled images) or "
+            "--empty-labels skip",
+            file=sys.stderr,
+        )
     return 0
 
 

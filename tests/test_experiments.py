@@ -265,6 +265,47 @@ def test_the_learning_rate_search_runs_only_what_it_has_not_scored(tmp_path, mon
     assert trained == []
 
 
+def test_a_spec_tuned_from_another_searches_only_the_methods_it_takes(
+    tmp_path, monkeypatch
+) -> None:
+    """``tune_from``: the other experiment's search is completed for the methods this one
+    takes, and the scores it has of its other methods are kept."""
+    from rmlc.experiments import ExperimentSpec
+    from rmlc.experiments import reproduction as experiments
+
+    trained: list[str] = []
+
+    def fake_map(tasks, jobs, description):
+        for task in tasks:
+            trained.append(task["name"])
+            yield task, {"result": {"validation": {"mAP": task["values"]["lr"]}}}
+
+    monkeypatch.setattr(experiments, "_map", fake_map)
+    source = _search_spec(
+        [1.0, 3.0],
+        [{"name": "WARP", "set": {"loss": "warp"}}, {"name": "BCE", "set": {"loss": "bce"}}],
+    )
+    (tmp_path / "search-tuning.json").write_text(
+        json.dumps({"_scores": {"BCE": [[50.0, 0.05]]}})  # half of BCE's grid scored
+    )
+    monkeypatch.setattr(experiments, "load_spec", lambda name: source)
+    dependent = ExperimentSpec.from_dict(
+        {
+            "name": "dependent",
+            "title": "dependent",
+            "metrics": ["mAP"],
+            "seeds": 1,
+            "base": {"dataset": "fashion-mosaic"},
+            "methods": [{"name": "WARP", "set": {"loss": "warp"}}],
+            "tune_from": "search",
+        }
+    )
+    rates = experiments.tuned_learning_rates(dependent, tmp_path, False)
+    assert trained == ["WARP", "WARP"] and rates == {"WARP": pytest.approx(0.006)}
+    saved = json.loads((tmp_path / "search-tuning.json").read_text())
+    assert saved["_scores"]["BCE"] == [[50.0, 0.05]] and "BCE" not in saved
+
+
 def test_a_search_stopped_half_way_resumes_from_the_runs_it_scored(tmp_path, monkeypatch):
     from rmlc.experiments import reproduction as experiments
 

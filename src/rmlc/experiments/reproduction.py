@@ -165,12 +165,13 @@ def _map(tasks: list[dict[str, Any]], jobs: int, description: str):
 
 
 def tuned_learning_rates(
-    spec: ExperimentSpec, out: Path, quick: bool, jobs: int = 1
+    spec: ExperimentSpec, out: Path, quick: bool, jobs: int = 1, only: set[str] | None = None
 ) -> dict[str, float]:
     """Each method's learning rate: its default times the factor of ``spec.tune`` with the
     best validation score (seed 0, first variant, first axis value), every method with the
     same factors; or the rates another experiment chose (``tune_from``; its search is run
-    or completed first where it lacks a method); or the defaults (``--quick``)."""
+    or completed first where it lacks a method this one takes); or the defaults
+    (``--quick``). ``only``: search only these methods (and those they are tuned as)."""
     from rmlc.train.config import DEFAULT_LEARNING_RATES
 
     def default(method: Method) -> float:
@@ -181,7 +182,8 @@ def tuned_learning_rates(
     if quick or (spec.tune is None and spec.tune_from is None):
         return {m.name: default(m) for m in trained}
     if spec.tune_from is not None:  # that experiment's search, completed first if need be
-        chosen = tuned_learning_rates(load_spec(spec.tune_from), out, quick, jobs)
+        needed = {m.tune_as or m.name for m in trained}
+        chosen = tuned_learning_rates(load_spec(spec.tune_from), out, quick, jobs, needed)
         return _rates_by_method(spec, chosen)
     path = out / f"{spec.name}-tuning.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
@@ -196,8 +198,12 @@ def tuned_learning_rates(
         ]
         for name in grid
     }
+    if only is not None:  # the methods another experiment takes, and those they are tuned as
+        only = only | {m.tune_as for m in trained if m.name in only and m.tune_as is not None}
     tasks = []  # only the (method, rate) pairs not searched yet: a grid can grow, a method join
     for method in searched:
+        if only is not None and method.name not in only:
+            continue  # its scores so far are kept; its search waits for its own experiment
         tried = [lr for _, lr in scores[method.name]]
         for lr in grid[method.name]:
             if any(math.isclose(lr, done, rel_tol=1e-9) for done in tried):

@@ -126,7 +126,7 @@ class ExperimentSpec:
     paper: dict[str, dict[str, float]] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
     tune: dict[str, list[float]] | None = None  # {"factors": [...]}: the learning-rate grid
-    tune_from: str | None = None
+    tune_from: str | None = None  # that experiment's rates (its search: our methods only)
     budgets: list[int] | None = None  # epochs read off each run's curve (budgets.py)
     quick_budgets: list[int] | None = None
     quick_variants: list[str] | None = None  # the variants --quick runs (default: all)

@@ -458,11 +458,18 @@ class Trainer:
 
     def _choose_threshold(self, best_path: Path) -> float | list[float]:
         """Choose the threshold(s) on the validation split (of the best epoch's network),
-        use them from now on, and store them in ``best.pt``."""
+        use them from now on, and store them in ``best.pt``. Only known validation tags
+        count (partial labels): an unknown tag is not read as absent."""
         view, targets = self.data.validation
         scores, indices = self.predict_scores(view)
         per_class = self.config.threshold == "per-class"
-        self.threshold = choose_threshold(scores.numpy(), targets[indices].numpy(), per_class)
+        known = targets.known(indices)  # None when every tag is known
+        self.threshold = choose_threshold(
+            scores.numpy(),
+            targets[indices].numpy(),
+            per_class,
+            known=None if known is None else known.numpy(),
+        )
         chosen = self.threshold.tolist() if per_class else self.threshold
         if self.context.is_main and best_path.is_file():
             checkpoint = load_checkpoint(best_path)

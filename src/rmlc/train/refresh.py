@@ -53,6 +53,7 @@ def refresh_labels(
     distributed: bool,
     targets: SparseTargets,
     sample_weights: torch.Tensor,
+    labeled_features: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> float:
     """Propagate labels to the unlabeled training samples, in place.
 
@@ -70,6 +71,9 @@ def refresh_labels(
             where the index allows it).
         targets: ``(N, m)`` every training sample's targets; the unlabeled rows are set.
         sample_weights: ``(N,)`` their weights; the unlabeled ones are set to ``s_i``.
+        labeled_features: the labeled samples' features already gathered, ``(l, d)`` with
+            their indices ``(l,)`` (as ``features_of(labeled view, True)`` gives them), or
+            None to extract them here.
 
     Returns:
         the heat kernel's ``t`` used.
@@ -78,8 +82,14 @@ def refresh_labels(
         Subset(train, labeled.tolist()),
         Subset(train, unlabeled.tolist()),
     )
-    shard_labeled = distributed and search_index(config.propagation_index).supports_sharded_labeled
-    labeled_features, labeled_rows = features_of(labeled_view, not shard_labeled)
+    shard_labeled = (
+        distributed
+        and labeled_features is None
+        and search_index(config.propagation_index).supports_sharded_labeled
+    )
+    if labeled_features is None:
+        labeled_features = features_of(labeled_view, not shard_labeled)
+    labeled_features, labeled_rows = labeled_features
     features, rows = features_of(unlabeled_view, False)
     if labeled_features.numel() == 0:  # this process's labeled shard is empty
         labeled_features = labeled_features.new_empty(0, feature_dim)

@@ -51,6 +51,7 @@ from rmlc.train.data import BatchPreparation, TrainingData
 from rmlc.train.distributed import DistributedContext, barrier, training_network
 from rmlc.train.epoch import REPORT_EVERY, Position, StopAfterStep, train_epoch, train_step
 from rmlc.train.evaluation import batch_outputs, split_metrics, training_fit
+from rmlc.train.fill import check_fill_unknown, fill_labeled
 from rmlc.train.loading import epoch_sampler, evaluation_loader
 from rmlc.train.optimization import amp_dtype, autocast, build_optimizer, training_loss
 from rmlc.train.refresh import check_propagation_settings, refresh_labels
@@ -109,6 +110,7 @@ class Trainer:
         shape = (len(data.labeled), data.targets.num_classes)
         self.relabeling = build_relabeling(config, getattr(self.loss_fn, "s", None), shape)
         check_relabel_targets(self.relabeling, self.targets)
+        check_fill_unknown(config, data.targets.take(data.labeled), data.class_names)
         self.relabel_epoch: int | None = None
         self.prepare = BatchPreparation(
             data.normalization["mean"], data.normalization["std"], data.normalization["size"]
@@ -155,8 +157,10 @@ class Trainer:
         return sum(self._sampler(epoch).steps_per_epoch() for epoch in range(self.config.epochs))
 
     def refresh_due(self, epoch: int) -> bool:
-        """Whether labels are (re)propagated at the start of this epoch."""
-        if not self.uses_unlabeled(epoch):
+        """Whether labels are (re)propagated, or unknown tags filled (``fill_unknown``,
+        with or without unlabeled samples), at the start of this epoch."""
+        fills = self.config.fill_unknown and epoch >= self._first_refresh_epoch()
+        if not (self.uses_unlabeled(epoch) or fills):
             return False
         return (epoch - self._first_refresh_epoch()) % self.config.refresh_every == 0
 
@@ -322,26 +326,55 @@ class Trainer:
         return self._outputs(view, self.model.features)
 
     def refresh_labels(self, epoch: int) -> None:
-        """Propagate labels to the unlabeled samples from the current network's features
-        (:func:`rmlc.train.refresh.refresh_labels`)."""
+        """Fill the labeled samples' unknown tags (``fill_unknown``, :mod:`rmlc.train.fill`),
+        then propagate labels to the unlabeled samples (semi-supervised,
+        :func:`rmlc.train.refresh.refresh_labels`), from the current network's features."""
         started = time.perf_counter()
-        unlabeled = self.data.unlabeled
-        t = refresh_labels(
-            lambda view, gather: self._outputs(view, self.model.features, gather=gather),
-            self.model.feature_dim,
-            self.data.train,
-            self.data.labeled,
-            unlabeled,
-            self.config,
-            self.context.enabled,
-            self.targets,
-            self.sample_weights,
-        )
+
+        def features_of(view: Dataset, gather: bool) -> tuple[torch.Tensor, torch.Tensor]:
+            return self._outputs(view, self.model.features, gather=gather)
+
+        labeled, unlabeled = self.data.labeled, self.data.unlabeled
+        labeled_features = None
+        if self.config.fill_unknown:  # every process fills alike, from every labeled image
+            labeled_features = features_of(Subset(self.data.train, labeled.tolist()), True)
+            self._fill_unknown(epoch, labeled_features)
+        if self.uses_unlabeled(epoch):
+            t = refresh_labels(
+                features_of,
+                self.model.feature_dim,
+                self.data.train,
+                labeled,
+                unlabeled,
+                self.config,
+                self.context.enabled,
+                self.targets,
+                self.sample_weights,
+                labeled_features=labeled_features,
+            )
+            self.log.message(
+                f"epoch {epoch + 1}: propagated labels to {len(unlabeled)} unlabeled images "
+                f"(t={t:.4g}, mean weight {self.sample_weights[unlabeled].mean():.3f}) in "
+                f"{time.perf_counter() - started:.1f}s"
+            )
         self.propagation_epoch = epoch
+
+    def _fill_unknown(self, epoch: int, features: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Fill the labeled samples' unknown tags from the labeled ``features`` ``(l, d)``
+        with their indices ``(l,)`` (:func:`~rmlc.train.fill.fill_labeled`), from the tags
+        as given."""
+        labeled = self.data.labeled
+        given = self.data.targets.take(labeled)
+        fill, filled = fill_labeled(self.targets, labeled, features, given, self.config)
+        kept = fill.weights >= self.config.fill_unknown_confidence
+        images = len(np.unique(fill.rows[kept]))
+        confidence = f"{fill.weights[kept].mean():.3f}" if kept.any() else "-"
+        left = len(given) * given.num_classes - (filled.matrix + filled.negatives).nnz
         self.log.message(
-            f"epoch {epoch + 1}: propagated labels to {len(unlabeled)} unlabeled images "
-            f"(t={t:.4g}, mean weight {self.sample_weights[unlabeled].mean():.3f}) in "
-            f"{time.perf_counter() - started:.1f}s"
+            f"epoch {epoch + 1}: filled {int(kept.sum())} unknown tags of {images} labeled "
+            f"images from their nearest labeled neighbours (t={fill.t:.4g}, mean confidence "
+            f"{confidence}); {left} left unknown ({len(kept) - int(kept.sum())} below the "
+            f"confidence {self.config.fill_unknown_confidence:g})"
         )
 
     # ---- evaluation ---------------------------------------------------------------------

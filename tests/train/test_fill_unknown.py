@@ -213,11 +213,13 @@ def test_the_settings_travel_through_yaml_and_the_command_line(tmp_path) -> None
 @pytest.mark.slow
 @pytest.mark.usefixtures("toy")
 def test_an_interrupted_run_with_fills_resumes_to_the_same_weights(tmp_path) -> None:
-    """Fills before epochs 2 and 3; stopped in the middle of epoch 2, after its fill: the
-    resumed run keeps the filled targets, does not fill again in epoch 2, and ends as the
-    straight run."""
+    """Semi-supervised; fills, then propagation, before epochs 2 and 3; stopped in the
+    middle of epoch 2, after its refresh: the resumed run keeps the filled targets, does not
+    refresh again in epoch 2, and ends as the straight run. Unlabeled images copy the
+    labeled rows as filled."""
     settings = {"hide_tags": 0.5, "epochs": 3, "warmup_epochs": 1, "refresh_every": 1}
     settings |= {"fill_unknown": True, "fill_unknown_confidence": 0.3}
+    settings |= {"semi_supervised": True, "num_labeled": 50}
     straight = build_trainer(_config(tmp_path / "a", **settings))
     straight.fit()
     interrupted = build_trainer(_config(tmp_path / "b", **settings))
@@ -237,3 +239,15 @@ def test_an_interrupted_run_with_fills_resumes_to_the_same_weights(tmp_path) -> 
         torch.testing.assert_close(final["b"]["model"][key], value, rtol=0, atol=0)
     for key in ("indptr", "indices", "negative_indptr", "negative_indices"):
         assert torch.equal(final["a"]["targets"][key], final["b"]["targets"][key])
+    targets = SparseTargets.from_state(final["a"]["targets"])
+    labeled, unlabeled = straight.data.labeled, straight.data.unlabeled
+    rows = {
+        (tuple(positive), tuple(known))
+        for positive, known in zip(
+            targets[labeled].tolist(), targets.known(labeled).tolist(), strict=True
+        )
+    }
+    copied = zip(targets[unlabeled].tolist(), targets.known(unlabeled).tolist(), strict=True)
+    assert len(unlabeled) and all((tuple(p), tuple(k)) in rows for p, k in copied)
+    given = straight.data.targets.known(labeled)
+    assert targets.known(labeled).sum() > given.sum()  # filled

@@ -39,7 +39,14 @@ from rmlc.propagation.heat_kernel import heat_kernel_weights, temperature
 from rmlc.train.config import TrainConfig
 from rmlc.train.targets import SparseTargets
 
-__all__ = ["Fill", "check_fill_unknown", "fill_labeled", "filled_targets", "nearest_known"]
+__all__ = [
+    "Fill",
+    "check_fill_unknown",
+    "describe_fill",
+    "fill_labeled",
+    "filled_targets",
+    "nearest_known",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,3 +214,19 @@ def fill_labeled(
     filled = filled_targets(given, fill, config.fill_unknown_confidence)
     targets.set_rows(labeled, filled.matrix, filled.negatives)
     return fill, filled
+
+
+def describe_fill(
+    fill: Fill, given: SparseTargets, filled: SparseTargets, min_confidence: float
+) -> str:
+    """One line for the run's log: what :func:`fill_labeled` filled and left unknown."""
+    kept = fill.weights >= min_confidence
+    images = len(np.unique(fill.rows[kept]))
+    confidence = f"{fill.weights[kept].mean():.3f}" if kept.any() else "-"
+    left = len(given) * given.num_classes - (filled.matrix + filled.negatives).nnz
+    return (
+        f"filled {int(kept.sum())} unknown tags of {images} labeled images from their "
+        f"nearest labeled neighbours (t={fill.t:.4g}, mean confidence {confidence}); "
+        f"{left} left unknown ({len(kept) - int(kept.sum())} below the confidence "
+        f"{min_confidence:g})"
+    )

@@ -51,10 +51,10 @@ from rmlc.train.data import BatchPreparation, TrainingData
 from rmlc.train.distributed import DistributedContext, barrier, training_network
 from rmlc.train.epoch import REPORT_EVERY, Position, StopAfterStep, train_epoch, train_step
 from rmlc.train.evaluation import batch_outputs, split_metrics, training_fit
-from rmlc.train.fill import check_fill_unknown, fill_labeled
+from rmlc.train.fill import check_fill_unknown
 from rmlc.train.loading import epoch_sampler, evaluation_loader
 from rmlc.train.optimization import amp_dtype, autocast, build_optimizer, training_loss
-from rmlc.train.refresh import check_propagation_settings, refresh_labels
+from rmlc.train.refresh import check_propagation_settings, refresh_epoch
 from rmlc.train.relabel import build_relabeling, check_relabel_targets
 from rmlc.train.run_log import RunLog
 from rmlc.train.sampling import ShardedSampler
@@ -321,61 +321,18 @@ class Trainer:
         precision = lambda: autocast(self.device, self.amp_dtype)  # noqa: E731
         return batch_outputs(self.model, head, batches, self.prepare, precision, gather)
 
-    def extract_features(self, view: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    def extract_features(
+        self, view: Dataset, gather: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate features ``(n, d)`` and indices ``(n,)`` of a view (see :meth:`_outputs`)."""
-        return self._outputs(view, self.model.features)
+        return self._outputs(view, self.model.features, gather=gather)
 
     def refresh_labels(self, epoch: int) -> None:
-        """Fill the labeled samples' unknown tags (``fill_unknown``, :mod:`rmlc.train.fill`),
-        then propagate labels to the unlabeled samples (semi-supervised,
-        :func:`rmlc.train.refresh.refresh_labels`), from the current network's features."""
-        started = time.perf_counter()
-
-        def features_of(view: Dataset, gather: bool) -> tuple[torch.Tensor, torch.Tensor]:
-            return self._outputs(view, self.model.features, gather=gather)
-
-        labeled, unlabeled = self.data.labeled, self.data.unlabeled
-        labeled_features = None
-        if self.config.fill_unknown:  # every process fills alike, from every labeled image
-            labeled_features = features_of(Subset(self.data.train, labeled.tolist()), True)
-            self._fill_unknown(epoch, labeled_features)
-        if self.uses_unlabeled(epoch):
-            t = refresh_labels(
-                features_of,
-                self.model.feature_dim,
-                self.data.train,
-                labeled,
-                unlabeled,
-                self.config,
-                self.context.enabled,
-                self.targets,
-                self.sample_weights,
-                labeled_features=labeled_features,
-            )
-            self.log.message(
-                f"epoch {epoch + 1}: propagated labels to {len(unlabeled)} unlabeled images "
-                f"(t={t:.4g}, mean weight {self.sample_weights[unlabeled].mean():.3f}) in "
-                f"{time.perf_counter() - started:.1f}s"
-            )
+        """Fill the labeled samples' unknown tags and propagate labels to the unlabeled
+        samples, as configured (:func:`rmlc.train.refresh.refresh_epoch`)."""
+        for line in refresh_epoch(self, epoch):
+            self.log.message(line)
         self.propagation_epoch = epoch
-
-    def _fill_unknown(self, epoch: int, features: tuple[torch.Tensor, torch.Tensor]) -> None:
-        """Fill the labeled samples' unknown tags from the labeled ``features`` ``(l, d)``
-        with their indices ``(l,)`` (:func:`~rmlc.train.fill.fill_labeled`), from the tags
-        as given."""
-        labeled = self.data.labeled
-        given = self.data.targets.take(labeled)
-        fill, filled = fill_labeled(self.targets, labeled, features, given, self.config)
-        kept = fill.weights >= self.config.fill_unknown_confidence
-        images = len(np.unique(fill.rows[kept]))
-        confidence = f"{fill.weights[kept].mean():.3f}" if kept.any() else "-"
-        left = len(given) * given.num_classes - (filled.matrix + filled.negatives).nnz
-        self.log.message(
-            f"epoch {epoch + 1}: filled {int(kept.sum())} unknown tags of {images} labeled "
-            f"images from their nearest labeled neighbours (t={fill.t:.4g}, mean confidence "
-            f"{confidence}); {left} left unknown ({len(kept) - int(kept.sum())} below the "
-            f"confidence {self.config.fill_unknown_confidence:g})"
-        )
 
     # ---- evaluation ---------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """The semi-supervised label refresh: the current network's features of the labeled and
 unlabeled images, then each unlabeled image takes the labels of its nearest labeled
 neighbour with heat-kernel weight ``s_i`` (:func:`rmlc.propagation.propagate_labels`).
+:func:`refresh_epoch` runs a trainer's refresh: with ``fill_unknown``, the labeled images'
+unknown tags are filled first (:mod:`rmlc.train.fill`), and propagation copies the filled
+rows.
 
 Each process searches only its own shard of the unlabeled samples
 (``propagate_labels(..., shard_indices=...)``); the propagated labels and weights are then

@@ -5,7 +5,9 @@ Supervised: minibatch SGD on any loss of :mod:`rmlc.losses`. Semi-supervised: fi
 then every ``refresh_every`` epochs the current network's features of all labeled and
 unlabeled images are extracted, each unlabeled image takes the labels of its nearest
 labeled neighbour with heat-kernel weight ``s_i`` (:func:`rmlc.propagation.propagate_labels`)
-and training continues on labeled plus propagated samples with those weights.
+and training continues on labeled plus propagated samples with those weights. With
+``fill_unknown`` (partial labels), each refresh first fills the labeled images' unknown tags
+from their nearest labeled neighbours (:mod:`rmlc.train.fill`), semi-supervised or not.
 
 Model selection uses a validation split carved from the training data, never the test
 split. Checkpoints are written atomically every epoch (and every ``checkpoint_every_steps``)

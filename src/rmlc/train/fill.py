@@ -20,8 +20,9 @@ filled entry counts as much as a given one. Each refresh fills from the tags *as
 
 The search is exact (:func:`rmlc.propagation.propagate_labels` per class, over the labeled
 images that know the class; ties: the lower labeled position), costing about
-``O(l · K · d)`` for ``K`` known entries in all: meant for labeled sets of up to some
-hundred thousand images. Several processes each compute the same fill from the gathered
+``O(l · K · d)`` for ``K`` known entries in all (5,000 images, 80 classes half known,
+``d = 64``: 22 s on two busy CPU cores): meant for labeled sets of thousands to tens of
+thousands of images. Several processes each compute the same fill from the gathered
 labeled features.
 """
 

@@ -166,3 +166,29 @@ def test_rmlc_evaluate_on_a_table_with_negatives_scores_known_tags(toy, tmp_path
         if targets[known[:, j], j].any()
     ]
     assert json.loads(out.read_text())["mAP"] == pytest.approx(100 * np.mean(per_class), abs=1e-6)
+
+
+@pytest.mark.parametrize("choice", ["auto", "per-class"])
+def test_a_threshold_chosen_on_validation_reads_only_its_known_tags(toy, tmp_path, choice) -> None:
+    """Hidden tags in validation: the chosen threshold reaches the best F1 of any cut over
+    the known entries (a brute force over every cut), not over all entries."""
+    from rmlc.train.launch import build_trainer
+    from tests.train.test_thresholds import _brute_force_best_f1, _f1
+
+    trainer = build_trainer(_config(tmp_path, hide_tags=0.5, threshold=choice))
+    chosen = np.asarray(trainer.fit()["threshold"])
+    view, targets = trainer.data.validation
+    scores, indices = trainer.predict_scores(view)
+    scores, positive = scores.numpy(), targets[indices].numpy() > 0
+    known = targets.known(indices).numpy()
+    assert not known.all()
+    if choice == "auto":
+        assert _f1(scores[known] >= chosen, positive[known]) == pytest.approx(
+            _brute_force_best_f1(scores[known], positive[known])
+        )
+        return
+    for j in np.flatnonzero((positive & known).any(axis=0)):
+        rows = known[:, j]
+        assert _f1(scores[rows, j] >= chosen[j], positive[rows, j]) == pytest.approx(
+            _brute_force_best_f1(scores[rows, j], positive[rows, j])
+        )

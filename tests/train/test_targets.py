@@ -151,6 +151,14 @@ def test_negatives_make_the_other_entries_unknown_and_travel_with_their_rows(tmp
     targets.set_rows(np.array([1]), np.array([[0, 0, 1]], np.uint8))
     np.testing.assert_array_equal(targets.known([1]).numpy(), [[True, True, True]])
     np.testing.assert_array_equal(targets[1].numpy(), [0, 0, 1])
+    # a row set with its negatives keeps the rest unknown (the fill of unknown tags)
+    targets.set_rows(np.array([1]), np.array([[1, 0, 0]], np.uint8), np.array([[0, 1, 0]]))
+    np.testing.assert_array_equal(targets.known([1]).numpy(), [[True, True, False]])
+    np.testing.assert_array_equal(targets[1].numpy(), [1, 0, 0])
+    with pytest.raises(ValueError, match="apart from the positives"):
+        targets.set_rows(np.array([1]), np.array([[1, 0, 0]]), np.array([[1, 0, 0]]))
+    with pytest.raises(ValueError, match="targets without negatives"):
+        SparseTargets(positives).set_rows(np.array([1]), positives[:1], negatives[:1])
     # checkpoints keep the negatives, as plain tensors
     path = tmp_path / "t.pt"
     torch.save(targets.state_dict(), path)

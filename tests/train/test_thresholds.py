@@ -44,7 +44,50 @@ def test_the_chosen_threshold_reaches_the_best_f1_of_any_cut(seed: int) -> None:
             assert per_class[j] == threshold
 
 
+def test_only_known_entries_count_a_hand_checked_column() -> None:
+    # known: positives scored 3 and 1, negatives 2 and 0; unknown: 2.8, 2.7, 2.6.
+    scores = np.array([[3.0], [2.8], [2.7], [2.6], [2.0], [1.0], [0.0]])
+    positive = np.array([[1], [0], [0], [0], [0], [1], [0]])
+    known = np.array([[True], [False], [False], [False], [True], [True], [True]])
+    # on the known four, keeping down to 1 gives F1 2*2/(3+2) = 0.8: the cut lies at 0.5
+    assert choose_threshold(scores, positive, known=known) == 0.5
+    assert choose_threshold(scores, positive, per_class=True, known=known).tolist() == [0.5]
+    # read as negatives, the unknown three make keeping only 3 best (F1 2/3): 2.9
+    assert choose_threshold(scores, positive) == pytest.approx(2.9)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_thresholds_over_known_entries_equal_a_brute_force_on_them(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    n, m = int(rng.integers(6, 40)), int(rng.integers(1, 5))
+    positive = rng.random((n, m)) < 0.3
+    known = rng.random((n, m)) < 0.6
+    positive[0, 0] = known[0, 0] = True
+    scores = rng.normal(size=(n, m)) + 1.5 * positive
+    if seed % 3 == 0:
+        scores = np.round(scores)  # ties
+    threshold = choose_threshold(scores, positive, known=known)
+    assert _f1(scores[known] >= threshold, positive[known]) == pytest.approx(
+        _brute_force_best_f1(scores[known], positive[known])
+    )
+    per_class = choose_threshold(scores, positive, per_class=True, known=known)
+    for j in range(m):
+        rows = known[:, j]
+        if positive[rows, j].any():
+            assert _f1(scores[rows, j] >= per_class[j], positive[rows, j]) == pytest.approx(
+                _brute_force_best_f1(scores[rows, j], positive[rows, j])
+            )
+        else:  # no known positive: the global threshold
+            assert per_class[j] == threshold
+    # an unknown positive is not a positive either
+    assert choose_threshold(scores, positive & known, known=known) == threshold
+
+
 def test_bad_input_to_choose_threshold() -> None:
+    with pytest.raises(ValueError, match="known must be"):
+        choose_threshold(np.zeros((3, 2)), np.eye(3)[:, :2], known=np.ones((2, 2), bool))
+    with pytest.raises(ValueError, match="no positive label"):
+        choose_threshold(np.zeros((2, 2)), np.eye(2), known=np.zeros((2, 2), bool))
     with pytest.raises(ValueError, match="no positive label"):
         choose_threshold(np.zeros((3, 2)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="both be"):

@@ -74,7 +74,10 @@ class TrainConfig:
     tag per sample and nothing verified absent (:mod:`rmlc.data.hiding`); a tags table with
     a ``negatives`` column has unknown tags of its own. ``unknown_tags``: ``"ignore"`` (the
     losses and the metrics use only known entries) or ``"negative"`` (an unknown tag is
-    read as absent: what rmlc did before negatives existed). ``bad_images``: an unreadable,
+    read as absent: what rmlc did before negatives existed). ``fill_unknown`` (off by
+    default): at each label refresh, an unknown tag of a labeled image takes the value of
+    the nearest other labeled image that knows that tag, where the heat-kernel confidence
+    is at least ``fill_unknown_confidence`` (:mod:`rmlc.train.fill`). ``bad_images``: an unreadable,
     truncated, empty or missing image file of a tags table is an error naming it
     (``"raise"``) or is left out with a warning counting them (``"skip"``); files are
     checked before training starts (shards were checked when ``rmlc shard`` wrote them).
@@ -153,6 +156,8 @@ class TrainConfig:
     hide_tags: float = 0.0
     single_positive: bool = False
     unknown_tags: str = "ignore"
+    fill_unknown: bool = False
+    fill_unknown_confidence: float = 0.0
     validation_fraction: float = 0.1
     bad_images: str = "raise"
     empty_labels: str | None = None
@@ -227,6 +232,7 @@ class TrainConfig:
         self._check_runtime()
         self._check_label_propagation()
         self._check_relabel()
+        self._check_fill_unknown()
 
     def _fill_loss_defaults(self) -> None:
         """The learning rate and ramp start of the loss, where not given."""
@@ -385,6 +391,30 @@ class TrainConfig:
             self.relabel_cutoff is None
             or (math.isfinite(self.relabel_cutoff) and self.relabel_cutoff >= 0),
             f"relabel_cutoff must be a number >= 0 or null, got {self.relabel_cutoff}",
+        )
+
+    def _check_fill_unknown(self) -> None:
+        """Filling unknown tags (:mod:`rmlc.train.fill`): only where tags can be unknown
+        and verified absent."""
+        _require(
+            0 <= self.fill_unknown_confidence <= 1,
+            f"fill_unknown_confidence must lie in [0, 1], got {self.fill_unknown_confidence}",
+        )
+        _require(
+            self.fill_unknown or self.fill_unknown_confidence == 0,
+            "fill_unknown_confidence applies only with fill_unknown on",
+        )
+        if not self.fill_unknown:
+            return
+        _require(
+            self.unknown_tags != "negative",
+            "fill_unknown fills unknown tags, but unknown_tags 'negative' reads every unknown "
+            "tag as absent (none is left to fill): give one, not both",
+        )
+        _require(
+            not self.single_positive,
+            "fill_unknown needs verified negatives, and single_positive keeps none (every "
+            "tag filled would be positive): give one, not both",
         )
 
     @classmethod

@@ -33,6 +33,10 @@ CONFIG_HELP: dict[str, str] = {
     "single_positive": "keep one positive tag per training sample, every other tag unknown",
     "unknown_tags": "ignore (losses and metrics use known tags only) or negative "
     "(an unknown tag read as absent)",
+    "fill_unknown": "at each label refresh, fill a labeled image's unknown tags from the "
+    "nearest other labeled image that knows them (partial labels)",
+    "fill_unknown_confidence": "--fill-unknown: fill only where the heat-kernel confidence "
+    "is at least this",
     "validation_fraction": "fraction of the labeled training images held out for "
     "validation (model selection, thresholds)",
     "bad_images": "unreadable image files: raise (an error naming them all) or skip "

@@ -148,22 +148,34 @@ class SparseTargets:
             self.negatives = self.negatives[take]
 
     def set_rows(
-        self, rows: Rows, targets: np.ndarray | torch.Tensor | scipy.sparse.sparray
+        self,
+        rows: Rows,
+        targets: np.ndarray | torch.Tensor | scipy.sparse.sparray,
+        negatives: np.ndarray | torch.Tensor | scipy.sparse.sparray | None = None,
     ) -> None:
         """Set row ``rows[i]`` to row ``i`` of ``targets`` (``(len(rows), m)``, dense 0/1 or
-        SciPy sparse positives). With negatives, the rows set are fully known: their
-        entries not positive become verified absent (a prediction covers every class)."""
+        SciPy sparse positives), and, when these targets have negatives, its verified
+        absent entries to row ``i`` of ``negatives`` (same forms); without ``negatives``
+        the rows set are fully known: their entries not positive become verified absent
+        (a prediction covers every class)."""
         rows = _row_index(rows, len(self))
         new = positives_csr(targets, "targets")
         if new.shape != (len(rows), self.num_classes):
             raise ValueError(
                 f"{len(rows)} rows of {self.num_classes} classes to set, got shape {new.shape}"
             )
+        if negatives is not None and self.negatives is None:
+            raise ValueError("negatives given for targets without negatives (every tag known)")
+        if self.negatives is not None and negatives is None:
+            absent = scipy.sparse.csr_array(np.ones(new.shape, np.uint8) - new.toarray())
+        elif self.negatives is not None:
+            absent = positives_csr(negatives, "negatives")
+            if absent.shape != new.shape or absent.multiply(new).nnz:
+                raise ValueError(f"negatives must be {new.shape} and apart from the positives")
         take = np.arange(len(self))
         take[rows] = len(self) + np.arange(len(rows))
         self.matrix = scipy.sparse.vstack([self.matrix, new], format="csr")[take]
         if self.negatives is not None:
-            absent = scipy.sparse.csr_array(np.ones(new.shape, np.uint8) - new.toarray())
             self.negatives = scipy.sparse.vstack([self.negatives, absent], format="csr")[take]
 
     # ---- checkpoints ----------------------------------------------------------------------

@@ -5,7 +5,9 @@ Supervised: minibatch SGD on any loss of :mod:`rmlc.losses`. Semi-supervised: fi
 then every ``refresh_every`` epochs the current network's features of all labeled and
 unlabeled images are extracted, each unlabeled image takes the labels of its nearest
 labeled neighbour with heat-kernel weight ``s_i`` (:func:`rmlc.propagation.propagate_labels`)
-and training continues on labeled plus propagated samples with those weights.
+and training continues on labeled plus propagated samples with those weights. With
+``fill_unknown`` (partial labels), each refresh first fills the labeled images' unknown tags
+from their nearest labeled neighbours (:mod:`rmlc.train.fill`), semi-supervised or not.
 
 Model selection uses a validation split carved from the training data, never the test
 split. Checkpoints are written atomically every epoch (and every ``checkpoint_every_steps``)
@@ -51,9 +53,10 @@ from rmlc.train.data import BatchPreparation, TrainingData
 from rmlc.train.distributed import DistributedContext, barrier, training_network
 from rmlc.train.epoch import REPORT_EVERY, Position, StopAfterStep, train_epoch, train_step
 from rmlc.train.evaluation import batch_outputs, split_metrics, training_fit
+from rmlc.train.fill import check_fill_unknown
 from rmlc.train.loading import epoch_sampler, evaluation_loader
 from rmlc.train.optimization import amp_dtype, autocast, build_optimizer, training_loss
-from rmlc.train.refresh import check_propagation_settings, refresh_labels
+from rmlc.train.refresh import check_propagation_settings, refresh_epoch
 from rmlc.train.relabel import build_relabeling, check_relabel_targets
 from rmlc.train.run_log import RunLog
 from rmlc.train.sampling import ShardedSampler
@@ -109,6 +112,7 @@ class Trainer:
         shape = (len(data.labeled), data.targets.num_classes)
         self.relabeling = build_relabeling(config, getattr(self.loss_fn, "s", None), shape)
         check_relabel_targets(self.relabeling, self.targets)
+        check_fill_unknown(config, data.targets.take(data.labeled), data.class_names)
         self.relabel_epoch: int | None = None
         self.prepare = BatchPreparation(
             data.normalization["mean"], data.normalization["std"], data.normalization["size"]
@@ -155,8 +159,10 @@ class Trainer:
         return sum(self._sampler(epoch).steps_per_epoch() for epoch in range(self.config.epochs))
 
     def refresh_due(self, epoch: int) -> bool:
-        """Whether labels are (re)propagated at the start of this epoch."""
-        if not self.uses_unlabeled(epoch):
+        """Whether labels are (re)propagated, or unknown tags filled (``fill_unknown``,
+        with or without unlabeled samples), at the start of this epoch."""
+        fills = self.config.fill_unknown and epoch >= self._first_refresh_epoch()
+        if not (self.uses_unlabeled(epoch) or fills):
             return False
         return (epoch - self._first_refresh_epoch()) % self.config.refresh_every == 0
 
@@ -317,32 +323,18 @@ class Trainer:
         precision = lambda: autocast(self.device, self.amp_dtype)  # noqa: E731
         return batch_outputs(self.model, head, batches, self.prepare, precision, gather)
 
-    def extract_features(self, view: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    def extract_features(
+        self, view: Dataset, gather: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Penultimate features ``(n, d)`` and indices ``(n,)`` of a view (see :meth:`_outputs`)."""
-        return self._outputs(view, self.model.features)
+        return self._outputs(view, self.model.features, gather=gather)
 
     def refresh_labels(self, epoch: int) -> None:
-        """Propagate labels to the unlabeled samples from the current network's features
-        (:func:`rmlc.train.refresh.refresh_labels`)."""
-        started = time.perf_counter()
-        unlabeled = self.data.unlabeled
-        t = refresh_labels(
-            lambda view, gather: self._outputs(view, self.model.features, gather=gather),
-            self.model.feature_dim,
-            self.data.train,
-            self.data.labeled,
-            unlabeled,
-            self.config,
-            self.context.enabled,
-            self.targets,
-            self.sample_weights,
-        )
+        """Fill the labeled samples' unknown tags and propagate labels to the unlabeled
+        samples, as configured (:func:`rmlc.train.refresh.refresh_epoch`)."""
+        for line in refresh_epoch(self, epoch):
+            self.log.message(line)
         self.propagation_epoch = epoch
-        self.log.message(
-            f"epoch {epoch + 1}: propagated labels to {len(unlabeled)} unlabeled images "
-            f"(t={t:.4g}, mean weight {self.sample_weights[unlabeled].mean():.3f}) in "
-            f"{time.perf_counter() - started:.1f}s"
-        )
 
     # ---- evaluation ---------------------------------------------------------------------
 
@@ -458,11 +450,18 @@ class Trainer:
 
     def _choose_threshold(self, best_path: Path) -> float | list[float]:
         """Choose the threshold(s) on the validation split (of the best epoch's network),
-        use them from now on, and store them in ``best.pt``."""
+        use them from now on, and store them in ``best.pt``. Only known validation tags
+        count (partial labels): an unknown tag is not read as absent."""
         view, targets = self.data.validation
         scores, indices = self.predict_scores(view)
         per_class = self.config.threshold == "per-class"
-        self.threshold = choose_threshold(scores.numpy(), targets[indices].numpy(), per_class)
+        known = targets.known(indices)  # None when every tag is known
+        self.threshold = choose_threshold(
+            scores.numpy(),
+            targets[indices].numpy(),
+            per_class,
+            known=None if known is None else known.numpy(),
+        )
         chosen = self.threshold.tolist() if per_class else self.threshold
         if self.context.is_main and best_path.is_file():
             checkpoint = load_checkpoint(best_path)

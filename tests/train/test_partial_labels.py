@@ -4,6 +4,7 @@ the metrics score known entries only, and ``rmlc evaluate`` equals scikit-learn 
 from __future__ import annotations
 
 import json
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -103,6 +104,31 @@ def test_the_loss_sees_the_known_mask_only_when_tags_are_unknown(toy, tmp_path) 
     SpyLoss.masks = []
     run(_config(tmp_path, loss="toy-spy", hide_tags=0.5, unknown_tags="negative", overwrite=True))
     assert SpyLoss.masks and all(mask is None for mask in SpyLoss.masks)
+
+
+def test_training_without_a_verified_negative_is_said_out_loud(toy, tmp_path) -> None:
+    """Single positive with unknown tags left out: the loss would see positives only."""
+    from rmlc.train.datasets import build_training_data
+
+    with pytest.warns(UserWarning, match="no tag is verified absent .* unknown_tags 'negative'"):
+        build_training_data(_config(tmp_path, single_positive=True))
+
+    def top_never_absent(config: TrainConfig) -> SourceRows:
+        rows = _read(config)
+        negatives = (rows.targets == 0).astype(np.uint8)
+        negatives[:, 0] = 0  # "top": positive or unknown, never verified absent
+        return SourceRows(**{**rows.__dict__, "negatives": negatives})
+
+    register_source(SourceEntry("toy-top-unverified", top_never_absent, "no 'top' negative"))
+    try:
+        with pytest.warns(UserWarning, match="absent in the labeled training data: top;"):
+            build_training_data(_config(tmp_path, dataset="toy-top-unverified"))
+    finally:
+        unregister_source("toy-top-unverified")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        build_training_data(_config(tmp_path, single_positive=True, unknown_tags="negative"))
+        build_training_data(_config(tmp_path, hide_tags=0.5))
 
 
 def test_split_metrics_score_the_known_entries_as_scikit_learn_does() -> None:

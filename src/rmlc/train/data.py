@@ -327,6 +327,34 @@ def _pool_targets(labeled: SparseTargets, none: scipy.sparse.csr_array) -> Spars
     return SparseTargets(scipy.sparse.vstack([labeled.matrix, none], "csr"), negatives)
 
 
+def _warn_unverified(labeled: SparseTargets, class_names: Sequence[str]) -> None:
+    """Warn about the classes no labeled training image verifies absent: with unknown tags
+    left out of the loss, the loss never sees them negative."""
+    negatives = labeled.negatives
+    counts = (
+        np.zeros(labeled.num_classes)
+        if negatives is None
+        else np.asarray(negatives.sum(axis=0)).ravel()
+    )
+    unverified = [name for name, count in zip(class_names, counts, strict=True) if count == 0]
+    if not unverified:
+        return
+    which = (
+        "no tag is verified absent in the labeled training data (single-positive data?)"
+        if len(unverified) == len(class_names)
+        else f"class(es) never verified absent in the labeled training data: "
+        f"{', '.join(unverified[:10])}{' ...' if len(unverified) > 10 else ''}"
+    )
+    warnings.warn(
+        f"{which}; with unknown_tags 'ignore' the loss never sees them negative, so they are "
+        "learned as present wherever a positive is (single positive on fashion-mosaic: mAP "
+        "at chance, 25, against 55 with unknown_tags 'negative'; docs/results.md). Use "
+        "unknown_tags 'negative' (--unknown-tags negative: every unknown tag read as absent) "
+        "or verify some negatives",
+        stacklevel=4,
+    )
+
+
 def assemble(
     store: ImageStore,
     targets: Targets,
@@ -391,6 +419,8 @@ def assemble(
             "left out of the per-class metrics",
             stacklevel=3,
         )
+    if partial and config.unknown_tags == "ignore":
+        _warn_unverified(labeled_targets, class_names)
     if config.semi_supervised and len(unlabeled_rows) == 0:
         warnings.warn(
             "semi_supervised is on but there are no unlabeled samples: training is supervised",

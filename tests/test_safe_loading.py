@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
+from rmlc.cli import main
 from rmlc.models import build_model, load_backbone_weights
 from rmlc.train.checkpoint import CheckpointError, load_checkpoint
-from tests.commands import run_rmlc
 
 
 class _RunsCode:
@@ -47,7 +45,6 @@ def test_weights_files_are_read_without_running_code(hostile) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.slow  # a fresh rmlc process per command
 @pytest.mark.parametrize(
     "arguments",
     [
@@ -58,20 +55,15 @@ def test_weights_files_are_read_without_running_code(hostile) -> None:
     ],
     ids=["predict", "evaluate", "train-weights", "train-init-checkpoint"],
 )
-def test_every_command_refuses_it_with_a_clear_error(hostile, arguments) -> None:
+def test_every_command_refuses_it_with_a_clear_error(hostile, arguments, capsys) -> None:
+    """Each command, called as the ``rmlc`` entry point calls it: exit code 2, the refusal
+    on stderr, and no code run."""
     path, marker = hostile
     filled = [a.format(path=path, folder=path.parent) for a in arguments]
-    result = subprocess.run(
-        [sys.executable, "-m", "rmlc", *filled, "--no-progress"]
-        if filled[0] == "train"
-        else [sys.executable, "-m", "rmlc", *filled],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 2, result.stderr
-    assert "does not unpickle them" in result.stderr
+    code = main([*filled, "--no-progress"] if filled[0] == "train" else filled)
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    assert "does not unpickle them" in stderr
     assert not marker.exists()
 
 
@@ -81,8 +73,7 @@ def test_a_trainer_checkpoint_still_loads(tmp_path) -> None:
     assert load_checkpoint(path)["history"][0]["loss"] == 0.5
 
 
-@pytest.mark.slow  # a fresh rmlc process
-def test_predict_refuses_a_pickle_model_file(tmp_path) -> None:
+def test_predict_refuses_a_pickle_model_file(tmp_path, capsys) -> None:
     """``rmlc predict --model`` reads only the .npz format unless told ``--trusted``."""
     import joblib
     import numpy as np
@@ -92,9 +83,9 @@ def test_predict_refuses_a_pickle_model_file(tmp_path) -> None:
     joblib.dump(_RunsCode(str(marker)), model)
     features = tmp_path / "f.npz"
     np.savez(features, X=np.zeros((3, 4), dtype=np.float32))
-    result = run_rmlc(
-        "predict", "--model", model, "--features", features, "--out", tmp_path / "p.csv"
-    )
-    assert result.returncode == 2, result.stderr
-    assert "loading it can run code" in result.stderr and "--trusted" in result.stderr
+    arguments = ["--model", str(model), "--features", str(features)]
+    code = main(["predict", *arguments, "--out", str(tmp_path / "p.csv")])
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    assert "loading it can run code" in stderr and "--trusted" in stderr
     assert not marker.exists()

@@ -40,11 +40,19 @@ def test_local_timm_weights_load_without_their_classifier(tmp_path) -> None:
     torch.testing.assert_close(model.features(images), source(images))
 
 
-def test_training_with_a_timm_backbone(mosaic_tables, tmp_path) -> None:
+def test_training_with_a_timm_backbone(tmp_path) -> None:
+    """A run through the trainer, on 24 training and 8 test images: a timm network trains,
+    is evaluated, saved and loaded as any other."""
     from rmlc.train import run
-    from tests.train.conftest import tiny_config
+    from tests.train.conftest import tiny_config, write_mosaic_table
 
-    metrics = run(tiny_config(mosaic_tables, tmp_path / "run", backbone=f"timm:{NAME}", epochs=1))
+    tables = {
+        "root": tmp_path,
+        "train": write_mosaic_table(tmp_path, "train", 24, seed=1),
+        "test": write_mosaic_table(tmp_path, "test", 8, seed=3),
+    }
+    config = tiny_config(tables, tmp_path / "run", backbone=f"timm:{NAME}", epochs=1)
+    metrics = run(config)
     assert 0.0 <= metrics["mAP"] <= 100.0
     from rmlc.inference import load_trained_model
 

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from rmlc.linear import RMLClassifier
 from rmlc.train import TrainConfig, Trainer, build_trainer
 
 __all__ = ["TrainedRun", "fit_on_features", "train_network"]
@@ -71,6 +70,8 @@ def fit_on_features(
     Fits on the labeled training samples' features (their possibly corrupted targets) and
     evaluates on the test split, with the same metrics as the networks.
     """
+    from rmlc.linear import RMLClassifier  # scikit-learn: loaded by the runs that use it
+
     started = time.perf_counter()
     trainer, data = source.trainer, source.trainer.data
     features, _ = trainer.extract_features(data.train)

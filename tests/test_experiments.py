@@ -537,3 +537,25 @@ def test_reports_with_an_axis_give_each_claim_at_each_value() -> None:
     row = next(line for line in table if line.startswith("| RMLC − WARP, mAP"))
     assert "+1.02 (held, 4)" in row and "-0.98 (did not hold, 4)" in row
     assert not any("F1-C" in line for line in table)  # no F1-C in these runs
+
+
+def test_reports_with_variants_give_each_claim_in_each_variant() -> None:
+    """Pooling settings that disagree hides both: one verdict per variant."""
+    from rmlc.experiments.report import _claims_section
+
+    spec = load_spec("partial")
+    runs = []
+    for variant, gap in (("half the tags hidden", 1.0), ("single positive", -30.0)):
+        for seed in range(3):
+            for method, value in (
+                ("RMLC", 50.0 + gap + 0.01 * seed),
+                ("RMLC absent=negative", 50.0),
+            ):
+                runs.append(
+                    {"variant": variant, "axis": "", "seed": seed, "method": method,
+                     "metrics": {"mAP": value}}
+                )  # fmt: skip
+    lines = _claims_section(spec, runs)
+    assert "| claim | half the tags hidden | single positive |" in lines
+    row = next(line for line in lines if line.startswith("| RMLC − RMLC absent=negative, mAP"))
+    assert "+1.01 (held, 3)" in row and "-29.99 (did not hold, 3)" in row

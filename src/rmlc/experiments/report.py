@@ -93,13 +93,27 @@ def _claims_by_axis(spec, runs: list[dict[str, Any]]) -> list[str]:
     """A table: one row per claim, one column per value of the axis, each cell the mean
     paired difference at that value alone and its verdict."""
     values = sorted({run["axis"] for run in runs}, key=float)
-    header = ["claim", *(f"{float(value) * spec.axis.scale:g}" for value in values)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    labels = [f"{float(value) * spec.axis.scale:g}" for value in values]
+    return _claims_table(spec, runs, "axis", values, labels)
+
+
+def _claims_by_variant(spec, runs: list[dict[str, Any]]) -> list[str]:
+    """The same table with one column per variant (a spec with more than one)."""
+    names = [variant.name for variant in spec.variants]
+    return _claims_table(spec, runs, "variant", names, names)
+
+
+def _claims_table(
+    spec, runs: list[dict[str, Any]], key: str, values: list[str], labels: list[str]
+) -> list[str]:
+    """One row per claim, one column per ``run[key]`` value: the mean paired difference of
+    the runs with that value alone, its verdict and the number of pairs."""
+    lines = ["| " + " | ".join(["claim", *labels]) + " |", "|" + "---|" * (len(labels) + 1)]
     for claim in spec.claims:
         cells = []
         for value in values:
-            at_value = [run for run in runs if run["axis"] == value]
-            differences = _paired_differences(at_value, claim.better, claim.worse, claim.metric)
+            alone = [run for run in runs if run[key] == value]
+            differences = _paired_differences(alone, claim.better, claim.worse, claim.metric)
             if not differences:
                 cells.append("–")
                 continue
@@ -323,5 +337,14 @@ def _claims_section(spec, runs: list[dict[str, Any]]) -> list[str]:
             "verdict and the number of pairs (every variant and seed at that value).",
             "",
             *by_axis,
+        ]
+    by_variant = _claims_by_variant(spec, runs) if len(spec.variants) > 1 else []
+    if by_variant:
+        lines += [
+            "",
+            "By variant: the mean paired difference in each variant alone, its verdict and "
+            "the number of pairs (the claims above pool every variant).",
+            "",
+            *by_variant,
         ]
     return lines

@@ -347,8 +347,8 @@ def _warn_unverified(labeled: SparseTargets, class_names: Sequence[str]) -> None
     )
     warnings.warn(
         f"{which}; with unknown_tags 'ignore' the loss never sees them negative, so they are "
-        "learned as present wherever a positive is (single positive on fashion-mosaic: mAP "
-        "at chance, 25, against 55 with unknown_tags 'negative'; docs/results.md). Use "
+        "learned as present wherever a positive is (reproduce partial, single positive: "
+        "RMLC mAP 25.9, at chance, against 57.8 with unknown_tags 'negative'). Use "
         "unknown_tags 'negative' (--unknown-tags negative: every unknown tag read as absent) "
         "or verify some negatives",
         stacklevel=4,

@@ -327,6 +327,27 @@ def _pool_targets(labeled: SparseTargets, none: scipy.sparse.csr_array) -> Spars
     return SparseTargets(scipy.sparse.vstack([labeled.matrix, none], "csr"), negatives)
 
 
+def _warn_unseen(
+    labeled: SparseTargets, class_names: Sequence[str], unknown_left_out: bool
+) -> None:
+    """Warn about the classes the loss never sees positive, and (with unknown tags left out
+    of the loss) those it never sees negative."""
+    never = [
+        name
+        for name, count in zip(class_names, labeled.positives_per_class(), strict=True)
+        if count == 0
+    ]
+    if never:
+        warnings.warn(
+            f"class(es) never positive in the labeled training data: {', '.join(never[:10])}"
+            f"{' ...' if len(never) > 10 else ''}; they are learned as always negative and "
+            "left out of the per-class metrics",
+            stacklevel=4,
+        )
+    if unknown_left_out:
+        _warn_unverified(labeled, class_names)
+
+
 def _warn_unverified(labeled: SparseTargets, class_names: Sequence[str]) -> None:
     """Warn about the classes no labeled training image verifies absent: with unknown tags
     left out of the loss, the loss never sees them negative."""
@@ -351,7 +372,7 @@ def _warn_unverified(labeled: SparseTargets, class_names: Sequence[str]) -> None
         "RMLC mAP 25.9, at chance, against 57.8 with unknown_tags 'negative'). Use "
         "unknown_tags 'negative' (--unknown-tags negative: every unknown tag read as absent) "
         "or verify some negatives",
-        stacklevel=4,
+        stacklevel=5,
     )
 
 
@@ -407,20 +428,7 @@ def assemble(
     pool_targets = _pool_targets(labeled_targets, none)
     partial = labeled_targets.has_negatives or config.single_positive  # unknown tags
     single = not partial and bool((labeled_targets.positives_per_row() == 1).all())
-    never = [
-        name
-        for name, count in zip(class_names, labeled_targets.positives_per_class(), strict=True)
-        if count == 0
-    ]
-    if never:
-        warnings.warn(
-            f"class(es) never positive in the labeled training data: {', '.join(never[:10])}"
-            f"{' ...' if len(never) > 10 else ''}; they are learned as always negative and "
-            "left out of the per-class metrics",
-            stacklevel=3,
-        )
-    if partial and config.unknown_tags == "ignore":
-        _warn_unverified(labeled_targets, class_names)
+    _warn_unseen(labeled_targets, class_names, partial and config.unknown_tags == "ignore")
     if config.semi_supervised and len(unlabeled_rows) == 0:
         warnings.warn(
             "semi_supervised is on but there are no unlabeled samples: training is supervised",

@@ -3,7 +3,6 @@ with :func:`assert_two_labeled_shards_give_the_whole`, from its shard of the lab
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import torch
 
 import rmlc.propagation.chunks as chunks
 from rmlc.propagation import propagate_labels
+from tests.processes import process_context
 
 
 def _unlabeled_shard(total: int, rank: int) -> torch.Tensor:
@@ -56,7 +56,7 @@ def _labeled_worker(rank: int, store: str, cases: list[dict], out_dir: str) -> N
 
 def _run_two(target, args: tuple) -> None:
     """``target(rank, *args)`` in two spawned processes; both must succeed."""
-    context = multiprocessing.get_context("spawn")
+    context = process_context()
     processes = [context.Process(target=target, args=(rank, *args)) for rank in (0, 1)]
     for process in processes:
         process.start()

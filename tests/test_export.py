@@ -18,13 +18,15 @@ from PIL import Image
 
 import rmlc
 from rmlc.cli import build_parser, main
+from rmlc.export import export_onnx, read_metadata
+from rmlc.inference import load_trained_model
 
-onnx = pytest.importorskip("onnx")
-onnxruntime = pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
-
-from rmlc.export import export_onnx, read_metadata  # noqa: E402
-from rmlc.inference import load_trained_model  # noqa: E402
+# Checked, not imported: onnx, onnxruntime and onnxscript cost every worker seconds at
+# collection; the tests that read a graph import them when they run.
+pytestmark = pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxruntime", "onnxscript")),
+    reason="needs rmlc[export]: onnx, onnxruntime, onnxscript",
+)
 
 CLASSES = ["cat", "dog", "car", "tree"]
 TOLERANCE = 1e-4
@@ -115,6 +117,8 @@ def test_onnxruntime_gives_the_scores_of_rmlc_predict_at_batch_1_and_5(exported,
     )
     metadata = read_metadata(exported["onnx"])
     inputs = _server_inputs(paths, metadata)
+    import onnxruntime
+
     session = onnxruntime.InferenceSession(str(exported["onnx"]), providers=CPU)
     (batch_of_5,) = session.run(None, {"images": inputs})
     one_by_one = np.concatenate([session.run(None, {"images": row[None]})[0] for row in inputs])
@@ -139,6 +143,8 @@ def test_the_metadata_says_how_to_feed_the_graph_and_where_it_came_from(exported
     digest = hashlib.sha256(exported["checkpoint"].read_bytes()).hexdigest()
     assert metadata["checkpoint_sha256"] == digest
     assert metadata["checkpoint"] == "best.pt" and metadata["rmlc_version"] == rmlc.__version__
+    import onnx
+
     model = onnx.load(str(exported["onnx"]))
     (graph_input,) = model.graph.input
     tensor = graph_input.type.tensor_type
@@ -159,6 +165,8 @@ def test_a_graph_that_disagrees_with_its_checkpoint_is_not_written(exported, tmp
         trained.model.classifier.bias += 0.5
     changed = tmp_path / "changed.pt"
     trained.save(changed)
+    import onnx
+
     monkeypatch.setattr(rmlc.export, "_to_onnx", lambda *_: onnx.load(str(exported["onnx"])))
     with pytest.raises(RuntimeError, match=r"differ from rmlc's by 0\.5 "):
         export_onnx(changed, tmp_path / "model.onnx")
@@ -227,6 +235,8 @@ def test_a_resnet18_exports_with_the_scores_of_rmlc(tmp_path) -> None:
     result = export_onnx(checkpoint, tmp_path / "resnet18.onnx")
     trained = load_trained_model(checkpoint)
     images, _ = _tiny_images(5, 32, seed=9)
+    import onnxruntime
+
     session = onnxruntime.InferenceSession(str(result.path), providers=CPU)
     expected = trained.scores(images)
     assert np.abs(expected).max() < 100  # scores of a sane scale: 1e-4 is not below rounding

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rmlc.gather import first_per_index, gather_objects
+from tests.processes import process_context
 
 
 def test_first_row_of_each_index_in_index_order() -> None:
@@ -48,9 +49,7 @@ def _gather_in_two_processes(rank: int, init_file: str, queue) -> None:
 def test_two_processes_gather_tensor_rows_once_per_index(tmp_path) -> None:
     """``gather_rows`` over two gloo processes: every rank gets every row once, ordered by
     index, as a literal merge of the two shards gives them; a rank with no rows joins."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
+    context = process_context()
     queue = context.Queue()
     init_file = str(tmp_path / "init")
     processes = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from rmlc.metrics import (
     topk_metrics,
     topk_predictions,
 )
+from tests.processes import process_context
 
 TOPK_KEYS = {"P-C", "R-C", "F1-C", "P-O", "R-O", "F1-O"}
 
@@ -540,7 +540,7 @@ def _distributed_worker(
 @pytest.mark.slow  # two gloo processes
 def test_meter_two_process_gloo_equals_single_process(tmp_path: Path) -> None:
     scores, targets = meter_data(seed=5, n=23)
-    context = multiprocessing.get_context("spawn")
+    context = process_context()
     args = (str(tmp_path / "store"), scores, targets, str(tmp_path))
     processes = [context.Process(target=_distributed_worker, args=(r, *args)) for r in (0, 1)]
     for process in processes:

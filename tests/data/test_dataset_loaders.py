@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torchvision
 
 from rmlc.data import load_cifar10, load_coco, load_nus_wide, load_stl10
 from rmlc.data.nus_wide import normalize_nus_wide_path
@@ -28,6 +27,8 @@ from .writers import (
 
 
 def test_cifar10_fixture_fails_torchvision_md5_check(tmp_path: Path) -> None:
+    import torchvision  # here, not at collection: seconds of every worker's start
+
     write_cifar10(tmp_path)
     with pytest.raises(RuntimeError, match="not found or corrupted"):
         torchvision.datasets.CIFAR10(str(tmp_path), train=True)
@@ -62,6 +63,8 @@ def test_cifar10_missing_and_broken_files(tmp_path: Path) -> None:
 
 
 def test_stl10_fixture_fails_torchvision_md5_check(tmp_path: Path) -> None:
+    import torchvision
+
     write_stl10(tmp_path)
     with pytest.raises(RuntimeError, match="not found or corrupted"):
         torchvision.datasets.STL10(str(tmp_path), split="train")

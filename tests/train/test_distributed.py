@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import socket
@@ -11,6 +10,7 @@ import time
 
 import pytest
 
+from tests.processes import process_context
 from tests.train.conftest import tiny_config
 
 
@@ -44,7 +44,7 @@ def train_one_and_two_processes(mosaic_tables, tmp_path, settings: dict) -> None
     (``tmp_path/two``), all three at once."""
     single = tiny_config(mosaic_tables, tmp_path / "one", **settings)
     double = tiny_config(mosaic_tables, tmp_path / "two", **settings)
-    context = multiprocessing.get_context("spawn")
+    context = process_context()
     port = free_port()
     processes = [context.Process(target=worker, args=(rank, 2, port, double)) for rank in range(2)]
     processes.append(context.Process(target=worker, args=(0, 1, free_port(), single)))
@@ -85,7 +85,7 @@ def test_two_gloo_processes_match_one_process(mosaic_tables, tmp_path) -> None:
 def test_a_signal_to_one_process_stops_both_after_the_same_step(mosaic_tables, tmp_path) -> None:
     """SIGTERM reaches rank 1 only: the processes agree, stop together, rank 0 saves."""
     config = tiny_config(mosaic_tables, tmp_path / "two", epochs=40, batch_size=16)
-    context = multiprocessing.get_context("spawn")
+    context = process_context()
     port = free_port()
     processes = [context.Process(target=worker, args=(rank, 2, port, config)) for rank in range(2)]
     for process in processes:

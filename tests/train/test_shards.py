@@ -136,12 +136,12 @@ def test_two_gloo_processes_train_from_shards(shard_tables, tmp_path) -> None:
     """torchrun-style training from shards with the per-rank shard order: both ranks take
     the same number of steps, finish, and rank 0 writes the run (and a resumable end)."""
     import json
-    import multiprocessing
 
+    from tests.processes import process_context
     from tests.train.test_distributed import free_port, worker
 
     config = tiny_config(shard_tables, tmp_path / "two", image_root=None, epochs=2)
-    context = multiprocessing.get_context("spawn")
+    context = process_context()
     port = free_port()
     processes = [context.Process(target=worker, args=(rank, 2, port, config)) for rank in range(2)]
     for process in processes:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
 from rmlc.models import build_model
 from rmlc.train import TrainConfig
 
-timm = pytest.importorskip("timm")
+# Checked, not imported: importing timm (and torchvision) at collection costs every worker
+# seconds; the tests that build a timm backbone import it when they run.
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("timm") is None, reason="timm is not installed"
+)
 
 NAME = "mobilenetv3_small_050"  # small and fast on a CPU
 
@@ -31,6 +37,8 @@ def test_unknown_timm_names_are_named_with_suggestions() -> None:
 def test_local_timm_weights_load_without_their_classifier(tmp_path) -> None:
     """A timm state dict (with its own 1000-way head) loads into the backbone; the head is
     left out and rmlc's classifier kept."""
+    import timm
+
     source = timm.create_model(NAME, pretrained=False, num_classes=1000, in_chans=3)
     torch.save(source.state_dict(), tmp_path / "weights.pth")
     model = build_model(f"timm:{NAME}", num_classes=4, weights=tmp_path / "weights.pth")

@@ -226,11 +226,15 @@ def test_a_damaged_index_is_an_error_that_names_it(tmp_path) -> None:
         read_shards(tmp_path / "shards")
 
 
-def test_reading_shards_holds_samples_compactly(tmp_path) -> None:
+def test_reading_shards_holds_samples_compactly(tmp_path, monkeypatch) -> None:
     """10,000 samples with 8 labels each among 20,000 classes: the index keeps per sample
     its path, key and a few numbers (680 bytes a sample at the peak, the class list
-    included), not tuples and lists per sample (944 bytes before)."""
+    included), not tuples and lists per sample (944 bytes before). The writer's decoding
+    check of the 10,000 identical files (most of the test's time, tested elsewhere) is
+    left out: every file is reported readable."""
     import tracemalloc
+
+    monkeypatch.setattr(shards_module, "scan_image_files", lambda paths, threads=None: {})
 
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4)).save(buffer, format="PNG")

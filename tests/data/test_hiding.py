@@ -129,6 +129,8 @@ def test_the_corrupt_command_names_rows_left_without_a_known_tag(tmp_path: Path,
     assert json.loads(captured.out)["became_unlabeled"] == [0, 1]
     assert "2 labeled row(s) lost every known tag" in captured.err
     assert "(line 2, 3 of" in captured.err and "--empty-labels unlabeled" in captured.err
+    assert main(["corrupt", str(source), str(tmp_path / "out.jsonl"), "--hide", "1.0"]) == 0
+    assert "(line 1, 2 of" in capsys.readouterr().err  # JSONL: no header line
 
 
 def test_data_stats_reports_the_known_fraction_per_class(tmp_path: Path, capsys) -> None:

@@ -26,7 +26,10 @@ def command_corrupt(args: argparse.Namespace) -> int:
     print(json.dumps(report, indent=2, default=str))
     became = report.get("became_unlabeled", [])
     if became:
-        lines = ", ".join(str(row + 2) for row in became[:10]) + (
+        from rmlc.data.tags_table import tags_table_format
+
+        first = 2 if tags_table_format(args.output, None) == "csv" else 1  # CSV: a header line
+        lines = ", ".join(str(row + first) for row in became[:10]) + (
             " ..." if len(became) > 10 else ""
         )
         print(

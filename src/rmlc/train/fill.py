@@ -19,8 +19,9 @@ filled entry counts as much as a given one. Each refresh fills from the tags *as
 (never from earlier fills), so an entry filled once may be left unknown later.
 
 The search is exact (:func:`rmlc.propagation.propagate_labels` per class, over the labeled
-images that know the class; ties: the lower labeled position), costing about
-``O(l · K · d)`` for ``K`` known entries in all (5,000 images, 80 classes half known,
+images that know the class; exact ties: the lower labeled position, near-ties within
+float32 rounding: either), costing about ``O(l · K · d)`` for ``K`` known entries in all
+(5,000 images, 80 classes half known,
 ``d = 64``: 22 s on two busy CPU cores): meant for labeled sets of thousands to tens of
 thousands of images. Several processes each compute the same fill from the gathered
 labeled features.

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from rmlc.train.sources.registry import SourceRows, SourceSplit
 
-__all__ = ["one_hot", "require", "train_and_test"]
+if TYPE_CHECKING:
+    from rmlc.train.config import TrainConfig
+
+__all__ = ["one_hot", "read_both_splits", "require", "train_and_test"]
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -33,4 +39,15 @@ def train_and_test(train: SourceSplit, test: SourceSplit) -> SourceRows:
         test=(test.images, test.targets),
         labels=train.labels,
         test_labels=test.labels,
+    )
+
+
+def read_both_splits(
+    read_split: Callable[[str, str | None, str], SourceSplit], config: TrainConfig
+) -> SourceRows:
+    """The rows of a built-in set whose ``read_split`` reads its training and test splits
+    from ``config.data_root`` and ``config.source``."""
+    return train_and_test(
+        read_split("train", config.data_root, config.source),
+        read_split("test", config.data_root, config.source),
     )

@@ -8,7 +8,7 @@ import numpy as np
 
 from rmlc import data as datasets
 from rmlc.train.config import TrainConfig
-from rmlc.train.sources._common import one_hot, train_and_test
+from rmlc.train.sources._common import one_hot, read_both_splits
 from rmlc.train.sources.registry import SourceEntry, SourceRows, SourceSplit
 
 __all__ = ["ENTRY", "read", "read_split"]
@@ -28,10 +28,7 @@ def read_split(split: str, data_root: str | None, source: str) -> SourceSplit:
 
 def read(config: TrainConfig) -> SourceRows:
     """The training and test images (``data_root``: where the full set's files are)."""
-    return train_and_test(
-        read_split("train", config.data_root, config.source),
-        read_split("test", config.data_root, config.source),
-    )
+    return read_both_splits(read_split, config)
 
 
 ENTRY = SourceEntry(

@@ -84,8 +84,9 @@ def test_budget_specs_accept_warm_starts_in_steps_and_no_ramp_or_ramp_from_the_s
     assert len(ExperimentSpec.from_dict(_spec(methods=methods)).trained) == 4
 
 
-def _history(epochs: int, out) -> list[dict]:
+def _history(epochs: int, out, curve_every: int = 1) -> list[dict]:
     config = TrainConfig(
+        curve_every=curve_every,
         subsample=0.1,
         width=4,
         epochs=epochs,
@@ -97,7 +98,7 @@ def _history(epochs: int, out) -> list[dict]:
         dynamics_every=1000,
         tensorboard=False,
         progress=False,
-        out=str(out / f"budget-{epochs}"),
+        out=str(out / f"budget-{epochs}-{curve_every}"),
     )
     trainer = build_trainer(config)
     trainer.fit()
@@ -110,3 +111,50 @@ def test_the_first_epochs_of_a_constant_rate_run_are_the_shorter_run(tmp_path) -
     for key in ("test_mAP", "val_mAP", "fit_corrupted_mAP", "fit_clean_mAP"):
         assert long[key][:2] == short[key], key
     assert budget_metrics(long, [2]) == budget_metrics(short, [2])
+    # A thinned curve (curve_every 3) trains the same network: the same validation curve,
+    # and the test split and training fit evaluated at the first epoch, the last, and each
+    # epoch validation selects (strictly better than every earlier one), NaN between.
+    thinned = curve(_history(3, tmp_path, curve_every=3))
+    assert thinned["val_mAP"] == long["val_mAP"]
+    validation = thinned["val_mAP"]
+    due = [i in (0, 2) or validation[i] > max(validation[:i]) for i in range(3)]
+    assert not all(due), "the check needs an epoch the thinned curve skips"
+    for key in ("test_mAP", "fit_corrupted_mAP", "fit_clean_mAP"):
+        expected = [v if d else None for v, d in zip(long[key], due, strict=True)]
+        assert thinned[key] == expected, key
+    skipped = due.index(False) + 1
+    assert budget_metrics(thinned, [3]) == budget_metrics(long, [3])
+    with pytest.raises(ValueError, match=f"no value at epoch {skipped}: with curve_every"):
+        budget_metrics(thinned, [skipped])
+
+
+def test_curves_read_skipped_epochs_as_none_and_budgets_refuse_them() -> None:
+    nan = float("nan")
+    history = [
+        {"epoch": 1, "val_mAP": 5.0, "test_mAP": 50.0},
+        {"epoch": 2, "val_mAP": 4.0, "test_mAP": nan},
+        {"epoch": 3, "val_mAP": 6.0, "test_mAP": 60.0},
+    ]
+    series = curve(history)
+    assert series["test_mAP"] == [50.0, None, 60.0]
+    assert budget_metrics(series, [3])["mAP@3"] == 60.0
+    with pytest.raises(ValueError, match="test_mAP curve has no value at epoch 2"):
+        budget_metrics(series, [2])
+
+
+def test_a_budget_that_is_not_a_multiple_of_curve_every_is_refused() -> None:
+    base = {"epochs": 10, "schedule": "fixed", "test_every_epoch": True, "curve_every": 5}
+    assert ExperimentSpec.from_dict(_spec(base=base, budgets=[5, 10])).budgets == [5, 10]
+    with pytest.raises(TypeError, match=r"multiple of the base's curve_every \(5\)"):
+        ExperimentSpec.from_dict(_spec(base=base, budgets=[4, 10]))
+
+
+def test_curve_every_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="curve_every must be >= 1, got 0"):
+        TrainConfig(curve_every=0)
+
+
+def test_the_figure_averages_seeds_only_at_epochs_every_seed_evaluated() -> None:
+    from rmlc.experiments.budget_report import _mean_curve
+
+    assert _mean_curve([[1.0, None, 3.0, 7.0], [3.0, 4.0, 5.0]]) == ([1, 3], [2.0, 4.0])

@@ -124,9 +124,8 @@ def plot_curves(spec, runs: list[dict[str, Any]], path: Path) -> None:
                     and key in run["metrics"].get("curve", {})
                 ]
                 if series:
-                    length = min(len(s) for s in series)
-                    mean = [statistics.fmean(s[i] for s in series) for i in range(length)]
-                    ax.plot(range(1, length + 1), mean, label=f"{method} ({len(series)})")
+                    epochs, mean = _mean_curve(series)
+                    ax.plot(epochs, mean, label=f"{method} ({len(series)})")
             ax.set_title(label, fontsize=9)
             ax.set_xlabel("epoch")
             if column == 0:
@@ -137,3 +136,13 @@ def plot_curves(spec, runs: list[dict[str, Any]], path: Path) -> None:
     figure.tight_layout()
     atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=90))
     plt.close(figure)
+
+
+def _mean_curve(series: list[list[float | None]]) -> tuple[list[int], list[float]]:
+    """The epochs (1-based) at which every seed's curve has a value (thinned curves skip
+    some: ``None``), and the mean over seeds there."""
+    length = min(len(values) for values in series)
+    epochs = [i for i in range(length) if all(values[i] is not None for values in series)]
+    return [i + 1 for i in epochs], [
+        statistics.fmean(values[i] for values in series) for i in epochs
+    ]

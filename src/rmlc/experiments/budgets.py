@@ -10,6 +10,7 @@ picks among the first ``B`` epochs (early stopping, what users do) and the netwo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,14 +31,27 @@ CURVE_KEYS = (
 _REPORTED = ("mAP", "F1-C")
 
 
-def curve(history: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+def curve(history: Sequence[dict[str, Any]]) -> dict[str, list[float | None]]:
     """The per-epoch series of a run's history (``Trainer.history``): ``epoch`` and each
-    of :data:`CURVE_KEYS` a run recorded, rounded to 3 decimals (percent)."""
-    series: dict[str, list[float]] = {"epoch": [int(record["epoch"]) for record in history]}
+    of :data:`CURVE_KEYS` a run recorded, rounded to 3 decimals (percent); ``None`` at the
+    epochs a thinned curve skipped (``curve_every``: NaN in the history)."""
+    series: dict[str, list[Any]] = {"epoch": [int(record["epoch"]) for record in history]}
     for key in CURVE_KEYS:
         if all(key in record for record in history) and history:
-            series[key] = [round(float(record[key]), 3) for record in history]
+            values = [float(record[key]) for record in history]
+            series[key] = [None if math.isnan(v) else round(v, 3) for v in values]
     return series
+
+
+def _at(series: dict[str, list[Any]], key: str, epoch: int) -> float:
+    """``series[key]`` at a 0-based ``epoch``; a ``ValueError`` if the curve skipped it."""
+    value = series[key][epoch]
+    if value is None:
+        raise ValueError(
+            f"the run's {key} curve has no value at epoch {epoch + 1}: with curve_every, "
+            "every budget must be a multiple of it"
+        )
+    return value
 
 
 def budget_names(budget: int) -> dict[str, str]:
@@ -72,15 +86,14 @@ def budget_metrics(series: dict[str, list[float]], budgets: Sequence[int]) -> di
     for budget in budgets:
         if not 1 <= budget <= epochs:
             raise ValueError(f"budget {budget} is outside the run's {epochs} epochs")
-        validation = series["val_mAP"][:budget]
+        validation = series["val_mAP"][:budget]  # every epoch: validation is never thinned
         picked = max(range(budget), key=lambda epoch: (validation[epoch], -epoch))
         names = budget_names(budget)
         for metric in _REPORTED:
-            values = series.get(f"test_{metric}")
-            if values is not None:
-                result[names[metric]] = values[picked]
-                result[names[f"last_{metric}"]] = values[budget - 1]
+            if f"test_{metric}" in series:
+                result[names[metric]] = _at(series, f"test_{metric}", picked)
+                result[names[f"last_{metric}"]] = _at(series, f"test_{metric}", budget - 1)
         result[names["epoch"]] = float(picked + 1)
         if "fit_corrupted_mAP" in series:
-            result[names["fit_corrupted"]] = series["fit_corrupted_mAP"][budget - 1]
+            result[names["fit_corrupted"]] = _at(series, "fit_corrupted_mAP", budget - 1)
     return result

@@ -201,6 +201,9 @@ class ExperimentSpec:
             raise TypeError("with budgets, the base's epochs must be the largest budget")
         if self.base.get("schedule") != "fixed" or not self.base.get("test_every_epoch"):
             raise TypeError("budgets need schedule: fixed and test_every_epoch: true in the base")
+        every = self.base.get("curve_every", 1)
+        if any(budget % every for budget in self.budgets):
+            raise TypeError(f"every budget must be a multiple of the base's curve_every ({every})")
         for method in self.trained:
             values = {**self.base, **method.set}
             if "hinge_steps" in values.get("loss_params", {}):

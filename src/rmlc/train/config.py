@@ -134,7 +134,10 @@ class TrainConfig:
     (mAP) to its training labels and, when they were corrupted, to the clean ones.
     ``test_every_epoch`` evaluates the test split after every epoch too (``test_mAP`` ...
     in ``log.csv``): the curve of a run, for studies of training length; it is never used
-    to choose anything.
+    to choose anything. ``curve_every`` > 1 thins both curves (the test split's and the
+    training fit's) to every that many epochs, the first and the last, and every epoch the
+    validation split selects (so every early-stopping pick of a shorter run is scored);
+    the other epochs' values are NaN in ``log.csv``. Training is unchanged.
     """
 
     # data
@@ -218,6 +221,7 @@ class TrainConfig:
     progress: bool = True
     dynamics_every: int = 0
     test_every_epoch: bool = False
+    curve_every: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -350,6 +354,7 @@ class TrainConfig:
         _require(
             self.dynamics_every >= 0, f"dynamics_every must be >= 0, got {self.dynamics_every}"
         )
+        _require(self.curve_every >= 1, f"curve_every must be >= 1, got {self.curve_every}")
         _require(self.dist_timeout > 0, f"dist_timeout must be > 0, got {self.dist_timeout}")
         _require(
             not (self.resume and self.overwrite),

@@ -106,4 +106,6 @@ CONFIG_HELP: dict[str, str] = {
     "cap, 1 - s)",
     "test_every_epoch": "evaluate the test split after every epoch too (learning curves in "
     "log.csv; never used to choose)",
+    "curve_every": "--test-every-epoch and the training fit: only every this many epochs, the "
+    "first, the last and each epoch validation selects (the others NaN); training unchanged",
 }

@@ -49,10 +49,11 @@ from rmlc.train.checkpoint import (
     load_checkpoint,
 )
 from rmlc.train.config import TrainConfig
+from rmlc.train.curves import epoch_curves
 from rmlc.train.data import BatchPreparation, TrainingData
 from rmlc.train.distributed import DistributedContext, barrier, training_network
 from rmlc.train.epoch import REPORT_EVERY, Position, StopAfterStep, train_epoch, train_step
-from rmlc.train.evaluation import batch_outputs, split_metrics, training_fit
+from rmlc.train.evaluation import batch_outputs, split_metrics
 from rmlc.train.fill import check_fill_unknown
 from rmlc.train.loading import epoch_sampler, evaluation_loader
 from rmlc.train.optimization import amp_dtype, autocast, build_optimizer, training_loss
@@ -235,12 +236,10 @@ class Trainer:
         if self.relabeling is not None:
             record["relabel_seconds"] = relabel_seconds
         if self.config.dynamics_every:
-            record.update(self._training_fit())
             self.log.dynamics(self.dynamics)
         if self.data.validation is not None:
             record.update(self._select_model(epoch))
-        if self.config.test_every_epoch and self.data.test is not None:  # a curve, not a choice
-            record.update({f"test_{k}": v for k, v in self.evaluate(self.data.test).items()})
+        record.update(epoch_curves(self, epoch))
         self.history.append(record)
         if self.context.is_main:
             self.save_checkpoint(self.out / "last.pt")
@@ -302,15 +301,6 @@ class Trainer:
     def step(self, images: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """One SGD step (:func:`~rmlc.train.epoch.train_step`): the batch loss, 0-d."""
         return train_step(self, images, indices)
-
-    def _training_fit(self) -> dict[str, float]:
-        """How the network fits the labeled samples' labels (:func:`training_fit`)."""
-        labeled = self.data.labeled
-        scores, positions = self.predict_scores(Subset(self.data.train, labeled.tolist()))
-        clean = self.data.clean_targets
-        return training_fit(
-            scores, self.targets[labeled[positions]], None if clean is None else clean[positions]
-        )
 
     # ---- semi-supervised refresh --------------------------------------------------------
 

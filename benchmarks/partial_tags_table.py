@@ -27,54 +27,19 @@ Reports each run's clean test mAP and F1-C and the paired difference per seed. W
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
+from _tags_table import machine_line, paired_line, rmlc, train_run, write_table
 from _timing import provenance_section
-from rmlc.data import FASHION_MNIST_CLASSES, load_embedded_fashion_mnist, make_mosaics
 
 ARMS = {"unknown-aware": [], "absent=negative": ["--unknown-tags", "negative"]}
 
 
-def write_table(folder: Path, split: str, count: int, seed: int) -> Path:
-    """``count`` RGB PNG mosaics of Fashion-MNIST's ``split`` images under ``folder/split``
-    and a tags table listing every absent tag as a verified negative."""
-    images, labels = load_embedded_fashion_mnist(split)
-    mosaics, targets = make_mosaics(images, labels, count, seed=seed, num_classes=10)
-    (folder / split).mkdir(parents=True, exist_ok=True)
-    rows = ["image,labels,negatives"]
-    for index, (mosaic, target) in enumerate(zip(mosaics, targets, strict=True)):
-        relative = f"{split}/{index:05d}.png"
-        Image.fromarray(mosaic[0]).convert("RGB").save(folder / relative)
-        names = np.asarray(FASHION_MNIST_CLASSES)
-        rows.append(f"{relative},{'|'.join(names[target > 0])},{'|'.join(names[target == 0])}")
-    table = folder / f"{split}.csv"
-    table.write_text("\n".join(rows) + "\n")
-    return table
-
-
-def rmlc(*args: str) -> None:
-    """Run one ``rmlc`` command as a user would; stop on failure."""
-    subprocess.run([sys.executable, "-m", "rmlc", *args], check=True)
-
-
 def run_arm(folder: Path, table: Path, test: Path, arm: str, seed: int) -> dict[str, float]:
-    """One ``rmlc train`` run (or its finished metrics if it already ran)."""
+    """One ``rmlc train --loss rmlc`` run of an arm (or its finished metrics)."""
     out = folder / "runs" / f"{arm}-seed{seed}"
-    metrics = out / "metrics.json"
-    if not metrics.exists():
-        rmlc("train", "--train", str(table), "--test", str(test), "--image-root", str(folder),
-             "--loss", "rmlc", "--seed", str(seed), "--out", str(out), "--overwrite",
-             "--no-progress", "--empty-labels", "skip", *ARMS[arm])  # fmt: skip
-    result = json.loads(metrics.read_text())
-    test_metrics = result.get("test", result)
-    return {"mAP": float(test_metrics["mAP"]), "F1-C": float(test_metrics["F1-C"])}
+    flags = ["--loss", "rmlc", "--empty-labels", "skip", *ARMS[arm]]
+    return train_run(out, table, test, folder, seed, *flags)
 
 
 def main() -> None:
@@ -88,10 +53,10 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     full = folder / "train.csv"
     if not full.exists():
-        write_table(folder, "train", args.train, seed=1)
+        write_table(folder, "train", args.train, seed=1, negatives=True)
     test = folder / "test.csv"
     if not test.exists():
-        write_table(folder, "test", 1000, seed=2)
+        write_table(folder, "test", 1000, seed=2, negatives=True)
     results: dict[int, dict[str, dict[str, float]]] = {}
     for seed in args.seeds:
         hidden = folder / f"train-hidden-seed{seed}.csv"
@@ -129,18 +94,10 @@ def write_report(folder: Path, args: argparse.Namespace, results: dict) -> None:
         )
     lines.append("")
     for metric, values in deltas.items():
-        spread = statistics.stdev(values) if len(values) > 1 else float("nan")
-        wins = sum(value > 0 for value in values)
-        lines.append(
-            f"- {metric}: unknown-aware minus absent=negative, mean {statistics.mean(values):+.2f} "
-            f"(std {spread:.2f}) over {len(values)} paired seeds; unknown-aware ahead in "
-            f"{wins} of {len(values)}."
-        )
+        lines.append(paired_line(metric, "unknown-aware", "absent=negative", values))
     lines += [
         "",
-        "Machine: load average (1, 5, 15 min) at the end "
-        f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}; other work shared it "
-        "(see the closing note of the commit that added this file).",
+        machine_line(),
         "",
         provenance_section(),
     ]

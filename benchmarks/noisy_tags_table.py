@@ -77,7 +77,8 @@ def main() -> None:
 def write_report(folder: Path, args: argparse.Namespace, results: dict) -> None:
     """The per-seed table and the paired differences, to ``noisy-tags-table*.md``."""
     default_start = DEFAULT_RAMP_START["rmlc"]
-    default = "RMLC, no ramp" if default_start == 1 else "RMLC, ramp at half"
+    arms = {1: "RMLC, no ramp", 0.5: "RMLC, ramp at half"}  # the ramp_start of each arm
+    default = arms.get(default_start, f"neither arm here (ramp_start {default_start})")
     command = f"python benchmarks/noisy_tags_table.py --train {args.train} --rate {args.rate}"
     command += "" if args.epochs is None else f" --epochs {args.epochs}"
     lines = [

@@ -144,9 +144,27 @@ def test_curves_read_skipped_epochs_as_none_and_budgets_refuse_them() -> None:
 
 def test_a_budget_that_is_not_a_multiple_of_curve_every_is_refused() -> None:
     base = {"epochs": 10, "schedule": "fixed", "test_every_epoch": True, "curve_every": 5}
-    assert ExperimentSpec.from_dict(_spec(base=base, budgets=[5, 10])).budgets == [5, 10]
-    with pytest.raises(TypeError, match=r"multiple of the base's curve_every \(5\)"):
+    # the first and the last epoch are always evaluated
+    assert ExperimentSpec.from_dict(_spec(base=base, budgets=[1, 5, 10])).budgets == [1, 5, 10]
+    with pytest.raises(TypeError, match=r"budgets \[4\] .* curve_every 5 skips"):
         ExperimentSpec.from_dict(_spec(base=base, budgets=[4, 10]))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"methods": [{"name": "W", "set": {"loss": "warp", "curve_every": 3}}]},
+         r"\[5\] of '', 'W'"),
+        ({"variants": [{"name": "v", "set": {"curve_every": 3}}]}, r"budgets \[5\] of 'v'"),
+        ({"quick": {"epochs": 3}, "quick_budgets": [1, 2, 3]}, r"quick budgets \[2\]"),
+        ({"base": {"epochs": 10, "schedule": "fixed", "test_every_epoch": True, "curve_every": 0}},
+         "curve_every must be a positive integer, got 0"),
+    ],
+)  # fmt: skip
+def test_curve_every_of_a_variant_a_method_or_quick_is_checked_too(changes, message) -> None:
+    base = {"epochs": 10, "schedule": "fixed", "test_every_epoch": True, "curve_every": 5}
+    with pytest.raises(TypeError, match=message):
+        ExperimentSpec.from_dict(_spec(**{"base": base, "budgets": [5, 10], **changes}))
 
 
 def test_curve_every_below_one_is_refused() -> None:
@@ -158,3 +176,16 @@ def test_the_figure_averages_seeds_only_at_epochs_every_seed_evaluated() -> None
     from rmlc.experiments.budget_report import _mean_curve
 
     assert _mean_curve([[1.0, None, 3.0, 7.0], [3.0, 4.0, 5.0]]) == ([1, 3], [2.0, 4.0])
+
+
+def test_log_csv_rows_follow_the_header_whatever_the_order_of_a_record(tmp_path) -> None:
+    import csv
+
+    from rmlc.train.run_log import RunLog
+
+    log = RunLog(tmp_path, tensorboard=False, echo=False, enabled=True)
+    log.epoch({"epoch": 1, "fit_train_mAP": 11.0, "val_mAP": 22.0})  # written before 2d0bd39
+    log.epoch({"epoch": 2, "val_mAP": 22.5, "fit_train_mAP": 11.5})  # resumed after it
+    with (tmp_path / "log.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert rows[1] == {"epoch": "2", "fit_train_mAP": "11.5", "val_mAP": "22.5"}

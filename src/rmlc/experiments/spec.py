@@ -201,9 +201,7 @@ class ExperimentSpec:
             raise TypeError("with budgets, the base's epochs must be the largest budget")
         if self.base.get("schedule") != "fixed" or not self.base.get("test_every_epoch"):
             raise TypeError("budgets need schedule: fixed and test_every_epoch: true in the base")
-        every = self.base.get("curve_every", 1)
-        if any(budget % every for budget in self.budgets):
-            raise TypeError(f"every budget must be a multiple of the base's curve_every ({every})")
+        self._check_curve_every()
         for method in self.trained:
             values = {**self.base, **method.set}
             if "hinge_steps" in values.get("loss_params", {}):
@@ -214,6 +212,28 @@ class ExperimentSpec:
                     f"method {method.name!r}: with budgets, give RMLC's warm start as "
                     "loss_params hinge_steps (ramp_start is a fraction of the run)"
                 )
+
+    def _check_curve_every(self) -> None:
+        """Every budget (and, with ``quick``, every quick budget) falls on an epoch whose
+        test curve and training fit are evaluated (``curve_every``), in every run: the
+        base, each variant and each method may set ``curve_every``."""
+        for quick, budgets in ((False, self.budgets), (True, self.quick_budgets)):
+            for variant in self.variants:
+                for method in self.trained:
+                    values = {**self.base, **variant.set, **method.set}
+                    if quick:
+                        values.update(self.quick)
+                    every = values.get("curve_every", 1)
+                    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+                        raise TypeError(f"curve_every must be a positive integer, got {every!r}")
+                    last = values.get("epochs")
+                    skipped = [b for b in budgets or [] if b % every and b not in (1, last)]
+                    if skipped:
+                        where = "quick budgets" if quick else "budgets"
+                        raise TypeError(
+                            f"{where} {skipped} of {variant.name!r}, {method.name!r} fall on "
+                            f"epochs curve_every {every} skips: give multiples of it"
+                        )
 
 
 def _build(kind: type, values: Any, what: str):

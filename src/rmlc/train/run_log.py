@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,12 @@ class RunLog:
             return
         path = self.out / "log.csv"
         try:
-            new = not path.is_file()
+            new = not path.is_file() or path.stat().st_size == 0
+            # The columns of the file's header (a run resumed by another version may order
+            # its record's keys differently): a row is written under its own names.
+            fieldnames = list(record) if new else _header(path) or list(record)
             with path.open("a", newline="") as stream:
-                writer = csv.DictWriter(stream, fieldnames=list(record), extrasaction="ignore")
+                writer = csv.DictWriter(stream, fieldnames=fieldnames, extrasaction="ignore")
                 if new:
                     writer.writeheader()
                 writer.writerow(record)
@@ -72,8 +76,8 @@ class RunLog:
             ) from error
         if self.writer is not None:
             for key, value in record.items():
-                if key != "epoch":
-                    self.writer.add_scalar(key, value, record["epoch"])
+                if key != "epoch" and not (isinstance(value, float) and math.isnan(value)):
+                    self.writer.add_scalar(key, value, record["epoch"])  # not a skipped curve
         summary = ", ".join(
             f"{key} {value:.4g}"
             for key, value in record.items()
@@ -104,3 +108,9 @@ class RunLog:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def _header(path: Path) -> list[str]:
+    """The column names of an existing ``log.csv`` (empty for an empty file)."""
+    with path.open(newline="") as stream:
+        return next(csv.reader(stream), [])

@@ -176,6 +176,9 @@ def test_the_figure_averages_seeds_only_at_epochs_every_seed_evaluated() -> None
     from rmlc.experiments.budget_report import _mean_curve
 
     assert _mean_curve([[1.0, None, 3.0, 7.0], [3.0, 4.0, 5.0]]) == ([1, 3], [2.0, 4.0])
+    # thinned to every 2: epoch 3 (picked by validation in both seeds) is off the grid
+    thinned = [[1.0, 2.0, 9.0, 4.0, None, 6.0], [3.0, 4.0, 9.0, 6.0, 7.0, 8.0]]
+    assert _mean_curve(thinned, every=2) == ([1, 2, 4, 6], [2.0, 3.0, 5.0, 7.0])
 
 
 def test_log_csv_rows_follow_the_header_whatever_the_order_of_a_record(tmp_path) -> None:

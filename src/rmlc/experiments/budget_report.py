@@ -124,7 +124,7 @@ def plot_curves(spec, runs: list[dict[str, Any]], path: Path) -> None:
                     and key in run["metrics"].get("curve", {})
                 ]
                 if series:
-                    epochs, mean = _mean_curve(series)
+                    epochs, mean = _mean_curve(series, spec.base.get("curve_every", 1))
                     ax.plot(epochs, mean, label=f"{method} ({len(series)})")
             ax.set_title(label, fontsize=9)
             ax.set_xlabel("epoch")
@@ -138,11 +138,14 @@ def plot_curves(spec, runs: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-def _mean_curve(series: list[list[float | None]]) -> tuple[list[int], list[float]]:
-    """The epochs (1-based) at which every seed's curve has a value (thinned curves skip
-    some: ``None``), and the mean over seeds there."""
+def _mean_curve(series: list[list[float | None]], every: int = 1) -> tuple[list[int], list[float]]:
+    """The epochs (1-based) of the regular grid (the first, every ``every``-th, the last)
+    at which every seed's curve has a value (thinned curves skip some: ``None``), and the
+    mean over seeds there. The extra epochs a thinned curve evaluates (those validation
+    selected) are left out: chosen for high validation scores, they would show as blips."""
     length = min(len(values) for values in series)
-    epochs = [i for i in range(length) if all(values[i] is not None for values in series)]
+    grid = [i for i in range(length) if i == 0 or (i + 1) % every == 0 or i + 1 == length]
+    epochs = [i for i in grid if all(values[i] is not None for values in series)]
     return [i + 1 for i in epochs], [
         statistics.fmean(values[i] for values in series) for i in epochs
     ]

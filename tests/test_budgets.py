@@ -63,7 +63,7 @@ def _spec(**changes) -> dict:
         ({"budgets": [0, 2]}, "positive epoch counts"),
         ({"base": {"epochs": 2, "schedule": "cosine", "test_every_epoch": True}}, "fixed"),
         ({"base": {"epochs": 2, "schedule": "fixed"}}, "test_every_epoch"),
-        ({"methods": [{"name": "R", "set": {"loss": "rmlc"}}]}, "hinge_steps"),
+        ({"methods": [{"name": "R", "set": {"loss": "rmlc", "ramp_start": 0.5}}]}, "hinge_steps"),
         ({"methods": [{"name": "R", "set": {"loss": "rmlc", "ramp_start": 0.3}}]}, "hinge_steps"),
         ({"quick_variants": ["nope"]}, "quick_variants names 'nope'"),
         ({"quick_methods": ["nope"]}, "quick_methods names 'nope'"),
@@ -78,10 +78,11 @@ def test_budget_specs_accept_warm_starts_in_steps_and_no_ramp_or_ramp_from_the_s
     methods = [
         {"name": "R", "set": {"loss": "rmlc", "loss_params": {"hinge_steps": 7}}},
         {"name": "R1", "set": {"loss": "rmlc", "ramp_start": 1}},
+        {"name": "default", "set": {"loss": "rmlc"}},  # ramp_start 1 by default
         {"name": "R0", "set": {"loss": "rmlc", "ramp_start": 0}},
         {"name": "P", "set": {"loss": "rmlc-paper"}},
     ]
-    assert len(ExperimentSpec.from_dict(_spec(methods=methods)).trained) == 4
+    assert len(ExperimentSpec.from_dict(_spec(methods=methods)).trained) == 5
 
 
 def _history(epochs: int, out, curve_every: int = 1) -> list[dict]:

@@ -56,8 +56,8 @@ def test_every_loss_learns(loss: str) -> None:
 
 
 def test_loss_names_mean_what_they_mean_in_training() -> None:
-    """``"rmlc"`` is the recommended RMLC here too (balanced margin, the hinge for the first
-    half of ``max_epochs``' steps); the paper's loss, the default on fixed features, is
+    """``"rmlc"`` is the recommended RMLC here too (balanced margin, the hinge throughout:
+    the ramp off); the paper's loss, the default on fixed features, is
     ``"rmlc-paper"``; both take the estimator's ``s``, ``kappa`` and ``rank``."""
     from rmlc.losses import RMLCLoss
     from rmlc.losses.ranking import PAPER
@@ -69,7 +69,7 @@ def test_loss_names_mean_what_they_mean_in_training() -> None:
     assert paper.rounding == PAPER["rounding"]
     recommended = RMLClassifier(loss="rmlc", kappa=2.0, s=-0.5)._build_loss(torch.Generator(), 40)
     assert isinstance(recommended, RMLCLoss) and recommended.balance_margin
-    assert (recommended.hinge_steps, recommended.kappa, recommended.s) == (20, 2.0, -0.5)
+    assert (recommended.hinge_steps, recommended.kappa, recommended.s) == (None, 2.0, -0.5)
 
 
 def test_the_defaults_fit_the_papers_loss_as_before() -> None:

@@ -91,6 +91,29 @@ def test_hinge_steps_start_with_the_hinge_then_switch_to_the_ramp() -> None:
     assert warm.steps_done == 3
 
 
+def test_the_default_uses_the_hinge_in_training_and_evaluation_and_counts_nothing() -> None:
+    logits, targets = batch(seed=3)
+    logits = logits * 3  # many pairs beyond the ramp's cap: ramp and hinge differ
+    default = RMLCLoss(rank="exact")
+    hinge = RMLCLoss(rank="exact", ramp_beta=0.0, hinge_steps=0)
+    ramp = RMLCLoss(rank="exact", hinge_steps=0)
+    assert not torch.allclose(hinge(logits, targets), ramp(logits, targets))
+    for mode in (True, False, True):
+        default.train(mode)
+        assert default.in_warm_start and default.current_beta == 0.0
+        torch.testing.assert_close(default(logits, targets), hinge(logits, targets))
+    assert default.steps_done == 0
+
+
+@pytest.mark.parametrize(
+    ("ramp_start", "steps", "want"), [(1.0, 50, None), (0.5, 50, 25), (0, 7, 0)]
+)
+def test_a_ramp_start_of_one_never_switches_the_ramp_on(ramp_start, steps, want) -> None:
+    from rmlc.losses.ranking import hinge_steps_for
+
+    assert hinge_steps_for(ramp_start, steps) == want
+
+
 def test_hinge_steps_count_training_calls_only_and_survive_state_dict() -> None:
     logits, targets = batch()
     warm = RMLCLoss(rank="exact", hinge_steps=5).eval()
@@ -148,7 +171,7 @@ def test_default_is_the_recommended_configuration_and_paper_is_the_papers() -> N
     from rmlc.losses.ranking import DEFAULT_HINGE_STEPS, PAPER
 
     default = RMLCLoss()
-    assert default.balance_margin and default.hinge_steps == DEFAULT_HINGE_STEPS > 0
+    assert default.balance_margin and default.hinge_steps is DEFAULT_HINGE_STEPS is None
     paper = RMLCLoss.paper()
     for key, value in PAPER.items():
         assert getattr(paper, key) == value, key

@@ -47,7 +47,7 @@ def test_full_scale_configs_follow_the_paper() -> None:
 
 
 def test_recommended_rmlc_starts_the_ramp_half_way_and_the_paper_at_once() -> None:
-    assert TrainConfig(loss="rmlc").ramp_start == 0.5
+    assert TrainConfig(loss="rmlc").ramp_start == 1.0  # the hinge throughout: the ramp off
     assert TrainConfig(loss="rmlc-paper").ramp_start is None
     assert TrainConfig(loss="warp").ramp_start is None
     assert TrainConfig(loss="rmlc", loss_params={"hinge_steps": 7}).ramp_start is None

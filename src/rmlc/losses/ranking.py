@@ -17,6 +17,7 @@ __all__ = [
     "RAMP_START",
     "RMLCLoss",
     "WARPLoss",
+    "hinge_steps_for",
 ]
 
 # The paper's configuration (Eq. 1, Section 4), the starting point of every variant.
@@ -32,12 +33,21 @@ PAPER: dict[str, Any] = {
 # The recommended loss (``RMLCLoss()``) departs from the paper in two places, each the
 # remedy of one half of the collapse measured from random weights (docs/results.md, "Why
 # end-to-end RMLC un-learned"): the margin term weighs a sample's positives and negatives
-# alike, and the first training calls use the hinge before the ramp's cap is switched on.
-# A drop-in user's loop gets this many hinge steps; where the run's length is known
-# (``rmlc train``, ``RMLClassifier``) the hinge trains the first ``RAMP_START`` of its
-# steps instead.
-DEFAULT_HINGE_STEPS = 1000
-RAMP_START = 0.5
+# alike, and training uses the hinge, not the ramp. Until issue 25 the hinge was a warm
+# start (the first half of a run, then the ramp); every comparison since found the ramp
+# costing mAP under corrupted labels, the budgets where it should pay included
+# (docs/results.md, "Where the ramp pays"), so the ramp's cap is off by default and on
+# when asked: ``hinge_steps=n`` in a user's loop, ``ramp_start < 1`` where the run's length
+# is known (``rmlc train``, ``RMLClassifier``: the hinge trains the first ``ramp_start`` of
+# its steps; 1, the default, the whole run).
+DEFAULT_HINGE_STEPS: int | None = None
+RAMP_START = 1.0
+
+
+def hinge_steps_for(ramp_start: float, total_steps: int) -> int | None:
+    """``RMLCLoss.hinge_steps`` for a run of ``total_steps`` whose first ``ramp_start``
+    (a fraction in [0, 1]) trains with the hinge: None at 1 (the ramp never switched on)."""
+    return None if ramp_start >= 1 else round(ramp_start * total_steps)
 
 
 class RMLCLoss(MultiLabelLoss):
@@ -47,8 +57,10 @@ class RMLCLoss(MultiLabelLoss):
     weighted by ``sample_weight`` (the heat-kernel confidences ``s_i``) and reduced.
 
     ``RMLCLoss()`` is the recommended configuration: a balanced margin term (``w_j`` equal
-    totals for positives and negatives) and a hinge warm start of ``hinge_steps`` training
-    calls before the ramp. ``RMLCLoss.paper()`` is the loss as the paper states it
+    totals for positives and negatives) and the hinge ``H_1`` in place of the ramp in both
+    terms (``hinge_steps=None``: the ramp's cap off; measured better than the ramp under
+    corrupted labels, docs/results.md). ``RMLCLoss(hinge_steps=n)`` switches the ramp on
+    after ``n`` training calls. ``RMLCLoss.paper()`` is the loss as the paper states it
     (``w_j = 1``, the ramp from the first call).
 
     Args:
@@ -64,12 +76,13 @@ class RMLCLoss(MultiLabelLoss):
         kernel: ``"auto"`` (by device and batch shape), ``"fused"`` (numba on CPU, Triton
             on a GPU), ``"pairs"``, ``"sorted"`` or ``"dense"``: exact algorithms for the
             pairwise term, see :mod:`rmlc.losses.functional`.
-        hinge_steps: warm start: the first ``hinge_steps`` calls made in training mode
-            use the hinge ``H_1`` (the ramp's cap off, ``ramp_beta = 0``) for both terms,
-            the convex problem that CCCP solves first; later calls use the ramp. The count
-            is ``steps_done``, saved in ``state_dict`` (resumes continue where they were).
-            About half of the run's steps is what was measured; the trainer sets that
-            (``TrainConfig.ramp_start``). 0 is the paper's ramp from the first step.
+        hinge_steps: ``None`` (default): every call uses the hinge ``H_1`` (the ramp's
+            cap off, ``ramp_beta = 0``) for both terms, the convex problem that CCCP solves
+            first. An integer: a warm start, the first ``hinge_steps`` calls made in
+            training mode use the hinge, later calls the ramp; the count is
+            ``steps_done``, saved in ``state_dict`` (resumes continue where they were); the
+            trainer sets it from ``TrainConfig.ramp_start``. 0 is the paper's ramp from the
+            first step.
         balance_margin: weight each sample's positives and negatives to equal totals in the
             margin term (:func:`~rmlc.losses.functional.balanced_margin_term`); the paper
             weights every label alike.
@@ -88,17 +101,19 @@ class RMLCLoss(MultiLabelLoss):
         reduction: str = "mean",
         generator: torch.Generator | None = None,
         kernel: str = "auto",
-        hinge_steps: int = DEFAULT_HINGE_STEPS,
+        hinge_steps: int | None = DEFAULT_HINGE_STEPS,
         balance_margin: bool = True,
     ) -> None:
         super().__init__(reduction)
         check(ramp_beta, RAMP_BETA, "ramp_beta")  # RankingTerms would call it beta
         RankingTerms(s, ramp_beta, kappa, rank, rounding, generator)  # checks the others
         check_choice(kernel, F.KERNELS, "kernel")
-        check_integer(hinge_steps, "hinge_steps", 0)
+        if hinge_steps is not None:
+            check_integer(hinge_steps, "hinge_steps", 0)
         self.s, self.kappa, self.rank = float(s), float(kappa), rank
         self.rounding, self.ramp_beta, self.generator = rounding, float(ramp_beta), generator
-        self.kernel, self.hinge_steps = kernel, int(hinge_steps)
+        self.kernel = kernel
+        self.hinge_steps = None if hinge_steps is None else int(hinge_steps)
         self.balance_margin = bool(balance_margin)
         self.steps_done = 0  # a host integer: counting never waits for a GPU
 
@@ -113,8 +128,9 @@ class RMLCLoss(MultiLabelLoss):
 
     @property
     def in_warm_start(self) -> bool:
-        """Whether the next training call still uses the hinge."""
-        return self.steps_done < self.hinge_steps
+        """Whether the next training call uses the hinge (always, with ``hinge_steps``
+        None)."""
+        return self.hinge_steps is None or self.steps_done < self.hinge_steps
 
     @property
     def current_beta(self) -> float:
@@ -131,7 +147,9 @@ class RMLCLoss(MultiLabelLoss):
         self, logits: torch.Tensor, positive: torch.Tensor, known: torch.Tensor | None = None
     ) -> torch.Tensor:
         beta = self.ramp_beta
-        if self.training and self.hinge_steps:
+        if self.hinge_steps is None:  # the hinge, in training and evaluation alike
+            beta = 0.0
+        elif self.training and self.hinge_steps:
             beta = self.current_beta
             self.steps_done += 1
         terms = RankingTerms(

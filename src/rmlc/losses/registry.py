@@ -204,7 +204,8 @@ for _entry in (
         "rmlc",
         RMLCLoss,
         0.006,  # chosen by Table 3's search on its validation split (results/table3-tuning.json)
-        "RMLC, recommended: balanced margin term, hinge warm start, then the ramp",
+        "RMLC, recommended: balanced margin term, the hinge throughout (--ramp-start < 1: "
+        "the ramp after that fraction of the run)",
         warm_start=True,
         ramp_start=RAMP_START,
         sampled_ranks=True,

@@ -54,7 +54,8 @@ CONFIG_HELP: dict[str, str] = {
     # loss
     "loss": "rmlc (recommended), rmlc-paper, warp, bce, softmax or asl",
     "loss_params": "YAML mapping of the loss's parameters, e.g. '{kappa: 2}'",
-    "ramp_start": "RMLC: fraction of the run trained with the hinge before the ramp",
+    "ramp_start": "RMLC: fraction of the run trained with the hinge before the ramp (default "
+    "1: the ramp off; 0.5 the ramp for the second half; rmlc-paper: 0)",
     # optimisation
     "epochs": "training epochs",
     "batch_size": "images per step (over all processes)",

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from rmlc.losses import MultiLabelLoss, loss_entry
+from rmlc.losses.ranking import hinge_steps_for
 from rmlc.train.config import TrainConfig
 from rmlc.train.schedule import learning_rate
 
@@ -35,7 +36,7 @@ def training_loss(
     if entry.sampled_ranks and loss.generator is None:
         loss.generator = generator
     if config.ramp_start is not None:  # the hinge for that fraction of the run's steps
-        loss.hinge_steps = round(config.ramp_start * total_steps())
+        loss.hinge_steps = hinge_steps_for(config.ramp_start, total_steps())
     loss.check_values = False
     return loss
 

@@ -5,8 +5,7 @@ tests run everywhere; Triton reads the switch when first imported, hence here.
 
 Under pytest-xdist each worker takes its share of the cores for torch's threads (and the
 processes it starts, through ``OMP_NUM_THREADS``): ``-n 2`` on 2 cores would otherwise run
-4 threads that wait on each other. The slow tests run first, so that xdist's workers end on
-short tests rather than one of them on a long one while the other waits.
+4 threads that wait on each other.
 """
 
 import os
@@ -71,12 +70,6 @@ def _worker_threads() -> int | None:
 if (_THREADS := _worker_threads()) is not None and "OMP_NUM_THREADS" not in os.environ:
     os.environ["OMP_NUM_THREADS"] = str(_THREADS)
     torch.set_num_threads(_THREADS)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked slow first (in their order), then the others: xdist hands tests
-    out in this order, so the long ones start early and the many short ones fill in."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -69,11 +69,13 @@ def test_a_wheel_installed_into_a_clean_folder_reproduces(tmp_path) -> None:
         "import rmlc, rmlc.experiments as e\n"
         f"assert rmlc.__file__.startswith({str(site)!r}), rmlc.__file__\n"
         "assert all(e.load_spec(name).methods for name in e.EXPERIMENTS)\n"
-        # a tenth of the embedded mosaics, as tests/test_experiments.py's quick runs: the
+        # 100 training and 200 test mosaics, as tests/test_experiments.py's quick runs: the
         # specs and the data still come from the wheel
-        "import rmlc.experiments.reproduction as r\n"
-        "values = r._config_values\n"
-        "r._config_values = lambda *a: {**values(*a), 'subsample': 0.1}\n"
+        "import rmlc.experiments.reproduction as r, rmlc.train.sources.fashion_mosaic as m\n"
+        "values, arrays = r._config_values, m._arrays\n"
+        "r._config_values = lambda *a: {**values(*a), 'subsample': 0.025}\n"
+        "m._arrays = lambda split, source: tuple(a[:200] if split == 'test' else a\n"
+        "                                        for a in arrays(split, source))\n"
         "from rmlc.cli import main\n"
         "sys.exit(main(['reproduce', 'table3', '--quick', '--out', 'results']))\n"
     )

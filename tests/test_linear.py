@@ -72,6 +72,25 @@ def test_loss_names_mean_what_they_mean_in_training() -> None:
     assert (recommended.hinge_steps, recommended.kappa, recommended.s) == (None, 2.0, -0.5)
 
 
+@pytest.mark.parametrize("loss", ["rmlc", "rmlc-paper", "warp"])
+def test_the_stopping_rule_judges_a_loss_with_the_hinge_throughout(loss: str) -> None:
+    """``loss="rmlc"`` (the hinge throughout, no warm start to wait out) stops early like
+    the others: with ``tol`` 1 any loss above 0 is stale, so patience 1 stops at epoch 2."""
+    X, Y = structured_problem(120)
+    model = RMLClassifier(loss=loss, max_epochs=10, tol=1.0, n_iter_no_change=1, random_state=0)
+    assert model.fit(X, Y).n_iter_ == 2
+
+
+def test_the_stopping_rule_waits_out_a_hinge_warm_start() -> None:
+    """A loss whose ramp is still to come is not judged during its hinge epochs."""
+    from rmlc.linear import _ramp_pending
+    from rmlc.losses import RMLCLoss
+
+    assert not _ramp_pending(RMLCLoss())  # the hinge throughout: nothing to wait for
+    assert _ramp_pending(RMLCLoss(hinge_steps=3))
+    assert not _ramp_pending(RMLCLoss(hinge_steps=0))
+
+
 def test_the_defaults_fit_the_papers_loss_as_before() -> None:
     """RMLClassifier() fits the model it fitted when its default was ``loss="rmlc"`` (then
     the paper's loss): the same as naming ``"rmlc-paper"``, and not the recommended RMLC."""

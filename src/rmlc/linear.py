@@ -333,8 +333,9 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         for epoch in epochs:
             if entry.takes_epoch:
                 loss_fn.set_epoch(epoch)
-            # The stopping rule judges the ramp's epochs, not those of a hinge warm start.
-            warm_start = entry.warm_start and loss_fn.in_warm_start
+            # The stopping rule judges the ramp's epochs, not those of a hinge warm start;
+            # with the hinge throughout (hinge_steps None) it judges every epoch.
+            warm_start = entry.warm_start and _ramp_pending(loss_fn)
             epoch_loss = _sgd_epoch(
                 (features, labels, sample_weight, extra),
                 (coef, intercept),
@@ -591,6 +592,14 @@ def _read(path: str | Path, trusted: bool) -> RMLClassifier:
             t=record["propagation_t"],
         )
     return model
+
+
+def _ramp_pending(loss_fn: MultiLabelLoss) -> bool:
+    """Whether a loss with a hinge warm start is still in it and will switch the ramp on
+    later (false for ``hinge_steps`` None: the hinge throughout, nothing to wait for)."""
+    return getattr(loss_fn, "hinge_steps", None) is not None and bool(
+        getattr(loss_fn, "in_warm_start", False)
+    )
 
 
 class _StoppingRule:

@@ -278,6 +278,21 @@ def test_warm_start_position_is_restored_on_resume(mosaic_tables, tmp_path) -> N
     assert resumed.loss_fn.steps_done == done
 
 
+def test_resume_refuses_to_switch_the_ramp_of_a_run(mosaic_tables, tmp_path) -> None:
+    """A run trained with the ramp at half (the default before issue 25) is not resumed
+    with the hinge throughout (the default since) unless asked with its own setting."""
+    from rmlc.train.checkpoint import CheckpointError
+
+    build_trainer(tiny_config(mosaic_tables, tmp_path / "run", ramp_start=0.5)).fit()
+    last = tmp_path / "run" / "last.pt"
+    default = build_trainer(tiny_config(mosaic_tables, tmp_path / "run", resume=True))
+    with pytest.raises(CheckpointError, match=r"ramp_start 0.5 .* ramp_start 1.0"):
+        default.resume(last)
+    same = build_trainer(tiny_config(mosaic_tables, tmp_path / "run", resume=True, ramp_start=0.5))
+    same.resume(last)
+    assert same.loss_fn.steps_done == same.position.global_step > 0
+
+
 @pytest.mark.parametrize(
     ("loss", "ramp_start", "fraction"),
     [

@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointError",
     "atomic_save",
     "check_compatible",
+    "check_same_ramp",
     "load_checkpoint",
     "safe_load",
 ]
@@ -119,4 +120,23 @@ def check_compatible(
     if saved_classes is not None and saved_classes != num_classes:
         raise CheckpointError(
             f"checkpoint {path} has {saved_classes} classes, the data has {num_classes}"
+        )
+
+
+def check_same_ramp(saved: dict[str, Any], config: dict[str, Any], path: str | Path) -> None:
+    """Raise a :class:`CheckpointError` when a resumed run would switch its loss's ramp
+    (``ramp_start``, ``loss_params.hinge_steps``) from what its checkpoint trained with:
+    ``--loss rmlc`` meant ``--ramp-start 0.5`` before issue 25 and means 1 (the ramp off)
+    since, so the same command would change a run's loss half way. Checkpoints without a
+    config (older versions) are not checked."""
+    if not saved:
+        return
+    before = (saved.get("ramp_start"), saved.get("loss_params", {}).get("hinge_steps"))
+    now = (config.get("ramp_start"), config.get("loss_params", {}).get("hinge_steps"))
+    if saved.get("loss") == config.get("loss") and before != now:
+        raise CheckpointError(
+            f"checkpoint {path} trained with ramp_start {before[0]} and hinge_steps "
+            f"{before[1]}, this run has ramp_start {now[0]} and hinge_steps {now[1]} "
+            "(rmlc's default ramp_start is 1 since issue 25, 0.5 before): give the "
+            "checkpoint's settings (e.g. --ramp-start 0.5) to resume it"
         )

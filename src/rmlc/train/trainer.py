@@ -46,6 +46,7 @@ from rmlc.train.checkpoint import (
     CheckpointContents,
     atomic_save,
     check_compatible,
+    check_same_ramp,
     load_checkpoint,
 )
 from rmlc.train.config import TrainConfig
@@ -381,6 +382,7 @@ class Trainer:
         payload = load_checkpoint(path)
         check_compatible(payload, self.model.name, self.model.num_classes, path)
         contents = CheckpointContents.from_dict(payload, path)
+        check_same_ramp(contents.config, self.config.to_dict(), path)
         self.model.load_state_dict(contents.model)
         self.optimizer.load_state_dict(contents.optimizer)
         self.scaler.load_state_dict(contents.scaler)

@@ -46,7 +46,7 @@ def test_full_scale_configs_follow_the_paper() -> None:
         assert (config.lr, config.weight_decay, config.milestones) == (5e-5, 5e-5, [10000, 16000])
 
 
-def test_recommended_rmlc_starts_the_ramp_half_way_and_the_paper_at_once() -> None:
+def test_recommended_rmlc_keeps_the_hinge_and_the_paper_starts_the_ramp_at_once() -> None:
     assert TrainConfig(loss="rmlc").ramp_start == 1.0  # the hinge throughout: the ramp off
     assert TrainConfig(loss="rmlc-paper").ramp_start is None
     assert TrainConfig(loss="warp").ramp_start is None

@@ -38,7 +38,8 @@ ARMS = {"unknown-aware": [], "absent=negative": ["--unknown-tags", "negative"]}
 def run_arm(folder: Path, table: Path, test: Path, arm: str, seed: int) -> dict[str, float]:
     """One ``rmlc train --loss rmlc`` run of an arm (or its finished metrics)."""
     out = folder / "runs" / f"{arm}-seed{seed}"
-    flags = ["--loss", "rmlc", "--empty-labels", "skip", *ARMS[arm]]
+    # the RMLC of the committed results (the ramp at half: the default until issue 25)
+    flags = ["--loss", "rmlc", "--ramp-start", "0.5", "--empty-labels", "skip", *ARMS[arm]]
     return train_run(out, table, test, folder, seed, *flags)
 
 

@@ -35,6 +35,25 @@ def write_table(folder: Path, split: str, count: int, seed: int, negatives: bool
     return table
 
 
+def write_tables(folder: Path, train: int, negatives: bool) -> tuple[Path, Path]:
+    """The benchmark's training table (``train`` mosaics of training images) and clean test
+    table (1,000 of test images) under ``folder``, written once (kept when they exist)."""
+    tables = []
+    for split, count, seed in (("train", train, 1), ("test", 1000, 2)):
+        table = folder / f"{split}.csv"
+        tables.append(
+            table if table.exists() else write_table(folder, split, count, seed, negatives)
+        )
+    return tables[0], tables[1]
+
+
+def corrupted_copy(table: Path, copy: Path, seed: int, *flags: str) -> Path:
+    """``rmlc corrupt TABLE COPY FLAGS --seed SEED`` once (kept when it exists)."""
+    if not copy.exists():
+        rmlc("corrupt", str(table), str(copy), *flags, "--seed", str(seed))
+    return copy
+
+
 def rmlc(*args: str) -> None:
     """Run one ``rmlc`` command as a user would; stop on failure."""
     subprocess.run([sys.executable, "-m", "rmlc", *args], check=True)

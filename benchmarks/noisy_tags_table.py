@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _tags_table import machine_line, paired_line, rmlc, train_run, write_table
+from _tags_table import corrupted_copy, machine_line, paired_line, train_run, write_tables
 from _timing import provenance_section
 from rmlc.train.config import DEFAULT_RAMP_START
 
@@ -54,19 +54,13 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.out
     folder.mkdir(parents=True, exist_ok=True)
-    full = folder / "train.csv"
-    if not full.exists():
-        write_table(folder, "train", args.train, seed=1, negatives=False)
-    test = folder / "test.csv"
-    if not test.exists():
-        write_table(folder, "test", 1000, seed=2, negatives=False)
+    full, test = write_tables(folder, args.train, negatives=False)
     epochs = [] if args.epochs is None else ["--epochs", str(args.epochs)]
     budget = "default" if args.epochs is None else f"{args.epochs}ep"
     results: dict[int, dict[str, dict[str, float]]] = {}
     for seed in args.seeds:
         noisy = folder / f"train-rate{args.rate}-seed{seed}.csv"
-        if not noisy.exists():
-            rmlc("corrupt", str(full), str(noisy), "--rate", str(args.rate), "--seed", str(seed))
+        corrupted_copy(full, noisy, seed, "--rate", str(args.rate))
         results[seed] = {}
         for arm, flags in ARMS.items():
             out = folder / "runs" / f"{budget}-rate{args.rate}-{arm.replace(', ', '-')}-seed{seed}"

@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _tags_table import machine_line, paired_line, rmlc, train_run, write_table
+from _tags_table import corrupted_copy, machine_line, paired_line, train_run, write_tables
 from _timing import provenance_section
 
 ARMS = {"unknown-aware": [], "absent=negative": ["--unknown-tags", "negative"]}
@@ -52,17 +52,11 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.out
     folder.mkdir(parents=True, exist_ok=True)
-    full = folder / "train.csv"
-    if not full.exists():
-        write_table(folder, "train", args.train, seed=1, negatives=True)
-    test = folder / "test.csv"
-    if not test.exists():
-        write_table(folder, "test", 1000, seed=2, negatives=True)
+    full, test = write_tables(folder, args.train, negatives=True)
     results: dict[int, dict[str, dict[str, float]]] = {}
     for seed in args.seeds:
         hidden = folder / f"train-hidden-seed{seed}.csv"
-        if not hidden.exists():
-            rmlc("corrupt", str(full), str(hidden), "--hide", str(args.hide), "--seed", str(seed))
+        corrupted_copy(full, hidden, seed, "--hide", str(args.hide))
         results[seed] = {arm: run_arm(folder, hidden, test, arm, seed) for arm in ARMS}
     write_report(folder, args, results)
 

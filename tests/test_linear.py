@@ -83,12 +83,11 @@ def test_the_stopping_rule_judges_a_loss_with_the_hinge_throughout(loss: str) ->
 
 def test_the_stopping_rule_waits_out_a_hinge_warm_start() -> None:
     """A loss whose ramp is still to come is not judged during its hinge epochs."""
-    from rmlc.linear import _ramp_pending
     from rmlc.losses import RMLCLoss
 
-    assert not _ramp_pending(RMLCLoss())  # the hinge throughout: nothing to wait for
-    assert _ramp_pending(RMLCLoss(hinge_steps=3))
-    assert not _ramp_pending(RMLCLoss(hinge_steps=0))
+    assert not RMLCLoss().ramp_pending  # the hinge throughout: nothing to wait for
+    assert RMLCLoss(hinge_steps=3).ramp_pending
+    assert not RMLCLoss(hinge_steps=0).ramp_pending
 
 
 def test_the_defaults_fit_the_papers_loss_as_before() -> None:

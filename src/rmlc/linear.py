@@ -335,7 +335,7 @@ class RMLClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 loss_fn.set_epoch(epoch)
             # The stopping rule judges the ramp's epochs, not those of a hinge warm start;
             # with the hinge throughout (hinge_steps None) it judges every epoch.
-            warm_start = entry.warm_start and _ramp_pending(loss_fn)
+            warm_start = entry.warm_start and loss_fn.ramp_pending
             epoch_loss = _sgd_epoch(
                 (features, labels, sample_weight, extra),
                 (coef, intercept),
@@ -592,14 +592,6 @@ def _read(path: str | Path, trusted: bool) -> RMLClassifier:
             t=record["propagation_t"],
         )
     return model
-
-
-def _ramp_pending(loss_fn: MultiLabelLoss) -> bool:
-    """Whether a loss with a hinge warm start is still in it and will switch the ramp on
-    later (false for ``hinge_steps`` None: the hinge throughout, nothing to wait for)."""
-    return getattr(loss_fn, "hinge_steps", None) is not None and bool(
-        getattr(loss_fn, "in_warm_start", False)
-    )
 
 
 class _StoppingRule:

@@ -11,6 +11,7 @@ from typing import Any
 from rmlc.atomic import atomic_write
 from rmlc.experiments.budgets import budget_names
 from rmlc.experiments.verdicts import paired_verdict
+from rmlc.train.curves import on_curve_grid
 
 __all__ = ["budget_lines", "plot_curves"]
 
@@ -144,7 +145,7 @@ def _mean_curve(series: list[list[float | None]], every: int = 1) -> tuple[list[
     mean over seeds there. The extra epochs a thinned curve evaluates (those validation
     selected) are left out: chosen for high validation scores, they would show as blips."""
     length = min(len(values) for values in series)
-    grid = [i for i in range(length) if i == 0 or (i + 1) % every == 0 or i + 1 == length]
+    grid = [i for i in range(length) if on_curve_grid(i + 1, every, length)]
     epochs = [i for i in grid if all(values[i] is not None for values in series)]
     return [i + 1 for i in epochs], [
         statistics.fmean(values[i] for values in series) for i in epochs

@@ -18,6 +18,7 @@ import yaml
 
 from rmlc.train import TrainConfig
 from rmlc.train.config import DEFAULT_RAMP_START
+from rmlc.train.curves import on_curve_grid
 
 __all__ = [
     "EXPERIMENTS",
@@ -227,7 +228,7 @@ class ExperimentSpec:
                     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
                         raise TypeError(f"curve_every must be a positive integer, got {every!r}")
                     last = values.get("epochs")
-                    skipped = [b for b in budgets or [] if b % every and b not in (1, last)]
+                    skipped = [b for b in budgets or [] if not on_curve_grid(b, every, last)]
                     if skipped:
                         where = "quick budgets" if quick else "budgets"
                         raise TypeError(

@@ -133,6 +133,12 @@ class RMLCLoss(MultiLabelLoss):
         return self.hinge_steps is None or self.steps_done < self.hinge_steps
 
     @property
+    def ramp_pending(self) -> bool:
+        """Whether a warm start is still on and the ramp will be switched on later (false
+        with ``hinge_steps`` None: the hinge throughout, no switch to wait for)."""
+        return self.hinge_steps is not None and self.steps_done < self.hinge_steps
+
+    @property
     def current_beta(self) -> float:
         """The ``ramp_beta`` the next training call uses: 0 during the warm start."""
         return 0.0 if self.in_warm_start else self.ramp_beta

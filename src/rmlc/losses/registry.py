@@ -56,8 +56,8 @@ class LossEntry:
         default_lr: the learning rate of ``rmlc train`` when ``lr`` is not given (> 0).
         summary: one line: what the loss is.
         warm_start: the loss has a hinge warm start (an attribute ``hinge_steps``: an integer,
-            or None for the hinge throughout),
-            so that ``TrainConfig.ramp_start`` applies to it.
+            or None for the hinge throughout, and ``ramp_pending``, as
+            :class:`~rmlc.losses.RMLCLoss`), so that ``TrainConfig.ramp_start`` applies to it.
         ramp_start: the fraction of the run trained with the hinge when ``ramp_start`` is
             not given (``rmlc train``, and ``RMLClassifier`` over ``max_epochs``); None: no
             warm start unless asked. Needs ``warm_start``.

@@ -16,7 +16,7 @@ from rmlc.train.data import TrainingData
 from rmlc.train.evaluation import training_fit
 from rmlc.train.targets import SparseTargets
 
-__all__ = ["CurveState", "curves_due", "epoch_curves"]
+__all__ = ["CurveState", "curves_due", "epoch_curves", "on_curve_grid"]
 
 
 class CurveState(Protocol):
@@ -33,14 +33,19 @@ class CurveState(Protocol):
     def evaluate(self, split: tuple[Dataset, Any]) -> dict[str, float]: ...
 
 
+def on_curve_grid(epoch: int, every: int, epochs: int) -> bool:
+    """Whether 1-based ``epoch`` of an ``epochs``-epoch run is on a thinned curve's regular
+    grid: the first, every ``every``-th and the last."""
+    return epoch % every == 0 or epoch in (1, epochs)
+
+
 def curves_due(trainer: CurveState, epoch: int) -> bool:
-    """Whether the curves are evaluated after 0-based ``epoch``: every ``curve_every``
-    epochs, the first and the last, and every epoch the validation split selected (so
-    every early-stopping pick of a shorter run has its test score)."""
+    """Whether the curves are evaluated after 0-based ``epoch``: on the grid of
+    ``curve_every`` (:func:`on_curve_grid`), and every epoch the validation split selected
+    (so every early-stopping pick of a shorter run has its test score)."""
     config = trainer.config
     return (
-        (epoch + 1) % config.curve_every == 0
-        or epoch + 1 in (1, config.epochs)
+        on_curve_grid(epoch + 1, config.curve_every, config.epochs)
         or trainer.best_epoch == epoch + 1
         or not trainer.history
     )

@@ -333,6 +333,22 @@ def test_every_flag_of_every_command_has_help() -> None:
     assert _actions_without_help(build_parser(), "rmlc") == []
 
 
+def test_no_training_flag_states_its_default_twice() -> None:
+    # A help text that says its default's rule keeps the parser from appending
+    # "(default: None)" after it (--ramp-start once said "default 1" and then "None").
+    from rmlc.cli import build_parser
+
+    train = next(
+        action.choices["train"]
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    twice = [a.option_strings for a in train._actions if (a.help or "").count("default") > 1]
+    assert twice == []
+    ramp_start = next(a for a in train._actions if "--ramp-start" in a.option_strings)
+    assert "default: 1 for rmlc" in ramp_start.help and "None" not in ramp_start.help
+
+
 def test_the_help_walk_finds_a_flag_without_help() -> None:
     parser = argparse.ArgumentParser(prog="x")
     commands = parser.add_subparsers(dest="command")

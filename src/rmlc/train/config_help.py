@@ -52,10 +52,10 @@ CONFIG_HELP: dict[str, str] = {
     "width": "small-cnn: channels of its first stage (then 2x and 4x)",
     "norm": "small-cnn: normalisation layers, batch, group or none",
     # loss
-    "loss": "rmlc (recommended), rmlc-paper, warp, bce, softmax or asl",
+    "loss": "rmlc (recommended), the paper's rmlc-paper, or a baseline",
     "loss_params": "YAML mapping of the loss's parameters, e.g. '{kappa: 2}'",
-    "ramp_start": "RMLC: fraction of the run trained with the hinge before the ramp (default "
-    "1: the ramp off; 0.5 the ramp for the second half; rmlc-paper: 0)",
+    "ramp_start": "RMLC: fraction of the run trained with the hinge before the ramp "
+    "(default: 1 for rmlc, the ramp off; 0 for rmlc-paper; 0.5: the ramp for the second half)",
     # optimisation
     "epochs": "training epochs",
     "batch_size": "images per step (over all processes)",

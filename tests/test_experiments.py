@@ -284,6 +284,74 @@ def test_the_learning_rate_search_runs_only_what_it_has_not_scored(tmp_path, mon
     assert trained == []
 
 
+def test_the_search_grows_past_an_edge_that_holds_the_best_score(tmp_path, monkeypatch) -> None:
+    """``extend``: once a method's grid is scored, a step past the edge with the best score,
+    the edge's own ratio, until the best lies inside or ``extend`` steps were taken; every
+    method by the same rule, a method with the best inside grows nothing."""
+    from rmlc.experiments import reproduction as experiments
+    from rmlc.experiments.report import _grid_edges
+
+    rounds: list[list[tuple[str, float]]] = []
+    peaks = {"WARP": 0.0003, "BCE": 0.15, "RMLC": 0.1}  # below, inside, above their grids
+
+    def fake_map(tasks, jobs, description):
+        rounds.append([(task["name"], task["values"]["lr"]) for task in tasks])
+        for task in tasks:
+            lr = task["values"]["lr"]
+            yield (
+                task,
+                {"result": {"validation": {"mAP": -abs(math.log(lr / peaks[task["name"]]))}}},
+            )
+
+    monkeypatch.setattr(experiments, "_map", fake_map)
+    methods = [{"name": name, "set": {"loss": name.lower()}} for name in peaks]
+    spec = _search_spec([1.0, 3.0, 10.0], methods)  # defaults: warp 0.002, bce 0.05, rmlc 0.006
+    spec.tune["extend"] = 2
+    rates = experiments.tuned_learning_rates(spec, tmp_path, False)
+    assert len(rounds[0]) == 9  # the whole grid first, every method at once
+    assert rounds[1] == [("WARP", pytest.approx(0.002 / 3)), ("RMLC", pytest.approx(0.2))]
+    assert rounds[2] == [("WARP", pytest.approx(0.002 / 9))]  # better again: one more step
+    assert len(rounds) == 3  # RMLC's 0.2 was worse than 0.06: its best lies inside
+    assert rates["WARP"] == pytest.approx(0.002 / 9)  # the most steps taken, still the edge
+    assert rates["BCE"] == pytest.approx(0.15) and rates["RMLC"] == pytest.approx(0.06)
+    saved = json.loads((tmp_path / "search-tuning.json").read_text())
+    assert [len(saved["_scores"][name]) for name in peaks] == [5, 3, 4]
+    assert _grid_edges(spec, saved) == ["WARP (smallest)"]
+    rounds.clear()  # a second call scores nothing again
+    assert experiments.tuned_learning_rates(spec, tmp_path, False) == rates and rounds == []
+    rounds.clear()  # without extend the grown rates are off the grid: neither chosen nor kept
+    spec.tune["extend"] = 0
+    assert experiments.tuned_learning_rates(spec, tmp_path, False)["WARP"] == pytest.approx(0.002)
+    assert rounds == []
+
+
+@pytest.mark.parametrize(
+    "tune, problem",
+    [
+        ({"factors": []}, "increasing numbers > 0"),
+        ({"factors": [1.0, 0.3]}, "increasing numbers > 0"),
+        ({"factors": [0.0, 1.0]}, "increasing numbers > 0"),
+        ({"factors": [1.0, 3.0], "extend": -1}, "extend must be a whole number"),
+        ({"factors": [1.0, 3.0], "extend": 1.5}, "extend must be a whole number"),
+        ({"factors": [1.0, 3.0], "steps": 2}, "tune takes factors and extend"),
+    ],
+)
+def test_a_spec_with_a_bad_search_is_refused(tune, problem) -> None:
+    from rmlc.experiments import ExperimentSpec
+
+    values = {
+        "name": "search",
+        "title": "search",
+        "metrics": ["mAP"],
+        "seeds": 1,
+        "base": {"dataset": "fashion-mosaic"},
+        "methods": [{"name": "WARP", "set": {"loss": "warp"}}],
+        "tune": tune,
+    }
+    with pytest.raises(TypeError, match=problem):
+        ExperimentSpec.from_dict(values)
+
+
 def test_a_spec_tuned_from_another_searches_only_the_methods_it_takes(
     tmp_path, monkeypatch
 ) -> None:

@@ -169,9 +169,10 @@ def tuned_learning_rates(
 ) -> dict[str, float]:
     """Each method's learning rate: its default times the factor of ``spec.tune`` with the
     best validation score (seed 0, first variant, first axis value), every method with the
-    same factors; or the rates another experiment chose (``tune_from``; its search is run
-    or completed first where it lacks a method this one takes); or the defaults
-    (``--quick``). ``only``: search only these methods (and those they are tuned as)."""
+    same factors, and with ``extend`` > 0 the same rule past the grid (:func:`_grown_grid`);
+    or the rates another experiment chose (``tune_from``; its search is run or completed
+    first where it lacks a method this one takes); or the defaults (``--quick``). ``only``:
+    search only these methods (and those they are tuned as)."""
     from rmlc.train.config import DEFAULT_LEARNING_RATES
 
     def default(method: Method) -> float:
@@ -189,36 +190,68 @@ def tuned_learning_rates(
     previous = json.loads(path.read_text()) if path.is_file() else {}
     first_value = spec.axis.values[0] if spec.axis else None
     searched = [m for m in trained if m.tune_as is None]
-    grid = {m.name: [default(m) * factor for factor in spec.tune["factors"]] for m in searched}
-    scores: dict[str, list[tuple[float, float]]] = {
-        name: [
-            (score, lr)
-            for score, lr in previous.get("_scores", {}).get(name, [])
-            if any(math.isclose(lr, wanted, rel_tol=1e-9) for wanted in grid[name])
-        ]
-        for name in grid
+    factors, extend = spec.tune["factors"], spec.tune.get("extend", 0)
+    base = {m.name: [default(m) * factor for factor in factors] for m in searched}
+    scored = {
+        m.name: [tuple(pair) for pair in previous.get("_scores", {}).get(m.name, [])]
+        for m in searched
     }
     if only is not None:  # the methods another experiment takes, and those they are tuned as
         only = only | {m.tune_as for m in trained if m.name in only and m.tune_as is not None}
-    tasks = []  # only the (method, rate) pairs not searched yet: a grid can grow, a method join
-    for method in searched:
-        if only is not None and method.name not in only:
-            continue  # its scores so far are kept; its search waits for its own experiment
-        tried = [lr for _, lr in scores[method.name]]
-        for lr in grid[method.name]:
-            if any(math.isclose(lr, done, rel_tol=1e-9) for done in tried):
-                continue
-            values = _config_values(spec, quick, spec.variants[0], first_value, method)
-            values.update(seed=0, lr=lr, test_every_epoch=False)  # validation chooses
-            tasks.append(_task(spec, method, values, tuning=True))
-    for task, outcome in _map(tasks, jobs, f"{spec.name} tuning"):
-        score = _selection_metric(outcome["result"])
-        scores[task["name"]].append((score, task["values"]["lr"]))
-        # saved after every run: a search stopped half-way resumes from the runs it scored
-        _save_search(_choices(trained, scores, grid), path, previous)
+    while True:  # rounds: the grid, then each step past an edge that holds the best score
+        grid = {name: _grown_grid(base[name], scored[name], extend) for name in base}
+        scores = {name: _on_grid(scored[name], grid[name]) for name in grid}
+        tasks = []  # only the (method, rate) pairs not scored yet: a grid can grow
+        for method in searched:
+            if only is not None and method.name not in only:
+                continue  # its scores so far are kept; its search waits for its own experiment
+            for lr in grid[method.name]:
+                if _on_grid(scores[method.name], [lr]):
+                    continue
+                values = _config_values(spec, quick, spec.variants[0], first_value, method)
+                values.update(seed=0, lr=lr, test_every_epoch=False)  # validation chooses
+                tasks.append(_task(spec, method, values, tuning=True))
+        if not tasks:
+            break
+        for task, outcome in _map(tasks, jobs, f"{spec.name} tuning"):
+            pair = (_selection_metric(outcome["result"]), task["values"]["lr"])
+            scored[task["name"]].append(pair)
+            scores[task["name"]].append(pair)
+            # saved after every run: a search stopped half-way resumes from the runs it scored
+            _save_search(_choices(trained, scores, grid), path, previous)
     chosen = _choices(trained, scores, grid)
     _save_search(chosen, path, previous)
     return chosen
+
+
+def _on_grid(scored: list[tuple[float, float]], grid: list[float]) -> list[tuple[float, float]]:
+    """The (score, rate) pairs whose rate is on the grid."""
+    return [
+        (score, lr)
+        for score, lr in scored
+        if any(math.isclose(lr, wanted, rel_tol=1e-9) for wanted in grid)
+    ]
+
+
+def _grown_grid(grid: list[float], scored: list[tuple[float, float]], extend: int) -> list[float]:
+    """The rates to score: ``grid`` (increasing), and once every rate on it is scored, one
+    more past the edge that holds the best score (the edge's own ratio: 0.1, 0.3 grows
+    0.033), until the best lies inside or ``extend`` steps were added on that side."""
+    grown = list(grid)
+    added = {"low": 0, "high": 0}
+    while True:
+        found = [_on_grid(scored, [lr]) for lr in grown]
+        if not all(found) or len(grown) < 2:
+            return grown
+        best = max(range(len(grown)), key=lambda i: (max(found[i])[0], grown[i]))
+        if best == 0 and added["low"] < extend:
+            grown.insert(0, grown[0] * grown[0] / grown[1])
+            added["low"] += 1
+        elif best == len(grown) - 1 and added["high"] < extend:
+            grown.append(grown[-1] * grown[-1] / grown[-2])
+            added["high"] += 1
+        else:
+            return grown
 
 
 def _choices(

@@ -10,6 +10,7 @@ claim or a feature method names but the spec lacks, and the base config.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -126,7 +127,9 @@ class ExperimentSpec:
     quick_axis: list[float] | None = None
     paper: dict[str, dict[str, float]] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
-    tune: dict[str, list[float]] | None = None  # {"factors": [...]}: the learning-rate grid
+    # {"factors": [...], "extend": n}: the learning-rate grid, grown up to n steps past an
+    # edge that holds the best score (reproduction._grown_grid)
+    tune: dict[str, Any] | None = None
     tune_from: str | None = None  # that experiment's rates (its search: our methods only)
     budgets: list[int] | None = None  # epochs read off each run's curve (budgets.py)
     quick_budgets: list[int] | None = None
@@ -147,6 +150,7 @@ class ExperimentSpec:
         values["claims"] = [_build(Claim, c, "claim") for c in values.get("claims", [])]
         spec = _build(cls, {**values, "path": path}, "spec")
         spec._check_names()
+        spec._check_tune()
         spec._check_budgets()
         return spec
 
@@ -190,6 +194,26 @@ class ExperimentSpec:
             for other in (claim.better, claim.worse):
                 if other not in names:
                     raise TypeError(f"claim {claim.text!r} names {other!r}, not a method here")
+
+    def _check_tune(self) -> None:
+        """``tune``: increasing positive ``factors``, ``extend`` >= 0 steps (a single factor
+        has no ratio to grow by: it stays one rate)."""
+        if self.tune is None:
+            return
+        if not isinstance(self.tune, dict) or set(self.tune) - {"factors", "extend"}:
+            raise TypeError(f"tune takes factors and extend, got {self.tune!r}")
+        factors = self.tune.get("factors")
+        if (
+            not isinstance(factors, list)
+            or not factors
+            or any(not isinstance(f, (int, float)) or isinstance(f, bool) for f in factors)
+            or factors[0] <= 0
+            or any(b <= a for a, b in itertools.pairwise(factors))
+        ):
+            raise TypeError(f"tune's factors must be increasing numbers > 0: {factors}")
+        extend = self.tune.get("extend", 0)
+        if not isinstance(extend, int) or isinstance(extend, bool) or extend < 0:
+            raise TypeError(f"tune's extend must be a whole number of steps >= 0: {extend!r}")
 
     def _check_budgets(self) -> None:
         """Budgets are prefixes of one run: a constant rate, a curve of the test split, and

@@ -47,6 +47,7 @@ EXPERIMENTS = (
     "partial",
     "budget",
     "budget-pretrained",
+    "budget-small",
     "remedies",
 )
 SPEC_FOLDER = Path(__file__).resolve().parent / "specs"  # package data: installed with rmlc

@@ -179,6 +179,12 @@ def _stale_runs(spec, runs: list[dict[str, Any]], rates: dict[str, Any]) -> list
     return [f"{name} ({n} of {total} runs)" for name, (n, total) in counts.items() if n]
 
 
+def _extend_words(extend: int) -> str:
+    if not extend:
+        return ""
+    return f", grown past an edge that held the best score by up to {extend} steps"
+
+
 def _grid_edges(spec, rates: dict[str, float]) -> list[str]:
     """Methods whose tuned learning rate is the smallest or largest factor of the grid."""
     scores = rates.get("_scores")
@@ -278,7 +284,9 @@ def _preamble_lines(
             f" (chosen on the validation split of `{spec.tune_from}`)"
             if spec.tune_from
             else " (each the best of the rates searched for it on a validation split, seed 0: "
-            f"`{spec.name}-tuning.json`; the spec's grid is its default x {spec.tune['factors']})"
+            f"`{spec.name}-tuning.json`; the spec's grid is its default x {spec.tune['factors']}"
+            + _extend_words(spec.tune.get("extend", 0))
+            + ")"
             if spec.tune and not suffix
             else " (defaults)"
         )

@@ -229,7 +229,8 @@ def test_a_diverging_learning_rate_of_the_search_scores_last(monkeypatch) -> Non
         experiments._train_task(task)
 
 
-def _search_spec(factors: list[float], methods: list[dict]):
+def _search_spec(factors: list[float], methods: list[dict], **tune):
+    """A one-variant spec whose search is ``{"factors": factors, **tune}``."""
     from rmlc.experiments import ExperimentSpec
 
     return ExperimentSpec.from_dict(
@@ -240,7 +241,7 @@ def _search_spec(factors: list[float], methods: list[dict]):
             "seeds": 1,
             "base": {"dataset": "fashion-mosaic"},
             "methods": methods,
-            "tune": {"factors": factors},
+            "tune": {"factors": factors, **tune},
         }
     )
 
@@ -305,8 +306,8 @@ def test_the_search_grows_past_an_edge_that_holds_the_best_score(tmp_path, monke
 
     monkeypatch.setattr(experiments, "_map", fake_map)
     methods = [{"name": name, "set": {"loss": name.lower()}} for name in peaks]
-    spec = _search_spec([1.0, 3.0, 10.0], methods)  # defaults: warp 0.002, bce 0.05, rmlc 0.006
-    spec.tune["extend"] = 2
+    # the defaults: warp 0.002, bce 0.05, rmlc 0.006
+    spec = _search_spec([1.0, 3.0, 10.0], methods, extend=2)
     rates = experiments.tuned_learning_rates(spec, tmp_path, False)
     assert len(rounds[0]) == 9  # the whole grid first, every method at once
     assert rounds[1] == [("WARP", pytest.approx(0.002 / 3)), ("RMLC", pytest.approx(0.2))]
@@ -337,19 +338,8 @@ def test_the_search_grows_past_an_edge_that_holds_the_best_score(tmp_path, monke
     ],
 )
 def test_a_spec_with_a_bad_search_is_refused(tune, problem) -> None:
-    from rmlc.experiments import ExperimentSpec
-
-    values = {
-        "name": "search",
-        "title": "search",
-        "metrics": ["mAP"],
-        "seeds": 1,
-        "base": {"dataset": "fashion-mosaic"},
-        "methods": [{"name": "WARP", "set": {"loss": "warp"}}],
-        "tune": tune,
-    }
     with pytest.raises(TypeError, match=problem):
-        ExperimentSpec.from_dict(values)
+        _search_spec(methods=[{"name": "WARP", "set": {"loss": "warp"}}], **tune)
 
 
 def test_a_spec_tuned_from_another_searches_only_the_methods_it_takes(
